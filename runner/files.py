@@ -1,0 +1,133 @@
+"""Finding migration files in a folder and fingerprinting what they contain.
+
+Everything here happens before the database is touched, so a bad file name, a duplicate
+version or a file that is not UTF-8 stops the run while nothing has been applied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.errors import BadInput
+
+NAME_PATTERN = re.compile(r"(?P<version>[0-9]+)[_-](?P<description>.+)\.sql", re.DOTALL)
+NAME_RULE = "<version>_<description>.sql, for example 0015_add_due_date.sql"
+MAX_VERSION = 2**63 - 1  # the tracking table stores versions as bigint
+UTF8_BOM = b"\xef\xbb\xbf"
+CHECKSUM_ALGORITHM = "sha256"
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One versioned file, read once: the bytes we checksum are the bytes we run."""
+
+    version: int
+    name: str
+    path: Path
+    sql: bytes
+    checksum: str
+
+    def text(self) -> str:
+        return self.sql.decode("utf-8")
+
+
+def normalise(raw: bytes) -> bytes:
+    """Drop a UTF-8 BOM and turn CRLF/CR into LF, so a Windows checkout or an editor is not an edit."""
+    if raw.startswith(UTF8_BOM):
+        raw = raw[len(UTF8_BOM) :]
+    if b"\r" in raw:
+        raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return raw
+
+
+def _sha256(sql: bytes) -> str:
+    return "sha256:" + hashlib.sha256(sql).hexdigest()
+
+
+# The recorded checksum names its algorithm, so a future change of algorithm compares old
+# rows with the algorithm they were written with instead of reporting every file as edited.
+_CHECKSUMS = {"sha256": _sha256}
+
+
+def checksum(sql: bytes) -> str:
+    return _CHECKSUMS[CHECKSUM_ALGORITHM](sql)
+
+
+def checksum_matches(recorded: str, migration: Migration) -> bool:
+    algorithm = recorded.partition(":")[0]
+    if algorithm == CHECKSUM_ALGORITHM:
+        return recorded == migration.checksum
+    compute = _CHECKSUMS.get(algorithm)
+    return compute is not None and compute(migration.sql) == recorded
+
+
+def _line_of(raw: bytes, offset: int) -> int:
+    return raw.count(b"\n", 0, offset) + 1
+
+
+def read_migration(path: Path, version: int) -> Migration:
+    """Read and validate one file; raise BadInput naming the file and the place of the problem."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read the file ({exc.strerror}); check its permissions") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise BadInput(f"{path}: the file is UTF-16; save it as UTF-8")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(
+            f"{path}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at line {_line_of(raw, exc.start)}); "
+            "save the file as UTF-8"
+        ) from None
+    nul = raw.find(0)
+    if nul >= 0:
+        raise BadInput(f"{path}: contains a NUL byte at line {_line_of(raw, nul)}; remove it")
+    sql = normalise(raw)
+    return Migration(version=version, name=path.name, path=path, sql=sql, checksum=checksum(sql))
+
+
+def parse_name(name: str) -> int | None:
+    """The version of a migration file name, or None when the name breaks the rule."""
+    match = NAME_PATTERN.fullmatch(name)
+    if match is None or not match["description"].strip():
+        return None
+    return int(match["version"])
+
+
+def discover(directory: Path) -> list[Migration]:
+    """All migrations in ``directory``, ordered by version.
+
+    Only ``*.sql`` files directly in the folder count; other files and sub-folders are
+    ignored, and so are hidden files (editor lock and swap files start with a dot).
+    """
+    if not directory.is_dir():
+        raise BadInput(f"migrations folder {directory} does not exist; create it or pass --dir")
+    found: dict[int, Path] = {}
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError as exc:
+        raise BadInput(f"cannot list {directory} ({exc.strerror}); check its permissions") from None
+    for entry in entries:
+        name = entry.name
+        if name.startswith(".") or not entry.is_file():
+            continue
+        if not name.endswith(".sql"):
+            if name.lower().endswith(".sql"):
+                raise BadInput(f"{entry.path}: rename it to end in lower-case .sql ({NAME_RULE})")
+            continue
+        version = parse_name(name)
+        if version is None:
+            raise BadInput(f"{entry.path}: not a migration file name; expected {NAME_RULE}")
+        if version > MAX_VERSION:
+            raise BadInput(f"{entry.path}: version {version} is larger than {MAX_VERSION}; use a shorter number")
+        if version in found:
+            raise BadInput(
+                f"{found[version]} and {entry.path} both have version {version}; renumber one of them"
+            )
+        found[version] = Path(entry.path)
+    return [read_migration(found[version], version) for version in sorted(found)]

@@ -1,0 +1,207 @@
+"""The tracking table: one row per applied migration, the database's side of the story.
+
+The table is always addressed schema-qualified, so a migration that changes ``search_path``
+cannot misplace a row. A table of the same name that runner did not create is never
+altered or dropped: we refuse to run instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg import sql
+
+from runner.errors import BadInput
+from runner.files import Migration
+
+DEFAULT_TABLE = "public.runner_migrations"
+_PLAIN_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+_MAX_IDENTIFIER_BYTES = 63  # PostgreSQL silently truncates longer names
+
+# Column name -> type as format_type() prints it. The set is the signature of "our" table.
+COLUMNS: dict[str, str] = {
+    "version": "bigint",
+    "name": "text",
+    "checksum": "text",
+    "executed_at": "timestamp with time zone",
+    "execution_ms": "integer",
+    "applied_by": "text",
+}
+
+
+@dataclass(frozen=True)
+class Record:
+    """A row of the tracking table."""
+
+    version: int
+    name: str
+    checksum: str
+    executed_at: datetime
+    execution_ms: int
+    applied_by: str
+
+
+def _split_parts(text: str) -> list[str]:
+    """Split ``[schema.]name`` the way PostgreSQL reads it: quoted parts verbatim, others folded."""
+    parts: list[str] = []
+    i = 0
+    while True:
+        if text.startswith('"', i):
+            end = i + 1
+            part = ""
+            while True:
+                close = text.find('"', end)
+                if close < 0:
+                    raise BadInput(f"--table {text!r}: unterminated double quote")
+                part += text[end:close]
+                if text.startswith('"', close + 1):  # "" is an escaped quote
+                    part += '"'
+                    end = close + 2
+                    continue
+                i = close + 1
+                break
+        else:
+            dot = text.find(".", i)
+            raw = text[i:] if dot < 0 else text[i:dot]
+            if not _PLAIN_IDENTIFIER.fullmatch(raw):
+                raise BadInput(
+                    f"--table {text!r}: {raw!r} is not a plain identifier; "
+                    'write it in double quotes, for example --table \'"My Schema".migrations\''
+                )
+            part = raw.lower()
+            i += len(raw)
+        if not part or len(part.encode()) > _MAX_IDENTIFIER_BYTES:
+            raise BadInput(f"--table {text!r}: each name must have 1 to 63 bytes")
+        parts.append(part)
+        if i == len(text):
+            break
+        if text[i] != ".":
+            raise BadInput(f"--table {text!r}: expected a dot after {part!r}")
+        i += 1
+    if len(parts) > 2:
+        raise BadInput(f"--table {text!r}: expected [schema.]name")
+    return parts
+
+
+@dataclass(frozen=True)
+class TrackingTable:
+    schema: str
+    name: str
+
+    @classmethod
+    def parse(cls, text: str | None) -> TrackingTable:
+        parts = _split_parts((text or DEFAULT_TABLE).strip())
+        return cls("public", parts[0]) if len(parts) == 1 else cls(parts[0], parts[1])
+
+    def __str__(self) -> str:
+        return ".".join(
+            p if _PLAIN_IDENTIFIER.fullmatch(p) and p == p.lower() else '"' + p.replace('"', '""') + '"'
+            for p in (self.schema, self.name)
+        )
+
+    @property
+    def identifier(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, self.name)
+
+    @property
+    def lock_key(self) -> int:
+        """The advisory-lock key: derived from the table, so two projects don't block each other."""
+        digest = hashlib.sha256(f"runner:{self.schema}.{self.name}".encode()).digest()
+        return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _columns(conn: psycopg.Connection, table: TrackingTable) -> tuple[str, dict[str, str]] | None:
+    rows = conn.execute(
+        """
+        SELECT c.relkind::text, a.attname::text, format_type(a.atttypid, a.atttypmod)
+        FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+        WHERE n.nspname = %s AND c.relname = %s
+        """,
+        (table.schema, table.name),
+    ).fetchall()
+    if not rows:
+        return None
+    return rows[0][0], {name: type_ for _, name, type_ in rows if name is not None}
+
+
+def check(conn: psycopg.Connection, table: TrackingTable) -> bool:
+    """True when our table exists, False when nothing has that name; BadInput for a stranger."""
+    found = _columns(conn, table)
+    if found is None:
+        return False
+    relkind, columns = found
+    if relkind in ("r", "p") and columns == COLUMNS:
+        return True
+    have = ", ".join(f"{k} {v}" for k, v in columns.items()) or "no columns"
+    what = "table" if relkind in ("r", "p") else "relation (not a table)"
+    raise BadInput(
+        f"{table} exists but is not runner's tracking table: a {what} with {have}; "
+        f"runner will not change it. Pass --table to use another name"
+    )
+
+
+def ensure(conn: psycopg.Connection, table: TrackingTable) -> None:
+    """Create the table when absent. Checks the catalog first: IF NOT EXISTS still needs CREATE rights."""
+    if check(conn, table):
+        return
+    exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (table.schema,)).fetchone()
+    if not exists:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(table.schema)))
+    conn.execute(
+        sql.SQL(
+            """
+            CREATE TABLE IF NOT EXISTS {} (
+                version      bigint PRIMARY KEY,
+                name         text NOT NULL,
+                checksum     text NOT NULL,
+                executed_at  timestamptz NOT NULL DEFAULT now(),
+                execution_ms integer NOT NULL,
+                applied_by   text NOT NULL DEFAULT session_user
+            )
+            """
+        ).format(table.identifier)
+    )
+    conn.execute(
+        sql.SQL("COMMENT ON TABLE {} IS {}").format(
+            table.identifier, sql.Literal("Migrations applied by runner: one row per file.")
+        )
+    )
+
+
+def read(conn: psycopg.Connection, table: TrackingTable) -> list[Record]:
+    """The recorded migrations, or none when the table does not exist yet."""
+    if not check(conn, table):
+        return []
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT version, name, checksum, executed_at, execution_ms, applied_by FROM {} ORDER BY version"
+        ).format(table.identifier)
+    ).fetchall()
+    return [Record(*row) for row in rows]
+
+
+def insert_statement(conn: psycopg.Connection, table: TrackingTable, migration: Migration) -> bytes:
+    """The INSERT that travels with the migration, in the same transaction.
+
+    Execution time is measured by the server: statement_timestamp() is when the whole message
+    (file and INSERT) arrived, clock_timestamp() is now, after the file ran.
+    """
+    return (
+        sql.SQL(
+            "INSERT INTO {} (version, name, checksum, execution_ms) VALUES ({}, {}, {}, "
+            "(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::integer)"
+        )
+        .format(
+            table.identifier,
+            sql.Literal(migration.version),
+            sql.Literal(migration.name),
+            sql.Literal(migration.checksum),
+        )
+        .as_bytes(conn)
+    )
