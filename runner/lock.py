@@ -1,0 +1,57 @@
+"""The run-wide migration lock: a session-level advisory lock on a connection of its own.
+
+It is taken by polling ``pg_try_advisory_lock``, never by blocking in ``pg_advisory_lock``:
+a backend blocked there holds a snapshot, and a lock holder's ``CREATE INDEX CONCURRENTLY``
+would wait for that snapshot forever. Closing the connection releases the lock, so a killed
+runner never leaves it behind.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from runner import db
+from runner.errors import LockTimeout
+
+DEFAULT_WAIT_S = 120.0
+_POLL_S = 0.2
+
+_HOLDER = """
+SELECT a.pid, coalesce(nullif(a.application_name, ''), 'unknown application'),
+       to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ')
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND l.classid = %(high)s::oid AND l.objid = %(low)s::oid
+"""
+
+
+def _holder(conn: object, key: int) -> str:
+    unsigned = key & 0xFFFFFFFFFFFFFFFF
+    row = conn.execute(_HOLDER, {"high": unsigned >> 32, "low": unsigned & 0xFFFFFFFF}).fetchone()  # type: ignore[attr-defined]
+    return f"pid {row[0]} ({row[1]}, connected since {row[2]})" if row else "another session"
+
+
+@contextmanager
+def migration_lock(
+    dsn: str, key: int, wait_s: float = DEFAULT_WAIT_S, on_note: Callable[[str], None] | None = None
+) -> Iterator[None]:
+    conn = db.connect(dsn)
+    try:
+        deadline = time.monotonic() + wait_s
+        told = False
+        while not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:  # type: ignore[index]
+            if time.monotonic() >= deadline:
+                raise LockTimeout(
+                    f"the migration lock is held by {_holder(conn, key)}; gave up after {wait_s:g}s. "
+                    "Wait for that run to finish, or raise --lock-wait"
+                )
+            if not told and on_note:
+                on_note(f"Waiting for the migration lock, held by {_holder(conn, key)}")
+                told = True
+            time.sleep(_POLL_S)
+        yield
+    finally:
+        conn.close()
