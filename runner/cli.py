@@ -1,0 +1,167 @@
+"""The ``runner`` command: a thin layer over runner.api that prints and picks exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+import typer
+
+from runner import api, report
+from runner.errors import RunnerError
+from runner.lock import DEFAULT_WAIT_S
+from runner.tracking import DEFAULT_TABLE
+
+EXIT_CODES = (
+    "Exit codes: 0 success; 1 drift found or run refused (--strict, out-of-order file); "
+    "2 bad input or usage (file names, encoding, options, a tracking table that is not runner's); "
+    "3 a migration failed and was rolled back; 4 the migration lock was not obtained in time; "
+    "5 the database cannot be reached or refused the login."
+)
+
+app = typer.Typer(
+    help="Apply numbered plain-SQL migrations to PostgreSQL, and detect drift.",
+    epilog=EXIT_CODES,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+Dsn = Annotated[
+    str | None,
+    typer.Option("--dsn", help="postgresql:// URL. Default: $DATABASE_URL, else the embedded PostgreSQL in .runner/."),
+]
+Dir = Annotated[Path, typer.Option("--dir", help="Folder of the migration files.")]
+Table = Annotated[str, typer.Option("--table", help="Tracking table, [schema.]name.")]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
+
+
+def _say(text: str, stream: TextIO, prefix: str = "", color: str | None = None) -> None:
+    use_color = stream.isatty() and not os.environ.get("NO_COLOR")
+    head = typer.style(prefix, fg=color, bold=True) if (prefix and use_color) else prefix
+    print(f"{head}{text}", file=stream, flush=True)
+
+
+def _run(as_json: bool, work: Callable[[], tuple[int, dict[str, Any] | None]]) -> None:
+    """Run a command body; map our errors to one message and one exit code."""
+    try:
+        code, doc = work()
+    except RunnerError as error:
+        lines = report.error_lines(error)
+        _say(lines[0], sys.stderr, "error: ", "red")
+        for line in lines[1:]:
+            _say(line, sys.stderr)
+        if as_json:
+            print(json.dumps(report.error_doc(error), indent=2, default=str))
+        raise typer.Exit(error.exit_code) from None
+    except KeyboardInterrupt:
+        _say("interrupted", sys.stderr, "error: ", "red")
+        raise typer.Exit(130) from None
+    if as_json and doc is not None:
+        print(json.dumps(doc, indent=2, default=str))
+    raise typer.Exit(code)
+
+
+def _notes_to_stderr(event: api.Event) -> None:
+    if isinstance(event, api.Note):
+        _say(event.text, sys.stderr)
+
+
+@app.command()
+def migrate(
+    dsn: Dsn = None,
+    dir: Dir = Path(api.DEFAULT_DIR),
+    table: Table = DEFAULT_TABLE,
+    strict: Annotated[bool, typer.Option(help="Refuse to run (exit 1) if an applied file was edited or is gone.")] = False,
+    allow_out_of_order: Annotated[bool, typer.Option(help="Apply files older than the newest applied one.")] = False,
+    lock_wait: Annotated[float, typer.Option(help="Seconds to wait for another runner's lock (exit 4 after).")] = DEFAULT_WAIT_S,
+    as_json: Json = False,
+) -> None:
+    """Apply the pending migrations in order, each in its own transaction with its tracking row.
+
+    Example: runner migrate --dsn postgresql://app@db.internal/app
+    """
+    progress = sys.stderr if as_json else sys.stdout
+
+    def on_event(event: api.Event) -> None:
+        if isinstance(event, api.Note):
+            _say(event.text, sys.stderr)
+        elif isinstance(event, api.DriftWarning):
+            _say(report.warning_line(event.entry), sys.stderr, "warning: ", "yellow")
+        else:
+            _say(report.event_line(event), progress)
+
+    def work() -> tuple[int, dict[str, Any]]:
+        result = api.migrate(dsn, dir, table, strict=strict, allow_out_of_order=allow_out_of_order,
+                             lock_wait=lock_wait, on_event=on_event)  # fmt: skip
+        summary = report.migrate_summary(result)
+        if summary:
+            _say(summary, progress)
+        return 0, report.migrate_doc(result)
+
+    _run(as_json, work)
+
+
+@app.command()
+def status(dsn: Dsn = None, dir: Dir = Path(api.DEFAULT_DIR), table: Table = DEFAULT_TABLE, as_json: Json = False) -> None:
+    """Show every migration with its state: applied, pending, edited, missing or out_of_order.
+
+    Example: runner status --json
+    """
+
+    def work() -> tuple[int, dict[str, Any]]:
+        plan = api.status(dsn, dir, table, on_event=_notes_to_stderr)
+        if not as_json:
+            report.print_status_table(plan)
+        return 0, report.status_doc(plan)
+
+    _run(as_json, work)
+
+
+@app.command()
+def verify(
+    dsn: Dsn = None,
+    dir: Dir = Path(api.DEFAULT_DIR),
+    table: Table = DEFAULT_TABLE,
+    strict: Annotated[bool, typer.Option(help="Count pending files as drift too.")] = False,
+    as_json: Json = False,
+) -> None:
+    """Detect drift between the files and the tracking table: exit 0 when clean, 1 when not.
+
+    Edited, missing and out-of-order files are drift; pending files are listed, and are
+    drift only with --strict. Example: runner verify --strict
+    """
+
+    def work() -> tuple[int, dict[str, Any]]:
+        result = api.verify(dsn, dir, table, strict=strict, on_event=_notes_to_stderr)
+        if not as_json:
+            for line in report.verify_lines(result):
+                _say(line, sys.stdout)
+        return (0 if result.clean else 1), report.verify_doc(result)
+
+    _run(as_json, work)
+
+
+@app.command()
+def new(
+    description: Annotated[str, typer.Argument(help="What the migration does, e.g. 'add due date'.")],
+    dir: Dir = Path(api.DEFAULT_DIR),
+) -> None:
+    """Create the next numbered migration file from a short template.
+
+    Example: runner new "add due date to tat alerts"  ->  sql/0015_add_due_date_to_tat_alerts.sql
+    """
+    from runner.scaffold import new_migration
+
+    def work() -> tuple[int, None]:
+        _say(f"Created {new_migration(dir, description)}", sys.stdout)
+        return 0, None
+
+    _run(False, work)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,57 @@
+"""``runner new``: the next numbered file, numbered and padded like its neighbours."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+from runner.errors import BadInput
+from runner.files import NAME_PATTERN, discover
+
+DEFAULT_WIDTH = 4
+_TIMESTAMP = "%Y%m%d%H%M%S"
+
+TEMPLATE = """\
+-- {description}
+--
+-- Runs in one transaction together with its row in the tracking table.
+-- Guard every statement (IF NOT EXISTS, CREATE OR REPLACE, or a DO block that
+-- checks the catalog) so that running this file twice, or by hand in psql, is harmless.
+
+"""
+
+
+def _looks_like_timestamp(digits: str) -> bool:
+    try:
+        datetime.strptime(digits, _TIMESTAMP)
+    except ValueError:
+        return False
+    return True
+
+
+def next_version(existing: list[str], now: datetime | None = None) -> str:
+    """The version string after ``existing`` (the version digits of each file name, as written)."""
+    if not existing:
+        return f"{1:0{DEFAULT_WIDTH}d}"
+    newest = max(existing, key=int)
+    if _looks_like_timestamp(newest):
+        stamp = (now or datetime.now(UTC)).strftime(_TIMESTAMP)
+        return stamp if int(stamp) > int(newest) else str(int(newest) + 1)
+    width = max(len(v) for v in existing)
+    return f"{int(newest) + 1:0{width}d}"
+
+
+def new_migration(directory: Path, description: str, now: datetime | None = None) -> Path:
+    slug = re.sub(r"\W+", "_", description.strip().lower()).strip("_")
+    if not slug:
+        raise BadInput("the description needs a letter or a digit, for example: runner new add_due_date")
+    directory.mkdir(parents=True, exist_ok=True)
+    versions = [NAME_PATTERN.fullmatch(m.name)["version"] for m in discover(directory)]  # type: ignore[index]
+    path = directory / f"{next_version(versions, now)}_{slug}.sql"
+    try:
+        with path.open("x", encoding="utf-8") as out:
+            out.write(TEMPLATE.format(description=description.strip()))
+    except FileExistsError:
+        raise BadInput(f"{path} already exists; try again") from None
+    return path
