@@ -1,0 +1,48 @@
+"""Shared fixtures: a real PostgreSQL, and a fresh database for every test.
+
+The server is $DATABASE_URL when set, else the project's embedded PostgreSQL. Each test gets
+a database of its own, created here and dropped afterwards, so no test depends on another.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from helpers import ROOT
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+
+@pytest.fixture(scope="session")
+def server_dsn() -> Iterator[str]:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    from runner import embedded
+
+    with embedded.server(ROOT) as dsn:
+        yield dsn
+
+
+@pytest.fixture
+def dsn(server_dsn: str) -> Iterator[str]:
+    """A fresh, empty database for one test."""
+    name = f"runner_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_conninfo(server_dsn, dbname=name)
+    finally:
+        with psycopg.connect(server_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def migrations(tmp_path: Path) -> Path:
+    return tmp_path / "sql"

@@ -1,0 +1,38 @@
+"""`runner new`: the next file, numbered like its neighbours."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from helpers import assert_clean_error, runner_cli, write
+
+from runner.files import discover
+from runner.scaffold import new_migration, next_version
+
+
+def test_new_file_follows_the_padding_of_its_neighbours(migrations: Path) -> None:
+    write(migrations, "0001_a.sql", "SELECT 1;\n")
+    write(migrations, "0009_b.sql", "SELECT 1;\n")
+    result = runner_cli("new", "Add due date to TAT alerts!", "--dir", migrations)
+    assert result.returncode == 0, result.stderr
+    created = migrations / "0010_add_due_date_to_tat_alerts.sql"
+    assert result.stdout.strip() == f"Created {created}"
+    assert created.read_text().startswith("-- Add due date to TAT alerts!\n")
+    assert [m.version for m in discover(migrations)] == [1, 9, 10]
+
+
+def test_first_file_in_an_empty_or_missing_folder(tmp_path: Path) -> None:
+    assert new_migration(tmp_path / "fresh", "init").name == "0001_init.sql"
+
+
+def test_versions_without_padding_and_timestamps() -> None:
+    assert next_version(["1", "2", "10"]) == "11"
+    assert next_version(["0099"]) == "0100"
+    now = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+    assert next_version(["20251104120000"], now) == "20261125120000"
+    assert next_version(["20271104120000"], now) == "20271104120001"
+
+
+def test_description_without_letters_exits_2(migrations: Path) -> None:
+    assert_clean_error(runner_cli("new", "!!!", "--dir", migrations), 2, "description")
