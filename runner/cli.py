@@ -35,7 +35,7 @@ Dsn = Annotated[
     typer.Option("--dsn", help="postgresql:// URL. Default: $DATABASE_URL, else the embedded PostgreSQL in .runner/."),
 ]
 Dir = Annotated[Path, typer.Option("--dir", help="Folder of the migration files.")]
-Table = Annotated[str, typer.Option("--table", help="Tracking table, [schema.]name.")]
+Table = Annotated[str, typer.Option("--table", help="Tracking table: name or schema.name.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
 
 
@@ -70,14 +70,14 @@ def _notes_to_stderr(event: api.Event) -> None:
         _say(event.text, sys.stderr)
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def migrate(
     dsn: Dsn = None,
     dir: Dir = Path(api.DEFAULT_DIR),
     table: Table = DEFAULT_TABLE,
-    strict: Annotated[bool, typer.Option(help="Refuse to run (exit 1) if an applied file was edited or is gone.")] = False,
-    allow_out_of_order: Annotated[bool, typer.Option(help="Apply files older than the newest applied one.")] = False,
-    lock_wait: Annotated[float, typer.Option(help="Seconds to wait for another runner's lock (exit 4 after).")] = DEFAULT_WAIT_S,
+    strict: Annotated[bool, typer.Option("--strict", help="Refuse to run (exit 1) if an applied file was edited or is gone.")] = False,
+    allow_out_of_order: Annotated[bool, typer.Option("--allow-out-of-order", help="Apply files older than the newest applied one.")] = False,
+    lock_wait: Annotated[float, typer.Option("--lock-wait", min=0, help="Seconds to wait for another runner's lock (exit 4 after).")] = DEFAULT_WAIT_S,
     as_json: Json = False,
 ) -> None:
     """Apply the pending migrations in order, each in its own transaction with its tracking row.
@@ -105,7 +105,7 @@ def migrate(
     _run(as_json, work)
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def status(dsn: Dsn = None, dir: Dir = Path(api.DEFAULT_DIR), table: Table = DEFAULT_TABLE, as_json: Json = False) -> None:
     """Show every migration with its state: applied, pending, edited, missing or out_of_order.
 
@@ -121,12 +121,12 @@ def status(dsn: Dsn = None, dir: Dir = Path(api.DEFAULT_DIR), table: Table = DEF
     _run(as_json, work)
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def verify(
     dsn: Dsn = None,
     dir: Dir = Path(api.DEFAULT_DIR),
     table: Table = DEFAULT_TABLE,
-    strict: Annotated[bool, typer.Option(help="Count pending files as drift too.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Count pending files as drift too.")] = False,
     as_json: Json = False,
 ) -> None:
     """Detect drift between the files and the tracking table: exit 0 when clean, 1 when not.
@@ -145,7 +145,7 @@ def verify(
     _run(as_json, work)
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def new(
     description: Annotated[str, typer.Argument(help="What the migration does, e.g. 'add due date'.")],
     dir: Dir = Path(api.DEFAULT_DIR),

@@ -238,8 +238,8 @@ def server(project: Path | None = None, on_note: Callable[[str], None] | None = 
         finally:
             fcntl.flock(control, fcntl.LOCK_UN)
         if on_note:
-            as_user = f", running as user {SERVICE_USER}" if lay.uid is not None else ""
-            on_note(f"No --dsn or DATABASE_URL given: using the embedded PostgreSQL in {_where(lay)}{as_user}")
+            as_user = f", run by user {SERVICE_USER}" if lay.uid is not None else ""
+            on_note(f"Using the embedded PostgreSQL in {_where(lay)}{as_user} (no --dsn or DATABASE_URL given)")
         try:
             yield lay.dsn()
         finally:

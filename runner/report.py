@@ -53,18 +53,24 @@ def verify_lines(result: VerifyResult) -> list[str]:
 
 
 def print_status_table(plan: Plan) -> None:
+    import sys
+
     from rich.console import Console
     from rich.table import Table
 
     styles = {State.APPLIED: "green", State.PENDING: "yellow", State.EDITED: "red",
               State.MISSING: "red", State.OUT_OF_ORDER: "magenta"}  # fmt: skip
+    columns = ["Version", "Name", "State", "Executed at"]
+    with_detail = any(e.detail for e in plan.entries)
     table = Table(show_edge=False, header_style="bold")
-    for column in ("Version", "Name", "State", "Executed at", "Detail"):
-        table.add_column(column, justify="right" if column == "Version" else "left")
+    for column in columns + (["Detail"] if with_detail else []):
+        table.add_column(column, justify="right" if column == "Version" else "left", no_wrap=column != "Detail")
     for e in plan.entries:
         executed = f"{e.record.executed_at:%Y-%m-%d %H:%M:%S}" if e.record else ""
-        table.add_row(str(e.version), e.name, f"[{styles[e.state]}]{e.state.value}[/]", executed, e.detail)
-    console = Console(soft_wrap=False)
+        row = [str(e.version), e.name, f"[{styles[e.state]}]{e.state.value}[/]", executed]
+        table.add_row(*row, *([e.detail] if with_detail else []))
+    # On a terminal, fit its width; in a pipe or a log, never cut a file name short.
+    console = Console(width=None if sys.stdout.isatty() else 1000)
     console.print(table)
     console.print(counts(plan))
 

@@ -41,7 +41,7 @@ def test_migrate_without_dsn_uses_the_embedded_server_and_stops_it_after(project
     modes_before = _modes(project)
     first = runner_cli("migrate", cwd=project, env=_no_database_env(), timeout=300)
     assert first.returncode == 0, first.stderr
-    notes = [line for line in first.stderr.splitlines() if "using the embedded PostgreSQL" in line]
+    notes = [line for line in first.stderr.splitlines() if "Using the embedded PostgreSQL" in line]
     assert len(notes) == 1, first.stderr
     assert "Applied 2 migration(s)" in first.stdout
 
