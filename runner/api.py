@@ -80,11 +80,10 @@ def _database_errors(what: str) -> Iterator[None]:
         yield
     except psycopg.OperationalError as exc:
         raise ConnectionFailed(
-            f"lost the connection while {what}: {db.redact(' '.join(str(exc).split()))}; "
-            "run `runner status` to see what was recorded"
+            f"lost the connection while {what}: {db.error_text(exc)}; run `runner status` to see what was recorded"
         ) from None
     except psycopg.Error as exc:
-        raise BadInput(f"the database refused {what}: {str(exc).strip()}") from None
+        raise BadInput(f"the database refused {what}: {db.error_text(exc)}") from None
 
 
 def _notes(on_event: OnEvent | None) -> Callable[[str], None] | None:

@@ -75,9 +75,15 @@ def migrate(
     dsn: Dsn = None,
     dir: Dir = Path(api.DEFAULT_DIR),
     table: Table = DEFAULT_TABLE,
-    strict: Annotated[bool, typer.Option("--strict", help="Refuse to run (exit 1) if an applied file was edited or is gone.")] = False,
-    allow_out_of_order: Annotated[bool, typer.Option("--allow-out-of-order", help="Apply files older than the newest applied one.")] = False,
-    lock_wait: Annotated[float, typer.Option("--lock-wait", min=0, help="Seconds to wait for another runner's lock (exit 4 after).")] = DEFAULT_WAIT_S,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Refuse to run (exit 1) if an applied file was edited or is gone.")
+    ] = False,
+    allow_out_of_order: Annotated[
+        bool, typer.Option("--allow-out-of-order", help="Apply files older than the newest applied one.")
+    ] = False,
+    lock_wait: Annotated[
+        float, typer.Option("--lock-wait", min=0, help="Seconds to wait for another runner's lock (exit 4 after).")
+    ] = DEFAULT_WAIT_S,
     as_json: Json = False,
 ) -> None:
     """Apply the pending migrations in order, each in its own transaction with its tracking row.
@@ -106,7 +112,9 @@ def migrate(
 
 
 @app.command(epilog=EXIT_CODES)
-def status(dsn: Dsn = None, dir: Dir = Path(api.DEFAULT_DIR), table: Table = DEFAULT_TABLE, as_json: Json = False) -> None:
+def status(
+    dsn: Dsn = None, dir: Dir = Path(api.DEFAULT_DIR), table: Table = DEFAULT_TABLE, as_json: Json = False
+) -> None:
     """Show every migration with its state: applied, pending, edited, missing or out_of_order.
 
     Example: runner status --json

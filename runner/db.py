@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from runner.errors import BadInput, ConnectionFailed
 
@@ -47,9 +47,10 @@ def describe(dsn: str) -> str:
     return f"{user}{where}/{params.get('dbname', '')}"
 
 
-def _one_line(text: str) -> str:
-    lines = [" ".join(line.split()) for line in text.replace("connection failed: ", "").splitlines()]
-    return "; ".join(line for line in lines if line)
+def error_text(exc: Exception, dsn: str | None = None) -> str:
+    """A driver error as one line, without any password."""
+    lines = [" ".join(line.split()) for line in str(exc).replace("connection failed: ", "").splitlines()]
+    return redact("; ".join(line for line in lines if line), dsn)
 
 
 def connect(dsn: str) -> psycopg.Connection:
@@ -58,23 +59,19 @@ def connect(dsn: str) -> psycopg.Connection:
         params = conninfo_to_dict(dsn)
     except psycopg.Error as exc:
         raise BadInput(
-            f"the connection string is not valid: {redact(_one_line(str(exc)), dsn)}; "
-            "expected postgresql://user@host:port/dbname"
+            f"the connection string is not valid: {error_text(exc, dsn)}; expected postgresql://user@host:port/dbname"
         ) from None
-    extra: dict[str, object] = {}
-    if "connect_timeout" not in params:
-        extra["connect_timeout"] = CONNECT_TIMEOUT_S
-    if "application_name" not in params:
-        extra["application_name"] = APPLICATION_NAME
+    defaults: dict[str, str | int] = {"connect_timeout": CONNECT_TIMEOUT_S, "application_name": APPLICATION_NAME}
+    conninfo = make_conninfo(dsn, **{k: v for k, v in defaults.items() if k not in params})
     try:
-        return psycopg.connect(dsn, autocommit=True, **extra)
+        return psycopg.connect(conninfo, autocommit=True)
     except psycopg.OperationalError as exc:
         raise ConnectionFailed(
-            f"cannot connect to {describe(dsn)}: {redact(_one_line(str(exc)), dsn)}; "
+            f"cannot connect to {describe(dsn)}: {error_text(exc, dsn)}; "
             "check --dsn or DATABASE_URL and that the server is running"
         ) from None
     except psycopg.Error as exc:
-        raise BadInput(f"the connection string is not valid: {redact(_one_line(str(exc)), dsn)}") from None
+        raise BadInput(f"the connection string is not valid: {error_text(exc, dsn)}") from None
 
 
 @contextmanager

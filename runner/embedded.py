@@ -162,14 +162,13 @@ def layout(project: Path) -> Layout:
 def _run(lay: Layout, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env["LC_ALL"] = "C"
-    as_user: dict[str, object] = {}
     if lay.uid is not None:
         env["HOME"] = str(lay.data_dir.parent)
-        as_user = {"user": lay.uid, "group": lay.gid, "extra_groups": []}
     return subprocess.run(
         [str(lay.bin_dir / args[0]), *args[1:]],
         capture_output=True, text=True, check=False, env=env, cwd=lay.data_dir.parent,
-        stdin=subprocess.DEVNULL, start_new_session=True, **as_user,  # type: ignore[arg-type]
+        stdin=subprocess.DEVNULL, start_new_session=True,
+        user=lay.uid, group=lay.gid, extra_groups=None if lay.uid is None else [],
     )  # fmt: skip
 
 

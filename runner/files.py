@@ -126,8 +126,6 @@ def discover(directory: Path) -> list[Migration]:
         if version > MAX_VERSION:
             raise BadInput(f"{entry.path}: version {version} is larger than {MAX_VERSION}; use a shorter number")
         if version in found:
-            raise BadInput(
-                f"{found[version]} and {entry.path} both have version {version}; renumber one of them"
-            )
+            raise BadInput(f"{found[version]} and {entry.path} both have version {version}; renumber one of them")
         found[version] = Path(entry.path)
     return [read_migration(found[version], version) for version in sorted(found)]

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import psycopg
+
 from runner import db
 from runner.errors import LockTimeout
 
@@ -28,10 +30,15 @@ WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
 """
 
 
-def _holder(conn: object, key: int) -> str:
-    unsigned = key & 0xFFFFFFFFFFFFFFFF
-    row = conn.execute(_HOLDER, {"high": unsigned >> 32, "low": unsigned & 0xFFFFFFFF}).fetchone()  # type: ignore[attr-defined]
+def _holder(conn: psycopg.Connection, key: int) -> str:
+    unsigned = key & 0xFFFFFFFFFFFFFFFF  # pg_locks shows a bigint key as two unsigned halves
+    row = conn.execute(_HOLDER, {"high": unsigned >> 32, "low": unsigned & 0xFFFFFFFF}).fetchone()
     return f"pid {row[0]} ({row[1]}, connected since {row[2]})" if row else "another session"
+
+
+def _try_lock(conn: psycopg.Connection, key: int) -> bool:
+    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+    return bool(row and row[0])
 
 
 @contextmanager
@@ -42,7 +49,7 @@ def migration_lock(
     try:
         deadline = time.monotonic() + wait_s
         told = False
-        while not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:  # type: ignore[index]
+        while not _try_lock(conn, key):
             if time.monotonic() >= deadline:
                 raise LockTimeout(
                     f"the migration lock is held by {_holder(conn, key)}; gave up after {wait_s:g}s. "

@@ -70,7 +70,7 @@ def _split_parts(text: str) -> list[str]:
             if not _PLAIN_IDENTIFIER.fullmatch(raw):
                 raise BadInput(
                     f"--table {text!r}: {raw!r} is not a plain identifier; "
-                    'write it in double quotes, for example --table \'"My Schema".migrations\''
+                    "write it in double quotes, for example --table '\"My Schema\".migrations'"
                 )
             part = raw.lower()
             i += len(raw)

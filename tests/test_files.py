@@ -46,7 +46,9 @@ def test_line_endings_and_bom_do_not_change_the_checksum(tmp_path: Path, content
 
 
 def test_a_real_edit_changes_the_checksum(tmp_path: Path) -> None:
-    assert discover_one(tmp_path / "a", b"select 1;\n").checksum != discover_one(tmp_path / "b", b"select 2;\n").checksum
+    assert (
+        discover_one(tmp_path / "a", b"select 1;\n").checksum != discover_one(tmp_path / "b", b"select 2;\n").checksum
+    )
 
 
 def discover_one(folder: Path, content: bytes):  # type: ignore[no-untyped-def]

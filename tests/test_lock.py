@@ -50,7 +50,9 @@ def test_lock_not_obtained_in_time_exits_4_naming_the_holder(dsn: str, migration
         assert_clean_error(result, 4, f"pid {holder.info.backend_pid}", "someone-else", "--lock-wait")
         assert query(dsn, "SELECT to_regclass('a')") == [(None,)]
         # Another project's table has another lock: it is not blocked.
-        other = runner_cli("migrate", "--dsn", dsn, "--dir", migrations, "--lock-wait", "1", "--table", "other_migrations")
+        other = runner_cli(
+            "migrate", "--dsn", dsn, "--dir", migrations, "--lock-wait", "1", "--table", "other_migrations"
+        )
         assert other.returncode == 0, other.stderr
     finally:
         holder.close()

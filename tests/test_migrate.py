@@ -113,7 +113,9 @@ FAILURES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("text", "where", "sqlstate"), FAILURES, ids=["position", "unique", "div0", "cast", "eof", "do"])
+@pytest.mark.parametrize(
+    ("text", "where", "sqlstate"), FAILURES, ids=["position", "unique", "div0", "cast", "eof", "do"]
+)
 def test_failing_file_rolls_back_and_names_file_line_and_sqlstate(
     dsn: str, migrations: Path, text: str, where: str, sqlstate: str
 ) -> None:
@@ -173,7 +175,7 @@ def test_custom_table_with_schema_and_a_hostile_name(dsn: str, migrations: Path)
     result = migrate(dsn, migrations, "--table", hostile)
     assert result.returncode == 0, result.stderr
     assert query(dsn, "SELECT to_regclass('a') IS NOT NULL") == [(True,)]
-    assert query(dsn, "SELECT version FROM ops.\"migrations; DROP TABLE a; --\"") == [(1,)]
+    assert query(dsn, 'SELECT version FROM ops."migrations; DROP TABLE a; --"') == [(1,)]
     assert query(dsn, "SELECT to_regclass('public.runner_migrations')") == [(None,)]
     status = runner_cli("status", "--dsn", dsn, "--dir", migrations, "--table", hostile, "--json")
     assert json.loads(status.stdout)["migrations"][0]["state"] == "applied"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from helpers import runner_cli, write
+from helpers import query, runner_cli, write
 
 import runner
 
@@ -104,6 +104,4 @@ def test_status_and_verify_do_not_create_the_tracking_table(dsn: str, migrations
     assert [(e.name, e.state.value) for e in plan.entries] == [("1_a.sql", "pending")]
     assert runner.verify(dsn, migrations).clean
     assert not runner.verify(dsn, migrations, strict=True).clean
-    from helpers import query
-
     assert query(dsn, "SELECT to_regclass('public.runner_migrations')") == [(None,)]
