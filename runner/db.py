@@ -62,7 +62,8 @@ def connect(dsn: str) -> psycopg.Connection:
             f"the connection string is not valid: {error_text(exc, dsn)}; expected postgresql://user@host:port/dbname"
         ) from None
     defaults: dict[str, str | int] = {"connect_timeout": CONNECT_TIMEOUT_S, "application_name": APPLICATION_NAME}
-    conninfo = make_conninfo(dsn, **{k: v for k, v in defaults.items() if k not in params})
+    # Files are UTF-8 and are sent as bytes, so the session must read UTF-8 whatever the database encoding.
+    conninfo = make_conninfo(dsn, **{k: v for k, v in defaults.items() if k not in params}, client_encoding="UTF8")
     try:
         return psycopg.connect(conninfo, autocommit=True)
     except psycopg.OperationalError as exc:

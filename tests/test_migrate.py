@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
 from helpers import assert_clean_error, query, runner_cli, write
+from psycopg.conninfo import make_conninfo
 
 import runner
 from runner.errors import MigrationFailed
@@ -206,3 +208,15 @@ def test_every_file_and_its_row_commit_together(dsn: str, migrations: Path) -> N
     assert_clean_error(result, 3, "2_sabotage.sql", "recording it in public.runner_migrations failed")
     assert [r[0] for r in recorded(dsn)] == [1]
     assert query(dsn, "SELECT to_regclass('b')") == [(None,)]
+
+
+def test_utf8_files_arrive_intact_in_a_latin1_database(server_dsn: str, migrations: Path) -> None:
+    name = f"runner_latin1_{uuid.uuid4().hex[:8]}"
+    query(server_dsn, f"CREATE DATABASE {name} ENCODING 'LATIN1' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'")
+    try:
+        target = make_conninfo(server_dsn, dbname=name)
+        write(migrations, "1_a.sql", "CREATE TABLE t (v text);\nINSERT INTO t VALUES ('café');\n")
+        assert migrate(target, migrations).returncode == 0
+        assert query(target, "SELECT v, length(v) FROM t") == [("café", 4)]
+    finally:
+        query(server_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
