@@ -223,7 +223,13 @@ def _where(lay: Layout) -> str:
 @contextmanager
 def server(project: Path | None = None, on_note: Callable[[str], None] | None = None) -> Iterator[str]:
     """Run the project's embedded server for the duration of the block; yields its DSN."""
-    lay = layout(project or Path.cwd())
+    try:
+        lay = layout(project or Path.cwd())
+    except OSError as exc:
+        raise ConnectionFailed(
+            f"the embedded PostgreSQL cannot be set up: {exc.strerror}: {exc.filename}; "
+            "run runner from a folder you can write to, or set DATABASE_URL"
+        ) from None
     with open(lay.state_dir / "embedded.lock", "a") as control, open(lay.state_dir / "embedded.users", "a") as users:
         fcntl.flock(control, fcntl.LOCK_EX)
         try:

@@ -106,7 +106,8 @@ def discover(directory: Path) -> list[Migration]:
     ignored, and so are hidden files (editor lock and swap files start with a dot).
     """
     if not directory.is_dir():
-        raise BadInput(f"migrations folder {directory} does not exist; create it or pass --dir")
+        problem = "is not a folder" if directory.exists() else "does not exist"
+        raise BadInput(f"migrations folder {directory} {problem}; create it or pass --dir")
     found: dict[int, Path] = {}
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)

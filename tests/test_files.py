@@ -93,3 +93,9 @@ def test_two_files_with_one_version_exit_2_naming_both(migrations: Path) -> None
 def test_missing_folder_exits_2(tmp_path: Path) -> None:
     result = runner_cli("migrate", "--dir", tmp_path / "nope", "--dsn", UNREACHABLE)
     assert_clean_error(result, 2, "does not exist")
+
+
+def test_dir_that_is_a_file_exits_2(tmp_path: Path) -> None:
+    write(tmp_path, "sql", "not a folder")
+    result = runner_cli("migrate", "--dir", tmp_path / "sql", "--dsn", UNREACHABLE)
+    assert_clean_error(result, 2, "is not a folder")

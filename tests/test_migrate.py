@@ -220,3 +220,14 @@ def test_utf8_files_arrive_intact_in_a_latin1_database(server_dsn: str, migratio
         assert query(target, "SELECT v, length(v) FROM t") == [("café", 4)]
     finally:
         query(server_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_a_role_without_create_rights_gets_a_clear_refusal(dsn: str, migrations: Path) -> None:
+    role = f"limited_{uuid.uuid4().hex[:8]}"
+    query(dsn, f"CREATE ROLE {role} LOGIN")
+    try:
+        write(migrations, "1_a.sql", "SELECT 1;\n")
+        result = migrate(make_conninfo(dsn, user=role), migrations)
+        assert_clean_error(result, 2, "the database refused preparing the tracking table", "permission denied")
+    finally:
+        query(dsn, f"DROP OWNED BY {role}; DROP ROLE {role}")
