@@ -98,7 +98,7 @@ def migrate(
         elif isinstance(event, api.DriftWarning):
             _say(report.warning_line(event.entry), sys.stderr, "warning: ", "yellow")
         else:
-            _say(report.event_line(event), progress)
+            _say(report.progress_line(event), progress)
 
     def work() -> tuple[int, dict[str, Any]]:
         result = api.migrate(dsn, dir, table, strict=strict, allow_out_of_order=allow_out_of_order,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from runner.api import DriftWarning, Event, MigrateResult, Note, Starting, VerifyResult
+from runner.api import MigrateResult, Starting, VerifyResult
 from runner.apply import Applied
 from runner.errors import MigrationFailed, RunnerError
 from runner.plan import Entry, Plan, State
@@ -21,12 +21,8 @@ def warning_line(entry: Entry) -> str:
     return f"{entry.name} changed after it was applied ({entry.detail}); run `runner verify` for details"
 
 
-def event_line(event: Event) -> str:
-    """The one line an event prints while migrate runs."""
-    if isinstance(event, Note):
-        return event.text
-    if isinstance(event, DriftWarning):
-        return warning_line(event.entry)
+def progress_line(event: Starting | Applied) -> str:
+    """The line migrate prints when it starts, and after each file."""
     if isinstance(event, Starting):
         return f"Running {event.count} pending migration(s)…" if event.count else "All migrations are up to date"
     if event.empty:
