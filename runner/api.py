@@ -126,8 +126,7 @@ def migrate(
         with migration_lock(url, target.lock_key, lock_wait, _notes(on_event)), db.connect(url) as conn:
             # State is read only once the lock is ours, so a runner that waited applies nothing twice.
             with _database_errors(f"preparing the tracking table {target}"):
-                tracking.ensure(conn, target)
-                plan = make_plan(files, tracking.read(conn, target))
+                plan = make_plan(files, tracking.read(conn, target, create=True))
             _refuse_drift(plan, strict, allow_out_of_order)
             warnings = plan.having(State.EDITED, State.MISSING)
             for entry in warnings:

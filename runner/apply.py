@@ -72,8 +72,8 @@ def _failure(migration: Migration, table: tracking.TrackingTable, result: PGresu
     if where.after_file:
         summary = f"{migration.name} ran, but recording it in {table} failed: {message} (SQLSTATE {sqlstate})"
     else:
-        place = f" {where.describe()}" if where.describe() else ""
-        summary = f"{migration.name} failed{place}: {message} (SQLSTATE {sqlstate})"
+        place = where.describe()
+        summary = f"{migration.name} failed{' ' + place if place else ''}: {message} (SQLSTATE {sqlstate})"
     details = {
         "file": str(migration.path),
         "version": migration.version,

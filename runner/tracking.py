@@ -146,10 +146,8 @@ def check(conn: psycopg.Connection, table: TrackingTable) -> bool:
     )
 
 
-def ensure(conn: psycopg.Connection, table: TrackingTable) -> None:
-    """Create the table when absent. Checks the catalog first: IF NOT EXISTS still needs CREATE rights."""
-    if check(conn, table):
-        return
+def _create(conn: psycopg.Connection, table: TrackingTable) -> None:
+    """Called once the catalog shows no such table: IF NOT EXISTS alone would still need CREATE rights."""
     exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (table.schema,)).fetchone()
     if not exists:
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(table.schema)))
@@ -174,10 +172,12 @@ def ensure(conn: psycopg.Connection, table: TrackingTable) -> None:
     )
 
 
-def read(conn: psycopg.Connection, table: TrackingTable) -> list[Record]:
-    """The recorded migrations, or none when the table does not exist yet."""
+def read(conn: psycopg.Connection, table: TrackingTable, *, create: bool = False) -> list[Record]:
+    """The recorded migrations. A missing table means none; with ``create`` it is created first."""
     if not check(conn, table):
-        return []
+        if not create:
+            return []
+        _create(conn, table)
     rows = conn.execute(
         sql.SQL(
             "SELECT version, name, checksum, executed_at, execution_ms, applied_by FROM {} ORDER BY version"
