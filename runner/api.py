@@ -7,6 +7,7 @@ failures are raised as runner.errors types.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,14 +15,18 @@ from pathlib import Path
 
 import psycopg
 
-from runner import db, tracking
-from runner.apply import Applied, apply
+from runner import db, directives, tracking
+from runner.apply import Applied, Session
 from runner.errors import BadInput, ConnectionFailed, MigrationFailed, Refused
 from runner.files import discover
+from runner.indexes import InvalidIndex, invalid_indexes
 from runner.lock import DEFAULT_WAIT_S, migration_lock
 from runner.plan import Entry, Plan, State, make_plan
+from runner.preflight import Script, prepare
 
 DEFAULT_DIR = "sql"
+LOCK_NOT_AVAILABLE = "55P03"  # the SQLSTATE of a lock_timeout
+_MAX_BACKOFF_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ class MigrateResult:
 class VerifyResult:
     plan: Plan
     strict: bool = False
+    invalid_indexes: list[InvalidIndex] = field(default_factory=list)
 
     @property
     def drift(self) -> list[Entry]:
@@ -69,8 +75,8 @@ class VerifyResult:
 
     @property
     def clean(self) -> bool:
-        """No drift; with ``strict``, nothing pending either."""
-        return not self.drift and not (self.strict and self.pending)
+        """No drift and no INVALID index; with ``strict``, nothing pending either."""
+        return not self.drift and not self.invalid_indexes and not (self.strict and self.pending)
 
 
 @contextmanager
@@ -108,6 +114,53 @@ def _refuse_drift(plan: Plan, strict: bool, allow_out_of_order: bool) -> None:
         )
 
 
+def _settings(lock_timeout: str | None, statement_timeout: str | None) -> dict[str, str]:
+    given = {
+        "lock_timeout": ("--lock-timeout", lock_timeout),
+        "statement_timeout": ("--statement-timeout", statement_timeout),
+    }
+    return {name: directives.setting_value(value, option) for name, (option, value) in given.items() if value}
+
+
+def _apply(session: Session, script: Script, retries: int, emit: OnEvent) -> Applied:
+    """Apply one file, retrying from a fresh transaction when it only gave up waiting for a lock."""
+    attempt = 1
+    while True:
+        try:
+            with _lost_connection(script):
+                return session.apply(script)
+        except MigrationFailed as failure:
+            retryable = failure.details.get("sqlstate") == LOCK_NOT_AVAILABLE and not failure.details.get(
+                "statements_kept"
+            )
+            if not retryable or attempt > retries:
+                raise
+            delay = min(2.0 ** (attempt - 1), _MAX_BACKOFF_S)
+            emit(Note(f"{script.name} gave up waiting for a lock (lock_timeout) and was rolled back; "
+                      f"retrying in {delay:g}s (attempt {attempt + 1} of {retries + 1})"))  # fmt: skip
+            time.sleep(delay)
+            attempt += 1
+
+
+@contextmanager
+def _lost_connection(script: Script) -> Iterator[None]:
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        kept = (
+            "statements of it may have run and been kept (it runs without a transaction)"
+            if script.no_transaction
+            else "PostgreSQL rolls back a transaction whose connection is lost before it commits, so it is either "
+            "applied and recorded or not at all"
+        )
+        raise ConnectionFailed(
+            f"lost the connection while applying {script.name}: {db.error_text(exc)}; {kept}. "
+            "Run `runner status` to see what was recorded, then `runner migrate` again"
+        ) from None
+    except psycopg.Error as exc:
+        raise BadInput(f"the database refused the settings for {script.name}: {db.error_text(exc)}") from None
+
+
 def migrate(
     dsn: str | None = None,
     directory: str | Path = DEFAULT_DIR,
@@ -116,28 +169,40 @@ def migrate(
     strict: bool = False,
     allow_out_of_order: bool = False,
     lock_wait: float = DEFAULT_WAIT_S,
+    lock_timeout: str | None = None,
+    statement_timeout: str | None = None,
+    retries: int = 0,
+    wait_for_db: float = 0,
     on_event: OnEvent | None = None,
 ) -> MigrateResult:
-    """Apply every pending file in version order, each in its own transaction with its tracking row."""
+    """Apply every pending file in version order, each in its own transaction with its tracking row.
+
+    ``lock_timeout`` and ``statement_timeout`` are durations such as ``"5s"``; ``retries`` re-runs a
+    file that failed on lock_timeout; ``wait_for_db`` is how many seconds to wait for the server.
+    """
     files = discover(Path(directory))
     target = tracking.TrackingTable.parse(table)
+    settings = _settings(lock_timeout, statement_timeout)
     emit = on_event or (lambda event: None)
     with db.target(dsn, _notes(on_event)) as url:
+        db.wait_for(url, wait_for_db, _notes(on_event))
         with migration_lock(url, target.lock_key, lock_wait, _notes(on_event)), db.connect(url) as conn:
             # State is read only once the lock is ours, so a runner that waited applies nothing twice.
             with _database_errors(f"preparing the tracking table {target}"):
                 plan = make_plan(files, tracking.read(conn, target, create=True))
             _refuse_drift(plan, strict, allow_out_of_order)
+            # Every pending file is checked before the first one runs.
+            scripts = [prepare(entry.file) for entry in plan.to_run if entry.file is not None]
             warnings = plan.having(State.EDITED, State.MISSING)
             for entry in warnings:
                 emit(DriftWarning(entry))
-            emit(Starting(len(plan.to_run)))
+            emit(Starting(len(scripts)))
+            with _database_errors("setting up the session"):
+                session = Session(conn, target, settings)
             applied: list[Applied] = []
-            for entry in plan.to_run:
-                assert entry.file is not None
+            for script in scripts:
                 try:
-                    with _database_errors(f"applying {entry.name}"):
-                        done = apply(conn, target, entry.file)
+                    done = _apply(session, script, retries, emit)
                 except MigrationFailed as failure:
                     failure.applied = list(applied)
                     raise
@@ -146,12 +211,16 @@ def migrate(
     return MigrateResult(plan, applied, warnings)
 
 
-def _read_plan(dsn: str | None, directory: str | Path, table: str | None, on_event: OnEvent | None) -> Plan:
+def _read(
+    dsn: str | None, directory: str | Path, table: str | None, wait_for_db: float, on_event: OnEvent | None,
+    *, indexes: bool = False,
+) -> tuple[Plan, list[InvalidIndex]]:  # fmt: skip
     files = discover(Path(directory))
     target = tracking.TrackingTable.parse(table)
-    with db.target(dsn, _notes(on_event)) as url, db.connect(url) as conn:
-        with _database_errors(f"reading the tracking table {target}"):
-            return make_plan(files, tracking.read(conn, target))
+    with db.target(dsn, _notes(on_event)) as url:
+        db.wait_for(url, wait_for_db, _notes(on_event))
+        with db.connect(url) as conn, _database_errors(f"reading the tracking table {target}"):
+            return make_plan(files, tracking.read(conn, target)), invalid_indexes(conn) if indexes else []
 
 
 def status(
@@ -159,10 +228,11 @@ def status(
     directory: str | Path = DEFAULT_DIR,
     table: str | None = None,
     *,
+    wait_for_db: float = 0,
     on_event: OnEvent | None = None,
 ) -> Plan:
     """Every migration, file or record, with its state. Changes nothing."""
-    return _read_plan(dsn, directory, table, on_event)
+    return _read(dsn, directory, table, wait_for_db, on_event)[0]
 
 
 def verify(
@@ -171,7 +241,9 @@ def verify(
     table: str | None = None,
     *,
     strict: bool = False,
+    wait_for_db: float = 0,
     on_event: OnEvent | None = None,
 ) -> VerifyResult:
-    """Drift between the folder and the tracking table. Changes nothing."""
-    return VerifyResult(_read_plan(dsn, directory, table, on_event), strict)
+    """Drift between the folder and the tracking table, and INVALID indexes. Changes nothing."""
+    plan, invalid = _read(dsn, directory, table, wait_for_db, on_event, indexes=True)
+    return VerifyResult(plan, strict, invalid)

@@ -1,9 +1,12 @@
 """Running one migration and its tracking row as a single transaction, in one round trip.
 
-The file's text and the INSERT of its tracking row are sent together as one simple-protocol
-message. PostgreSQL runs a multi-statement message as one implicit transaction, so the file
-is either applied and recorded, or neither. It also returns one result per statement,
-which is how a failure is placed in the file without parsing it first.
+The file's text, a reset of the session and the INSERT of its tracking row are sent together
+as one simple-protocol message. PostgreSQL runs a multi-statement message as one implicit
+transaction, so the file is either applied and recorded, or neither. It also returns one
+result per statement, which is how a failure is placed in the file without parsing it first.
+
+A ``-- runner: no-transaction`` file is sent one statement at a time instead, and its record
+follows the last statement; what had run before a failure is kept, and the report says so.
 """
 
 from __future__ import annotations
@@ -12,16 +15,28 @@ import time
 from dataclasses import dataclass
 
 import psycopg
-from psycopg import generators, pq
+from psycopg import generators, pq, sql
 from psycopg.pq.abc import PGresult
 
 from runner import tracking
-from runner.errors import MigrationFailed
-from runner.files import Migration
-from runner.locate import SEPARATOR, locate
+from runner.errors import Interrupted, MigrationFailed, Terminated
+from runner.indexes import InvalidIndex, invalid_indexes
+from runner.locate import SEPARATOR, Location, locate
+from runner.preflight import Script, Statement
 
 _Status = pq.ExecStatus
 _Field = pq.DiagnosticField
+
+# Sent after every file, inside its transaction: whatever session state the file changed
+# (SET, SET ROLE, temporary tables, prepared statements, cursors, LISTEN) is gone before the
+# tracking row is written, and the next file starts from a clean session.
+_RESET = (
+    "RESET ALL;\nRESET SESSION AUTHORIZATION;\nRESET ROLE;\nDISCARD TEMP;\nDISCARD SEQUENCES;\n"
+    "DEALLOCATE ALL;\nCLOSE ALL;\nUNLISTEN *;\n"
+)
+# A backend whose runner was killed notices within this time and rolls back (PostgreSQL 14+),
+# instead of finishing a long statement for nobody while it holds its locks.
+_CLIENT_CHECK = {"client_connection_check_interval": "1000ms"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +46,8 @@ class Applied:
     checksum: str
     statements: int
     duration_ms: float
+    no_transaction: bool = False
+    wrapper_removed: bool = False
 
     @property
     def empty(self) -> bool:
@@ -52,10 +69,14 @@ def _round_trip(conn: psycopg.Connection, message: bytes) -> list[PGresult]:
         if results[-1].status == _Status.COPY_OUT:  # COPY ... TO STDOUT: drain and drop the data
             while pgconn.get_copy_data(0)[0] > 0:
                 pass
-        else:  # COPY ... FROM STDIN: the data would follow in psql's input, which we don't have
+        else:  # COPY ... FROM STDIN: refused before sending, but a file may still reach it (EXECUTE of a string)
             pgconn.put_copy_end(b"COPY FROM STDIN is a psql feature; runner has no data to send")
         results[-1:] = conn.wait(generators.execute(pgconn))
     return results
+
+
+def _first_error(results: list[PGresult]) -> tuple[int, PGresult] | None:
+    return next(((i, r) for i, r in enumerate(results) if r.status == _Status.FATAL_ERROR), None)
 
 
 def _field(result: PGresult, field: pq.DiagnosticField) -> str | None:
@@ -63,42 +84,158 @@ def _field(result: PGresult, field: pq.DiagnosticField) -> str | None:
     return value.decode("utf-8", "replace") if value is not None else None
 
 
-def _failure(migration: Migration, table: tracking.TrackingTable, result: PGresult, index: int) -> MigrationFailed:
-    sqlstate = _field(result, _Field.SQLSTATE) or "?????"
-    message = _field(result, _Field.MESSAGE_PRIMARY) or "unknown error"
-    position = _field(result, _Field.STATEMENT_POSITION)
-    text = migration.text()
-    where = locate(text, int(position) if position else None, index)
-    if where.after_file:
-        summary = f"{migration.name} ran, but recording it in {table} failed: {message} (SQLSTATE {sqlstate})"
-    else:
-        place = where.describe()
-        summary = f"{migration.name} failed{' ' + place if place else ''}: {message} (SQLSTATE {sqlstate})"
-    details = {
-        "file": str(migration.path),
-        "version": migration.version,
-        "line": where.line or where.statement_line,
-        "column": where.column,
-        "sqlstate": sqlstate,
-        "server_message": message,
-        "detail": _field(result, _Field.MESSAGE_DETAIL),
-        "hint": _field(result, _Field.MESSAGE_HINT),
-        "context": _field(result, _Field.CONTEXT),
-    }
-    return MigrationFailed(
-        f"{summary}. It was rolled back: nothing of it was kept, and later files did not run",
-        details=details,
-    )
+def _settings_sql(settings: dict[str, str]) -> str:
+    # Values are validated durations such as "10000ms"; names are ours.
+    return "".join(f"SET {name} = '{value}';\n" for name, value in settings.items())
 
 
-def apply(conn: psycopg.Connection, table: tracking.TrackingTable, migration: Migration) -> Applied:
-    """Apply one file with its tracking row; raise MigrationFailed (nothing kept) when it fails."""
-    message = migration.sql + SEPARATOR.encode() + tracking.insert_statement(conn, table, migration)
-    started = time.perf_counter()
-    results = _round_trip(conn, message)
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    for index, result in enumerate(results):
-        if result.status == _Status.FATAL_ERROR:
-            raise _failure(migration, table, result, index)
-    # Every statement returns one result; the last one is our INSERT.
-    return Applied(migration.version, migration.name, migration.checksum, len(results) - 1, elapsed_ms)
+def _lines(statements: list[Statement]) -> str:
+    return ", ".join(str(s.line) for s in statements)
+
+
+class Session:
+    """The connection migrations run on, and the settings each migration starts from."""
+
+    def __init__(self, conn: psycopg.Connection, table: tracking.TrackingTable, settings: dict[str, str]) -> None:
+        self.conn = conn
+        self.table = table
+        baseline = dict(settings)
+        if conn.info.server_version >= 140000:
+            baseline.update(_CLIENT_CHECK)
+        conn.prepare_threshold = None  # the reset deallocates prepared statements
+        self._baseline = _settings_sql(baseline)
+        self._tail = _RESET + self._baseline
+        self._tail_results = self._tail.count(";")
+        if self._baseline:
+            self._send(self._baseline)
+
+    def _send(self, text: str) -> None:
+        self.conn.execute(text.encode())  # no parameters: the simple protocol, several statements allowed
+
+    def apply(self, script: Script) -> Applied:
+        """Apply one file with its tracking row; MigrationFailed says what, if anything, was kept."""
+        if script.settings:
+            self._send(_settings_sql(script.settings))
+        if script.no_transaction:
+            return self._apply_each(script)
+        return self._apply_whole(script)
+
+    def _apply_whole(self, script: Script) -> Applied:
+        record = tracking.insert_statement(self.conn, self.table, script.migration)
+        message = script.body + (SEPARATOR + self._tail).encode() + record
+        started = time.perf_counter()
+        try:
+            results = _round_trip(self.conn, message)
+        except KeyboardInterrupt as stop:
+            raise self._interrupted(script, stop, []) from None
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        failed = _first_error(results)
+        if failed:
+            raise self._failure(script, failed[1], statement_index=failed[0])
+        statements = len(results) - self._tail_results - 1
+        return Applied(script.migration.version, script.name, script.migration.checksum, statements, elapsed_ms,
+                       wrapper_removed=script.wrapper_removed)  # fmt: skip
+
+    def _apply_each(self, script: Script) -> Applied:
+        kept: list[Statement] = []
+        started = time.perf_counter()
+        for statement in script.statements:
+            try:
+                results = _round_trip(self.conn, statement.text.encode())
+            except KeyboardInterrupt as stop:
+                raise self._interrupted(script, stop, kept) from None
+            failed = _first_error(results)
+            if failed:
+                raise self._failure(script, failed[1], statement=statement, kept=kept)
+            kept.append(statement)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        if self.conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            self._send("ROLLBACK")
+            raise MigrationFailed(
+                f"{script.name} ends inside a transaction it opened and never committed; that transaction was rolled "
+                f"back and the file was not recorded. Statements outside it (lines {_lines(kept)}) may have been "
+                "kept: end the file with COMMIT",
+                details={"file": str(script.migration.path), "version": script.migration.version},
+            )
+        record = tracking.insert_statement(self.conn, self.table, script.migration, elapsed_ms)
+        results = _round_trip(self.conn, self._tail.encode() + record)
+        failed = _first_error(results)
+        if failed:
+            raise self._failure(script, failed[1], kept=kept, after_file=True)
+        return Applied(script.migration.version, script.name, script.migration.checksum, len(kept), elapsed_ms,
+                       no_transaction=True)  # fmt: skip
+
+    def _recorded(self, script: Script) -> bool | None:
+        """Whether the file's record exists: a cancel that came too late lets the transaction commit."""
+        try:
+            query = sql.SQL("SELECT 1 FROM {} WHERE version = %s AND checksum = %s").format(self.table.identifier)
+            return (
+                self.conn.execute(query, (script.migration.version, script.migration.checksum)).fetchone() is not None
+            )
+        except (psycopg.Error, KeyboardInterrupt):
+            return None
+
+    def _interrupted(self, script: Script, stop: KeyboardInterrupt, kept: list[Statement]) -> Interrupted:
+        terminated = isinstance(stop, Terminated)
+        cause = "SIGTERM" if terminated else "Ctrl-C"
+        if script.no_transaction:
+            ran = f"the statement(s) at line(s) {_lines(kept)} had already run and were kept" if kept else "nothing ran"
+            text = f"{script.name} was interrupted ({cause}): {ran}; the file was not recorded"
+        elif self._recorded(script):
+            text = f"interrupted ({cause}) just after {script.name} committed: it was applied and recorded"
+        else:
+            text = (
+                f"{script.name} was interrupted ({cause}) and rolled back: nothing of it was kept, and it was not "
+                "recorded"
+            )
+        return Interrupted(text, terminated=terminated)
+
+    def _failure(
+        self,
+        script: Script,
+        result: PGresult,
+        *,
+        statement_index: int | None = None,
+        statement: Statement | None = None,
+        kept: list[Statement] | None = None,
+        after_file: bool = False,
+    ) -> MigrationFailed:
+        sqlstate = _field(result, _Field.SQLSTATE) or "?????"
+        message = _field(result, _Field.MESSAGE_PRIMARY) or "unknown error"
+        position = _field(result, _Field.STATEMENT_POSITION)
+        offset = int(position) if position else None
+        if statement is not None and offset is not None:
+            offset += statement.start  # the server counts from the start of the statement sent
+        where = locate(script.text(), offset, statement_index)
+        if statement is not None and where.line is None:
+            where = Location(statement_line=statement.line)
+        if after_file or where.after_file:
+            summary = f"{script.name} ran, but recording it in {self.table} failed: {message} (SQLSTATE {sqlstate})"
+        else:
+            place = where.describe()
+            summary = f"{script.name} failed{' ' + place if place else ''}: {message} (SQLSTATE {sqlstate})"
+        if script.no_transaction:
+            ran = f"the statement(s) at line(s) {_lines(kept)} had already run and were kept" if kept else "nothing ran"
+            outcome = f"It runs without a transaction: {ran}; the file was not recorded"
+            outcome += "".join(f". Also: {index.describe()}" for index in self._invalid_indexes())
+        else:
+            outcome = "It was rolled back: nothing of it was kept, and later files did not run"
+        details: dict[str, object] = {
+            "file": str(script.migration.path),
+            "version": script.migration.version,
+            "line": where.line or where.statement_line,
+            "column": where.column,
+            "sqlstate": sqlstate,
+            "server_message": message,
+            "detail": _field(result, _Field.MESSAGE_DETAIL),
+            "hint": _field(result, _Field.MESSAGE_HINT),
+            "context": _field(result, _Field.CONTEXT),
+            "statements_kept": [s.line for s in kept or []],
+        }
+        return MigrationFailed(f"{summary}. {outcome}", details=details)
+
+    def _invalid_indexes(self) -> list[InvalidIndex]:
+        try:
+            return invalid_indexes(self.conn)
+        except psycopg.Error:
+            return []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Annotated, Any, TextIO
 import typer
 
 from runner import api, report
-from runner.errors import RunnerError
+from runner.errors import Interrupted, RunnerError, Terminated
 from runner.lock import DEFAULT_WAIT_S
 from runner.tracking import DEFAULT_TABLE
 
@@ -20,7 +21,7 @@ EXIT_CODES = (
     "Exit codes: 0 success; 1 drift found or run refused (--strict, out-of-order file); "
     "2 bad input or usage (file names, encoding, options, a tracking table that is not runner's); "
     "3 a migration failed and was rolled back; 4 the migration lock was not obtained in time; "
-    "5 the database cannot be reached or refused the login."
+    "5 the database cannot be reached or refused the login; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."
 )
 
 app = typer.Typer(
@@ -37,6 +38,11 @@ Dsn = Annotated[
 Dir = Annotated[Path, typer.Option("--dir", help="Folder of the migration files.")]
 Table = Annotated[str, typer.Option("--table", help="Tracking table: name or schema.name.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
+WaitForDb = Annotated[
+    float,
+    typer.Option("--wait-for-db", min=0, metavar="SECONDS",
+                 help="Retry the first connection this long until the server accepts it (containers)."),
+]  # fmt: skip
 
 
 def _say(text: str, stream: TextIO, prefix: str = "", color: str | None = None) -> None:
@@ -57,9 +63,19 @@ def _run(as_json: bool, work: Callable[[], tuple[int, dict[str, Any] | None]]) -
         if as_json:
             print(json.dumps(report.error_doc(error), indent=2, default=str))
         raise typer.Exit(error.exit_code) from None
-    except KeyboardInterrupt:
-        _say("interrupted", sys.stderr, "error: ", "red")
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as stop:
+        # A Terminated stop, or an Interrupted one raised while handling it, came from SIGTERM.
+        terminated = isinstance(stop, Terminated) or (isinstance(stop, Interrupted) and stop.terminated)
+        if isinstance(stop, Interrupted):
+            text = str(stop)
+        else:
+            text = f"interrupted ({'SIGTERM' if terminated else 'Ctrl-C'}) while no migration was running; " \
+                   "files applied before this point are recorded"  # fmt: skip
+        _say(text, sys.stderr, "error: ", "red")
+        if as_json:
+            code = 143 if terminated else 130
+            print(json.dumps({"ok": False, "error": {"kind": "interrupted", "exit_code": code, "message": text}}))
+        raise typer.Exit(143 if terminated else 130) from None
     if as_json and doc is not None:
         print(json.dumps(doc, indent=2, default=str))
     raise typer.Exit(code)
@@ -84,6 +100,28 @@ def migrate(
     lock_wait: Annotated[
         float, typer.Option("--lock-wait", min=0, help="Seconds to wait for another runner's lock (exit 4 after).")
     ] = DEFAULT_WAIT_S,
+    lock_timeout: Annotated[
+        str | None,
+        typer.Option(
+            "--lock-timeout",
+            metavar="DURATION",
+            help="PostgreSQL lock_timeout for each migration, e.g. 5s: fail fast instead of queueing "
+            "traffic behind an ALTER. A file's `-- runner: lock-timeout=...` overrides it.",
+        ),
+    ] = None,
+    retries: Annotated[
+        int,
+        typer.Option("--retries", min=0, help="Retry a migration that hit lock_timeout this many times, with backoff."),
+    ] = 0,
+    statement_timeout: Annotated[
+        str | None,
+        typer.Option(
+            "--statement-timeout",
+            metavar="DURATION",
+            help="PostgreSQL statement_timeout for each statement of a migration, e.g. 10min.",
+        ),
+    ] = None,
+    wait_for_db: WaitForDb = 0,
     as_json: Json = False,
 ) -> None:
     """Apply the pending migrations in order, each in its own transaction with its tracking row.
@@ -102,7 +140,8 @@ def migrate(
 
     def work() -> tuple[int, dict[str, Any]]:
         result = api.migrate(dsn, dir, table, strict=strict, allow_out_of_order=allow_out_of_order,
-                             lock_wait=lock_wait, on_event=on_event)  # fmt: skip
+                             lock_wait=lock_wait, lock_timeout=lock_timeout, statement_timeout=statement_timeout,
+                             retries=retries, wait_for_db=wait_for_db, on_event=on_event)  # fmt: skip
         summary = report.migrate_summary(result)
         if summary:
             _say(summary, progress)
@@ -113,7 +152,11 @@ def migrate(
 
 @app.command(epilog=EXIT_CODES)
 def status(
-    dsn: Dsn = None, dir: Dir = Path(api.DEFAULT_DIR), table: Table = DEFAULT_TABLE, as_json: Json = False
+    dsn: Dsn = None,
+    dir: Dir = Path(api.DEFAULT_DIR),
+    table: Table = DEFAULT_TABLE,
+    wait_for_db: WaitForDb = 0,
+    as_json: Json = False,
 ) -> None:
     """Show every migration with its state: applied, pending, edited, missing or out_of_order.
 
@@ -121,7 +164,7 @@ def status(
     """
 
     def work() -> tuple[int, dict[str, Any]]:
-        plan = api.status(dsn, dir, table, on_event=_notes_to_stderr)
+        plan = api.status(dsn, dir, table, wait_for_db=wait_for_db, on_event=_notes_to_stderr)
         if not as_json:
             report.print_status_table(plan)
         return 0, report.status_doc(plan)
@@ -135,16 +178,18 @@ def verify(
     dir: Dir = Path(api.DEFAULT_DIR),
     table: Table = DEFAULT_TABLE,
     strict: Annotated[bool, typer.Option("--strict", help="Count pending files as drift too.")] = False,
+    wait_for_db: WaitForDb = 0,
     as_json: Json = False,
 ) -> None:
     """Detect drift between the files and the tracking table: exit 0 when clean, 1 when not.
 
-    Edited, missing and out-of-order files are drift; pending files are listed, and are
-    drift only with --strict. Example: runner verify --strict
+    Edited, missing and out-of-order files are drift, and so is an INVALID index (left by a
+    failed concurrent build); pending files are listed, and are drift only with --strict.
+    Example: runner verify --strict
     """
 
     def work() -> tuple[int, dict[str, Any]]:
-        result = api.verify(dsn, dir, table, strict=strict, on_event=_notes_to_stderr)
+        result = api.verify(dsn, dir, table, strict=strict, wait_for_db=wait_for_db, on_event=_notes_to_stderr)
         if not as_json:
             for line in report.verify_lines(result):
                 _say(line, sys.stdout)
@@ -171,5 +216,11 @@ def new(
     _run(False, work)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main() -> None:
+    # SIGTERM stops a run the way Ctrl-C does: the running statement is cancelled and rolled back.
+    signal.signal(signal.SIGTERM, _terminate)
     app()

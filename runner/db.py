@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -14,6 +15,9 @@ from runner.errors import BadInput, ConnectionFailed
 
 APPLICATION_NAME = "runner"
 CONNECT_TIMEOUT_S = 10
+# libpq reads these when no DSN is given, as psql does; any of them names a server to use.
+LIBPQ_ENV = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGSERVICE")
+_WAIT_POLL_S = 0.5
 
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@", re.IGNORECASE)
 _KEYWORD_PASSWORD = re.compile(r"(?P<head>password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
@@ -41,10 +45,16 @@ def describe(dsn: str) -> str:
         params = conninfo_to_dict(dsn)
     except psycopg.Error:
         return redact(dsn, dsn)
-    host = str(params.get("host") or params.get("hostaddr") or "localhost")
-    where = f"{host}:{params['port']}" if params.get("port") else host
-    user = f"{params['user']}@" if params.get("user") else ""
-    return f"{user}{where}/{params.get('dbname', '')}"
+    service = params.get("service") or os.environ.get("PGSERVICE")
+    if service and not params.get("host"):
+        return f"service {service}"
+
+    def param(key: str, variable: str) -> str:  # libpq takes what the DSN lacks from the environment
+        return str(params.get(key) or os.environ.get(variable) or "")
+
+    host = param("host", "PGHOST") or param("hostaddr", "PGHOSTADDR") or "localhost"
+    port, user = param("port", "PGPORT"), param("user", "PGUSER")
+    return f"{user + '@' if user else ''}{host}{':' + port if port else ''}/{param('dbname', 'PGDATABASE')}"
 
 
 def error_text(exc: Exception, dsn: str | None = None) -> str:
@@ -75,15 +85,39 @@ def connect(dsn: str) -> psycopg.Connection:
         raise BadInput(f"the connection string is not valid: {error_text(exc, dsn)}") from None
 
 
+def wait_for(dsn: str, seconds: float, on_note: Callable[[str], None] | None = None) -> None:
+    """Retry connecting until the server accepts, for containers that start together (--wait-for-db)."""
+    if seconds <= 0:
+        return  # the first real connection reports any problem
+    deadline = time.monotonic() + seconds
+    told = False
+    while True:
+        try:
+            connect(dsn).close()
+            return
+        except ConnectionFailed as failure:
+            if time.monotonic() >= deadline:
+                raise ConnectionFailed(f"{failure} (waited {seconds:g}s, --wait-for-db)") from None
+            if not told and on_note:
+                on_note(f"Waiting up to {seconds:g}s for the database at {describe(dsn)} to accept connections")
+                told = True
+            time.sleep(_WAIT_POLL_S)
+
+
 @contextmanager
 def target(dsn: str | None, on_note: Callable[[str], None] | None = None) -> Iterator[str]:
-    """The DSN to work on: the one given, else $DATABASE_URL, else the embedded server.
+    """The DSN to work on: the one given, else $DATABASE_URL, else libpq's environment (PGHOST,
+    PGSERVICE, ...), else the embedded server.
 
-    The embedded server runs for as long as the block does (see runner.embedded).
+    An empty DSN lets libpq take everything from its environment and files (the service file,
+    ~/.pgpass), as psql does. The embedded server runs for as long as the block does.
     """
     dsn = dsn or os.environ.get("DATABASE_URL") or None
     if dsn:
         yield dsn
+        return
+    if any(os.environ.get(variable) for variable in LIBPQ_ENV):
+        yield ""
         return
     from runner import embedded  # only the no-server default needs it
 

@@ -53,3 +53,18 @@ class ConnectionFailed(RunnerError):
 
     exit_code = 5
     kind = "connection_failed"
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised by the CLI's SIGTERM handler: psycopg cancels the running statement as it does for Ctrl-C."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM while a migration ran; the message says what of it was kept.
+
+    A KeyboardInterrupt, not a RunnerError, so ``except Exception`` in an application never swallows it.
+    """
+
+    def __init__(self, message: str, *, terminated: bool = False) -> None:
+        super().__init__(message)
+        self.terminated = terminated

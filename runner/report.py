@@ -27,7 +27,14 @@ def progress_line(event: Starting | Applied) -> str:
         return f"Running {event.count} pending migration(s)…" if event.count else "All migrations are up to date"
     if event.empty:
         return f"Completed: {event.name} (empty file, recorded)"
-    return f"Completed: {event.name} ({event.duration_ms:.0f} ms)"
+    how = (
+        ", no transaction"
+        if event.no_transaction
+        else ", BEGIN/COMMIT wrapper ignored"
+        if event.wrapper_removed
+        else ""
+    )
+    return f"Completed: {event.name} ({event.duration_ms:.0f} ms{how})"
 
 
 def migrate_summary(result: MigrateResult) -> str | None:
@@ -43,6 +50,7 @@ def verify_lines(result: VerifyResult) -> list[str]:
     labels = {State.EDITED: "edited", State.MISSING: "missing", State.OUT_OF_ORDER: "out of order"}
     lines = [f"{labels[e.state]:<13}{e.name}: {e.detail}" for e in result.drift]
     lines += [f"{'pending':<13}{e.name}" for e in result.pending]
+    lines += [f"{'invalid':<13}{index.describe()}" for index in result.invalid_indexes]
     verdict = "Drift found" if not result.clean else "No drift"
     lines.append(f"{verdict}: {counts(result.plan)}")
     return lines
@@ -96,12 +104,14 @@ def verify_doc(result: VerifyResult) -> dict[str, Any]:
         "strict": result.strict,
         "drift": [entry_doc(e) for e in result.drift],
         "pending": [entry_doc(e) for e in result.pending],
+        "invalid_indexes": [{"index": i.name, "table": i.table, "fix": i.fix} for i in result.invalid_indexes],
     }
 
 
 def applied_doc(a: Applied) -> dict[str, Any]:
     return {"version": a.version, "name": a.name, "checksum": a.checksum, "statements": a.statements,
-            "empty": a.empty, "duration_ms": round(a.duration_ms, 1)}  # fmt: skip
+            "empty": a.empty, "duration_ms": round(a.duration_ms, 1), "no_transaction": a.no_transaction,
+            "wrapper_removed": a.wrapper_removed}  # fmt: skip
 
 
 def migrate_doc(result: MigrateResult) -> dict[str, Any]:

@@ -186,22 +186,28 @@ def read(conn: psycopg.Connection, table: TrackingTable, *, create: bool = False
     return [Record(*row) for row in rows]
 
 
-def insert_statement(conn: psycopg.Connection, table: TrackingTable, migration: Migration) -> bytes:
+def insert_statement(
+    conn: psycopg.Connection, table: TrackingTable, migration: Migration, elapsed_ms: float | None = None
+) -> bytes:
     """The INSERT that travels with the migration, in the same transaction.
 
     Execution time is measured by the server: statement_timestamp() is when the whole message
-    (file and INSERT) arrived, clock_timestamp() is now, after the file ran.
+    (file and INSERT) arrived, clock_timestamp() is now, after the file ran. A file run one
+    statement at a time passes the time it took instead.
     """
+    took = (
+        sql.SQL("(extract(epoch FROM pg_catalog.clock_timestamp() - pg_catalog.statement_timestamp()) * 1000)")
+        if elapsed_ms is None
+        else sql.Literal(elapsed_ms)
+    )
     return (
-        sql.SQL(
-            "INSERT INTO {} (version, name, checksum, execution_ms) VALUES ({}, {}, {}, "
-            "(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::integer)"
-        )
+        sql.SQL("INSERT INTO {} (version, name, checksum, execution_ms) VALUES ({}, {}, {}, {}::integer)")
         .format(
             table.identifier,
             sql.Literal(migration.version),
             sql.Literal(migration.name),
             sql.Literal(migration.checksum),
+            took,
         )
         .as_bytes(conn)
     )
