@@ -99,11 +99,34 @@ def parse_name(name: str) -> int | None:
     return int(match["version"])
 
 
+def _check_entry(entry: os.DirEntry[str], inside: Path) -> None:
+    """A migration is a regular file of the folder: a link may point only to a file in the folder too."""
+    try:
+        entry.name.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(entry.name).decode("ascii", "backslashreplace")
+        raise BadInput(f"{inside}: the file name {shown!r} is not valid UTF-8; rename the file") from None
+    if entry.is_symlink():
+        target = Path(entry.path).resolve()
+        if not target.exists():
+            raise BadInput(f"{entry.path}: a symbolic link to {target}, which does not exist; fix or remove the link")
+        if not target.is_relative_to(inside):
+            raise BadInput(
+                f"{entry.path}: a symbolic link to {target}, outside the migrations folder; "
+                "copy the file into the folder instead, so what runs is what the folder holds"
+            )
+    if entry.is_dir():
+        raise BadInput(f"{entry.path}: a folder named like a migration file; rename it or move it out of the folder")
+    if not entry.is_file():
+        raise BadInput(f"{entry.path}: not a regular file; migrations must be plain .sql files")
+
+
 def discover(directory: Path) -> list[Migration]:
     """All migrations in ``directory``, ordered by version.
 
     Only ``*.sql`` files directly in the folder count; other files and sub-folders are
-    ignored, and so are hidden files (editor lock and swap files start with a dot).
+    ignored, and so are hidden files (editor lock and swap files start with a dot). A
+    folder, a broken link or a link leading outside the folder that is named ``*.sql`` is an error.
     """
     if not directory.is_dir():
         problem = "is not a folder" if directory.exists() else "does not exist"
@@ -113,14 +136,14 @@ def discover(directory: Path) -> list[Migration]:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
     except OSError as exc:
         raise BadInput(f"cannot list {directory} ({exc.strerror}); check its permissions") from None
+    inside = directory.resolve()
     for entry in entries:
         name = entry.name
-        if name.startswith(".") or not entry.is_file():
+        if name.startswith(".") or not name.lower().endswith(".sql"):
             continue
+        _check_entry(entry, inside)
         if not name.endswith(".sql"):
-            if name.lower().endswith(".sql"):
-                raise BadInput(f"{entry.path}: rename it to end in lower-case .sql ({NAME_RULE})")
-            continue
+            raise BadInput(f"{entry.path}: rename it to end in lower-case .sql ({NAME_RULE})")
         version = parse_name(name)
         if version is None:
             raise BadInput(f"{entry.path}: not a migration file name; expected {NAME_RULE}")

@@ -18,7 +18,7 @@ def test_order_is_numeric_and_non_sql_files_are_ignored(migrations: Path) -> Non
     for name in ["10_ten.sql", "2_two.sql", "0001-one.sql", "20251104120000_stamp.sql", "README.md",
                  "3_three.sql.bak", ".0004_hidden.sql"]:  # fmt: skip
         write(migrations, name, "select 1;\n")
-    (migrations / "5_folder.sql").mkdir()
+    (migrations / "5_folder").mkdir()
     found = discover(migrations)
     assert [(m.version, m.name) for m in found] == [
         (1, "0001-one.sql"),
