@@ -105,7 +105,7 @@ def _check_entry(entry: os.DirEntry[str], inside: Path) -> None:
         entry.name.encode("utf-8")
     except UnicodeEncodeError:
         shown = os.fsencode(entry.name).decode("ascii", "backslashreplace")
-        raise BadInput(f"{inside}: the file name {shown!r} is not valid UTF-8; rename the file") from None
+        raise BadInput(f"{inside}: the file name '{shown}' is not valid UTF-8; rename the file") from None
     if entry.is_symlink():
         target = Path(entry.path).resolve()
         if not target.exists():
