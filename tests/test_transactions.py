@@ -1,0 +1,136 @@
+"""Transactions against a real server: wrappers, no-transaction files and what a failure leaves behind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from helpers import assert_clean_error, query, runner_cli, write
+
+
+def _migrate(dsn: str, folder: Path, *args: str):  # type: ignore[no-untyped-def]
+    return runner_cli("migrate", "--dsn", dsn, "--dir", folder, *args)
+
+
+def _recorded(dsn: str) -> list[int]:
+    return [row[0] for row in query(dsn, "SELECT version FROM runner_migrations ORDER BY version")]  # type: ignore[misc]
+
+
+def _refuse_record(dsn: str, version: int) -> None:
+    """Make the tracking INSERT of one version fail, as a full disk or a lost connection would."""
+    query(dsn, f"""
+        CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF NEW.version = {version} THEN RAISE EXCEPTION 'no record for you'; END IF; RETURN NEW; END $$;
+        CREATE TRIGGER refuse BEFORE INSERT ON runner_migrations FOR EACH ROW EXECUTE FUNCTION refuse();
+    """)  # fmt: skip
+
+
+def test_a_wrapped_file_commits_together_with_its_record(dsn: str, migrations: Path) -> None:
+    write(migrations, "1_first.sql", "CREATE TABLE first (id int);\n")
+    assert _migrate(dsn, migrations).returncode == 0
+    _refuse_record(dsn, 2)
+    write(migrations, "2_wrapped.sql", "BEGIN;\nCREATE TABLE wrapped (id int);\nCOMMIT;\n")
+    failed = _migrate(dsn, migrations)
+    # Had the file's own COMMIT run, the table would be committed while its record failed.
+    assert_clean_error(failed, 3, "2_wrapped.sql ran, but recording it", "no record for you")
+    assert query(dsn, "SELECT to_regclass('wrapped')") == [(None,)]
+    assert _recorded(dsn) == [1]
+
+    query(dsn, "DROP TRIGGER refuse ON runner_migrations")
+    done = _migrate(dsn, migrations)
+    assert done.returncode == 0, done.stderr
+    assert "2_wrapped.sql" in done.stdout and "BEGIN/COMMIT wrapper ignored" in done.stdout
+    assert query(dsn, "SELECT to_regclass('wrapped')::text") == [("wrapped",)]
+    assert _recorded(dsn) == [1, 2]
+
+
+def test_an_error_in_a_wrapped_file_points_at_its_own_line(dsn: str, migrations: Path) -> None:
+    write(migrations, "1_wrapped.sql", "BEGIN;\nCREATE TABLE t (id int);\n\nINSERT INTO t VALUES ('x');\nCOMMIT;\n")
+    failed = _migrate(dsn, migrations)
+    assert_clean_error(failed, 3, "1_wrapped.sql failed at line 4, column", "22P02", "rolled back")
+    assert query(dsn, "SELECT to_regclass('t')") == [(None,)]
+
+
+def test_a_refused_file_stops_the_run_before_anything_runs(dsn: str, migrations: Path) -> None:
+    write(migrations, "1_fine.sql", "CREATE TABLE fine (id int);\n")
+    write(migrations, "2_index.sql", "CREATE INDEX CONCURRENTLY fine_id ON fine (id);\n")
+    refused = _migrate(dsn, migrations)
+    assert_clean_error(refused, 2, "2_index.sql, line 1: CREATE INDEX CONCURRENTLY", "-- runner: no-transaction")
+    assert query(dsn, "SELECT to_regclass('fine')") == [(None,)]
+    assert query(dsn, "SELECT count(*) FROM runner_migrations") == [(0,)]
+
+
+def test_a_no_transaction_file_builds_an_index_concurrently(dsn: str, migrations: Path) -> None:
+    write(
+        migrations, "1_table.sql", "CREATE TABLE items (id int);\nINSERT INTO items SELECT generate_series(1, 1000);\n"
+    )
+    write(migrations, "2_index.sql", "-- runner: no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS items_id "
+                                     "ON items (id);\nVACUUM (ANALYZE) items;\n")  # fmt: skip
+    done = _migrate(dsn, migrations, "--json")
+    assert done.returncode == 0, done.stderr
+    applied = json.loads(done.stdout)["applied"]
+    assert [(a["name"], a["no_transaction"], a["statements"]) for a in applied] == [
+        ("1_table.sql", False, 2),
+        ("2_index.sql", True, 2),
+    ]
+    assert query(dsn, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'items_id'::regclass") == [(True,)]
+    assert _recorded(dsn) == [1, 2]
+
+
+def test_a_no_transaction_file_runs_its_own_begin_and_commit_as_written(dsn: str, migrations: Path) -> None:
+    write(migrations, "1_own.sql", "-- runner: no-transaction\nCREATE TABLE t (id int);\n"
+                                   "BEGIN;\nINSERT INTO t VALUES (1);\nROLLBACK;\n"
+                                   "BEGIN;\nINSERT INTO t VALUES (2);\nCOMMIT;\n")  # fmt: skip
+    done = _migrate(dsn, migrations)
+    assert done.returncode == 0, done.stderr
+    assert query(dsn, "SELECT id FROM t") == [(2,)]
+    assert _recorded(dsn) == [1]
+
+
+def test_a_no_transaction_file_is_recorded_only_after_its_last_statement(dsn: str, migrations: Path) -> None:
+    write(migrations, "1_partial.sql", "-- runner: no-transaction\nCREATE TABLE kept (id int);\n\n"
+                                       "INSERT INTO kept VALUES (1);\nSELECT 1 / 0;\n")  # fmt: skip
+    failed = _migrate(dsn, migrations, "--json")
+    error = assert_clean_error(failed, 3, "1_partial.sql failed in the statement at line 5", "22012")
+    assert "the statement(s) at line(s) 2, 4 had already run and were kept; the file was not recorded" in error
+    doc = json.loads(failed.stdout)["error"]
+    assert doc["statements_kept"] == [2, 4] and doc["line"] == 5
+    assert query(dsn, "SELECT id FROM kept") == [(1,)]
+    assert _recorded(dsn) == []
+
+
+def test_a_failed_concurrent_build_reports_the_invalid_index_until_it_is_fixed(dsn: str, migrations: Path) -> None:
+    write(migrations, "1_table.sql", "CREATE TABLE people (email text);\nINSERT INTO people VALUES ('a'), ('a');\n")
+    write(migrations, "2_unique.sql", "-- runner: no-transaction\n"
+                                      "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS people_email ON people (email);\n")  # fmt: skip
+    failed = _migrate(dsn, migrations)
+    error = assert_clean_error(failed, 3, "2_unique.sql failed", "23505", "nothing ran; the file was not recorded")
+    assert "index public.people_email on public.people is INVALID" in error
+    assert "DROP INDEX CONCURRENTLY public.people_email;" in error
+
+    # IF NOT EXISTS would now skip the broken index: verify says so, by name, with the fix.
+    verify = runner_cli("verify", "--dsn", dsn, "--dir", migrations, "--json")
+    assert verify.returncode == 1
+    report = json.loads(verify.stdout)
+    assert report["invalid_indexes"] == [
+        {
+            "index": "public.people_email",
+            "table": "public.people",
+            "fix": "DROP INDEX CONCURRENTLY public.people_email;",
+        }
+    ]
+    assert "INVALID" in runner_cli("verify", "--dsn", dsn, "--dir", migrations).stdout
+
+    query(dsn, "DROP INDEX CONCURRENTLY public.people_email")
+    query(dsn, "DELETE FROM people WHERE ctid = (SELECT max(ctid) FROM people)")
+    assert _migrate(dsn, migrations).returncode == 0
+    assert runner_cli("verify", "--dsn", dsn, "--dir", migrations).returncode == 0
+
+
+def test_a_no_transaction_file_that_leaves_a_transaction_open_is_rolled_back(dsn: str, migrations: Path) -> None:
+    write(migrations, "1_open.sql", "-- runner: no-transaction\nCREATE TABLE t (id int);\nBEGIN;\n"
+                                    "INSERT INTO t VALUES (1);\n")  # fmt: skip
+    failed = _migrate(dsn, migrations)
+    assert_clean_error(failed, 3, "1_open.sql ends inside a transaction", "rolled back", "not recorded")
+    assert query(dsn, "SELECT count(*) FROM t") == [(0,)]
+    assert _recorded(dsn) == []
