@@ -101,8 +101,8 @@ def test_a_no_transaction_file_is_recorded_only_after_its_last_statement(dsn: st
 
 def test_a_failed_concurrent_build_reports_the_invalid_index_until_it_is_fixed(dsn: str, migrations: Path) -> None:
     write(migrations, "1_table.sql", "CREATE TABLE people (email text);\nINSERT INTO people VALUES ('a'), ('a');\n")
-    write(migrations, "2_unique.sql", "-- runner: no-transaction\n"
-                                      "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS people_email ON people (email);\n")  # fmt: skip
+    unique = "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS people_email ON people (email);\n"
+    write(migrations, "2_unique.sql", "-- runner: no-transaction\n" + unique)
     failed = _migrate(dsn, migrations)
     error = assert_clean_error(failed, 3, "2_unique.sql failed", "23505", "nothing ran; the file was not recorded")
     assert "index public.people_email on public.people is INVALID" in error
