@@ -14,6 +14,14 @@ from helpers import SQL_DIR, assert_clean_error, cli_env, query, runner_cli, wri
 from runner.tracking import TrackingTable
 
 
+def _start_runners(count: int, dsn: str, folder: Path) -> list[subprocess.Popen[str]]:
+    return [
+        subprocess.Popen([sys.executable, "-m", "runner", "migrate", "--dsn", dsn, "--dir", str(folder)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+        for _ in range(count)
+    ]  # fmt: skip
+
+
 def test_runners_started_together_apply_each_file_exactly_once(dsn: str, tmp_path: Path) -> None:
     folder = tmp_path / "sql"
     shutil.copytree(SQL_DIR, folder)
@@ -22,11 +30,7 @@ def test_runners_started_together_apply_each_file_exactly_once(dsn: str, tmp_pat
     write(folder, "9001_count.sql", "INSERT INTO applied_log VALUES (1);\n")
     total = len(list(folder.glob("*.sql")))
 
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "runner", "migrate", "--dsn", dsn, "--dir", str(folder)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
-        for _ in range(5)
-    ]  # fmt: skip
+    procs = _start_runners(5, dsn, folder)
     outputs = [p.communicate(timeout=180) for p in procs]
     assert [p.returncode for p in procs] == [0] * 5, outputs
     applied = [out for out, _ in outputs if f"Applied {total} migration(s)" in out]
@@ -70,3 +74,33 @@ def test_a_waiting_runner_says_who_holds_the_lock_then_proceeds(dsn: str, migrat
     assert result.returncode == 0, result.stderr
     assert "Waiting for the migration lock, held by pid" in result.stderr
     assert "Applied 1 migration(s)" in result.stdout
+
+
+def test_runners_waiting_for_the_lock_never_block_a_concurrent_index_build(dsn: str, migrations: Path) -> None:
+    # A runner blocked inside pg_advisory_lock would hold a snapshot that CREATE INDEX CONCURRENTLY
+    # waits for, while the builder holds the lock it waits for: a deadlock that never ends.
+    write(migrations, "1_table.sql", "CREATE TABLE big (id int);\nINSERT INTO big SELECT generate_series(1, 50000);\n")
+    write(migrations, "2_index.sql", "-- runner: no-transaction\nSELECT pg_sleep(0.5);\n"
+                                     "CREATE INDEX CONCURRENTLY IF NOT EXISTS big_id ON big (id);\n")  # fmt: skip
+    write(migrations, "3_after.sql", "CREATE TABLE after_index (id int);\n")
+    procs = _start_runners(4, dsn, migrations)
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, outputs
+    assert sum("Applied 3 migration(s)" in out for out, _ in outputs) == 1, outputs
+    assert query(dsn, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'big_id'::regclass") == [(True,)]
+    assert query(dsn, "SELECT count(*) FROM runner_migrations") == [(3,)]
+
+
+def test_load_sixteen_runners_two_hundred_files_each_applied_exactly_once(dsn: str, migrations: Path) -> None:
+    write(migrations, "0000_log.sql", "CREATE TABLE applied_log (version int);\n")
+    for n in range(1, 200):
+        write(
+            migrations, f"{n:04d}_step.sql", f"CREATE TABLE step_{n} (id int);\nINSERT INTO applied_log VALUES ({n});\n"
+        )
+    procs = _start_runners(16, dsn, migrations)
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 16, [err for _, err in outputs if err]
+    assert query(dsn, "SELECT count(*), count(DISTINCT version) FROM applied_log") == [(199, 199)]
+    assert query(dsn, "SELECT count(*), count(DISTINCT version) FROM runner_migrations") == [(200, 200)]
+    applied = [int(line.split()[1]) for out, _ in outputs for line in out.splitlines() if line.startswith("Applied ")]
+    assert sum(applied) == 200, outputs  # across all runners, every file once
