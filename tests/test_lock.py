@@ -14,12 +14,19 @@ from helpers import SQL_DIR, assert_clean_error, cli_env, query, runner_cli, wri
 from runner.tracking import TrackingTable
 
 
-def _start_runners(count: int, dsn: str, folder: Path) -> list[subprocess.Popen[str]]:
-    return [
+def _run_together(count: int, dsn: str, folder: Path, timeout: float = 300) -> list[tuple[int, str, str]]:
+    """Start ``count`` runners at once; their exit codes and outputs. A hung runner is killed, and fails the test."""
+    procs = [
         subprocess.Popen([sys.executable, "-m", "runner", "migrate", "--dsn", dsn, "--dir", str(folder)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
         for _ in range(count)
     ]  # fmt: skip
+    try:
+        outputs = [p.communicate(timeout=timeout) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    return [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs, strict=True)]
 
 
 def test_runners_started_together_apply_each_file_exactly_once(dsn: str, tmp_path: Path) -> None:
@@ -30,11 +37,10 @@ def test_runners_started_together_apply_each_file_exactly_once(dsn: str, tmp_pat
     write(folder, "9001_count.sql", "INSERT INTO applied_log VALUES (1);\n")
     total = len(list(folder.glob("*.sql")))
 
-    procs = _start_runners(5, dsn, folder)
-    outputs = [p.communicate(timeout=180) for p in procs]
-    assert [p.returncode for p in procs] == [0] * 5, outputs
-    applied = [out for out, _ in outputs if f"Applied {total} migration(s)" in out]
-    up_to_date = [out for out, _ in outputs if out.strip() == "All migrations are up to date"]
+    outputs = _run_together(5, dsn, folder)
+    assert [code for code, _, _ in outputs] == [0] * 5, outputs
+    applied = [out for _, out, _ in outputs if f"Applied {total} migration(s)" in out]
+    up_to_date = [out for _, out, _ in outputs if out.strip() == "All migrations are up to date"]
     assert len(applied) == 1 and len(up_to_date) == 4, outputs
     assert query(dsn, "SELECT count(*), count(DISTINCT version) FROM runner_migrations") == [(total, total)]
     assert query(dsn, "SELECT count(*) FROM applied_log") == [(1,)]
@@ -83,10 +89,9 @@ def test_runners_waiting_for_the_lock_never_block_a_concurrent_index_build(dsn: 
     write(migrations, "2_index.sql", "-- runner: no-transaction\nSELECT pg_sleep(0.5);\n"
                                      "CREATE INDEX CONCURRENTLY IF NOT EXISTS big_id ON big (id);\n")  # fmt: skip
     write(migrations, "3_after.sql", "CREATE TABLE after_index (id int);\n")
-    procs = _start_runners(4, dsn, migrations)
-    outputs = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0] * 4, outputs
-    assert sum("Applied 3 migration(s)" in out for out, _ in outputs) == 1, outputs
+    outputs = _run_together(4, dsn, migrations, timeout=120)
+    assert [code for code, _, _ in outputs] == [0] * 4, outputs
+    assert sum("Applied 3 migration(s)" in out for _, out, _ in outputs) == 1, outputs
     assert query(dsn, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'big_id'::regclass") == [(True,)]
     assert query(dsn, "SELECT count(*) FROM runner_migrations") == [(3,)]
 
@@ -97,10 +102,10 @@ def test_load_sixteen_runners_two_hundred_files_each_applied_exactly_once(dsn: s
         write(
             migrations, f"{n:04d}_step.sql", f"CREATE TABLE step_{n} (id int);\nINSERT INTO applied_log VALUES ({n});\n"
         )
-    procs = _start_runners(16, dsn, migrations)
-    outputs = [p.communicate(timeout=300) for p in procs]
-    assert [p.returncode for p in procs] == [0] * 16, [err for _, err in outputs if err]
+    outputs = _run_together(16, dsn, migrations)
+    assert [code for code, _, _ in outputs] == [0] * 16, [err for _, _, err in outputs if err]
     assert query(dsn, "SELECT count(*), count(DISTINCT version) FROM applied_log") == [(199, 199)]
     assert query(dsn, "SELECT count(*), count(DISTINCT version) FROM runner_migrations") == [(200, 200)]
-    applied = [int(line.split()[1]) for out, _ in outputs for line in out.splitlines() if line.startswith("Applied ")]
+    lines = [line for _, out, _ in outputs for line in out.splitlines()]
+    applied = [int(line.split()[1]) for line in lines if line.startswith("Applied ")]
     assert sum(applied) == 200, outputs  # across all runners, every file once
