@@ -181,6 +181,7 @@ class Session:
         if script.no_transaction:
             ran = f"the statement(s) at line(s) {_lines(kept)} had already run and were kept" if kept else "nothing ran"
             text = f"{script.name} was interrupted ({cause}): {ran}; the file was not recorded"
+            text += "".join(f". Also: {index.describe()}" for index in self._invalid_indexes())
         elif self._recorded(script):
             text = f"interrupted ({cause}) just after {script.name} committed: it was applied and recorded"
         else:
@@ -237,5 +238,5 @@ class Session:
     def _invalid_indexes(self) -> list[InvalidIndex]:
         try:
             return invalid_indexes(self.conn)
-        except psycopg.Error:
+        except (psycopg.Error, KeyboardInterrupt):
             return []
