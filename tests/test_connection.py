@@ -56,3 +56,10 @@ def test_redact_covers_urls_keywords_and_the_dsn_itself() -> None:
     assert redact(f"at postgresql://u:{SECRET}@h/db", None) == "at postgresql://u:***@h/db"
     assert redact(f"password={SECRET} host=h", None) == "password=*** host=h"
     assert redact(f"oops {SECRET} oops", f"postgresql://u:{SECRET}@h/db") == "oops *** oops"
+
+
+def test_tracebacks_never_print_local_variables() -> None:
+    # typer's pretty tracebacks list every local variable of every frame, a DSN with its password among them.
+    from runner.cli import app
+
+    assert app.pretty_exceptions_enable is False and app.pretty_exceptions_show_locals is False
