@@ -72,6 +72,11 @@ def _round_trip(conn: psycopg.Connection, message: bytes) -> list[PGresult]:
         else:  # COPY ... FROM STDIN: refused before sending, but a file may still reach it (EXECUTE of a string)
             pgconn.put_copy_end(b"COPY FROM STDIN is a psql feature; runner has no data to send")
         results[-1:] = conn.wait(generators.execute(pgconn))
+    if pgconn.status == pq.ConnStatus.BAD:  # the server ended the session: a lost connection, not a failed file
+        failed = _first_error(results)
+        raise psycopg.OperationalError(
+            (_field(failed[1], _Field.MESSAGE_PRIMARY) if failed else None) or "connection lost"
+        )
     return results
 
 
