@@ -69,6 +69,13 @@ def _line_of(raw: bytes, offset: int) -> int:
     return raw.count(b"\n", 0, offset) + 1
 
 
+def _looks_like_utf16(raw: bytes) -> bool:
+    """Every other byte zero: ASCII text saved as UTF-16 (a NUL byte in a UTF-8 file is a lone one)."""
+    head = raw[:4096]
+    zeros = max(head[0::2].count(0), head[1::2].count(0))  # big- or little-endian
+    return len(head) >= 4 and zeros >= len(head) // 4  # in half of the bytes at even or at odd offsets
+
+
 def read_migration(path: Path, version: int) -> Migration:
     """Read and validate one file; raise BadInput naming the file and the place of the problem."""
     try:
@@ -85,6 +92,8 @@ def read_migration(path: Path, version: int) -> Migration:
             "save the file as UTF-8"
         ) from None
     nul = raw.find(0)
+    if nul >= 0 and _looks_like_utf16(raw):
+        raise BadInput(f"{path}: the file looks like UTF-16 without a byte-order mark; save it as UTF-8")
     if nul >= 0:
         raise BadInput(f"{path}: contains a NUL byte at line {_line_of(raw, nul)}; remove it")
     sql = normalise(raw)
@@ -106,8 +115,14 @@ def _check_entry(entry: os.DirEntry[str], inside: Path) -> None:
     except UnicodeEncodeError:
         shown = os.fsencode(entry.name).decode("ascii", "backslashreplace")
         raise BadInput(f"{inside}: the file name '{shown}' is not valid UTF-8; rename the file") from None
+    if any(ord(char) < 32 for char in entry.name):
+        shown = entry.name.encode("unicode_escape").decode("ascii")
+        raise BadInput(f"{inside}: the file name '{shown}' contains a control character (a newline?); rename the file")
     if entry.is_symlink():
-        target = Path(entry.path).resolve()
+        try:
+            target = Path(entry.path).resolve(strict=False)
+        except (OSError, RuntimeError):  # a link that leads back to itself
+            raise BadInput(f"{entry.path}: a symbolic link that loops back on itself; fix or remove it") from None
         if not target.exists():
             raise BadInput(f"{entry.path}: a symbolic link to {target}, which does not exist; fix or remove the link")
         if not target.is_relative_to(inside):
