@@ -79,10 +79,13 @@ def _first_token(text: str, start: int, end: int) -> int:
 
 def _statements(text: str, nodes: tuple) -> list[tuple[Statement, object]]:  # type: ignore[type-arg]
     found = []
+    line, counted = 1, 0  # lines are counted on from the previous statement: linear in the file's size
     for raw in nodes:
         end = raw.stmt_location + raw.stmt_len if raw.stmt_len else len(text)
         start = _first_token(text, raw.stmt_location, end)
-        found.append((Statement(start, text[start:end], _line(text, start)), raw.stmt))
+        line += text.count("\n", counted, start)
+        counted = start
+        found.append((Statement(start, text[start:end], line), raw.stmt))
     return found
 
 
@@ -201,13 +204,16 @@ def _parse(migration: Migration, text: str) -> tuple[list[tuple[Statement, objec
 
     try:
         return _statements(text, parse_sql(text)), ""
-    except Exception as exc:  # pglast.parser.ParseError
+    except Exception as exc:  # pglast.parser.ParseError: (message, character offset)
         _refuse_psql_features(migration, text)
-        return None, str(exc.args[0]) if exc.args else str(exc)
+        message = str(exc.args[0]) if exc.args else str(exc)
+        if len(exc.args) > 1 and isinstance(exc.args[1], int):
+            message = f"line {_line(text, exc.args[1])}: {message.split(', at index')[0]}"
+        return None, message
 
 
 def _keyword(statement: Statement) -> str:
-    return " ".join(statement.text.split()[:2]).rstrip(";").upper()
+    return " ".join(statement.text.split()[:2]).rstrip(";")
 
 
 def prepare(migration: Migration) -> Script:
