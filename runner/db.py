@@ -20,6 +20,9 @@ LIBPQ_ENV = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWO
 _WAIT_POLL_S = 0.5
 
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@", re.IGNORECASE)
+_URL_AUTHORITY = re.compile(r"[a-z][a-z0-9+.-]*://(?P<authority>[^/?#]*)", re.IGNORECASE)
+# libpq's complaint about an option's value, found before any connection is tried
+_BAD_OPTION = re.compile(r"^(connection is bad: )?invalid .*value", re.IGNORECASE)
 _KEYWORD_PASSWORD = re.compile(r"(?P<head>password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 
@@ -59,12 +62,17 @@ def describe(dsn: str) -> str:
 
 def error_text(exc: Exception, dsn: str | None = None) -> str:
     """A driver error as one line, without any password."""
-    lines = [" ".join(line.split()) for line in str(exc).replace("connection failed: ", "").splitlines()]
+    lines = [" ".join(line.split()) for line in re.sub(r"^connection (failed|is bad): ", "", str(exc)).splitlines()]
     return redact("; ".join(line for line in lines if line), dsn)
 
 
 def connect(dsn: str) -> psycopg.Connection:
     """An autocommit connection; runner sends its own transaction boundaries."""
+    url = _URL_AUTHORITY.match(dsn)
+    if url and url["authority"].count("@") > 1:  # the part after the first @ would be taken for the host
+        raise BadInput(
+            "the connection URL has more than one '@' before the host; write an '@' in the user name or password as %40"
+        )
     try:
         params = conninfo_to_dict(dsn)
     except psycopg.Error as exc:
@@ -77,6 +85,8 @@ def connect(dsn: str) -> psycopg.Connection:
     try:
         return psycopg.connect(conninfo, autocommit=True)
     except psycopg.OperationalError as exc:
+        if _BAD_OPTION.match(str(exc)):
+            raise BadInput(f"the connection string is not valid: {error_text(exc, dsn)}") from None
         raise ConnectionFailed(
             f"cannot connect to {describe(dsn)}: {error_text(exc, dsn)}; "
             "check --dsn or DATABASE_URL and that the server is running"
