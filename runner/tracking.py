@@ -114,20 +114,47 @@ class TrackingTable:
         return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _columns(conn: psycopg.Connection, table: TrackingTable) -> tuple[str, dict[str, str]] | None:
+@dataclass(frozen=True)
+class _Column:
+    type: str
+    not_null: bool
+    primary_key: bool  # the table's primary key is this column alone
+
+
+def _columns(conn: psycopg.Connection, table: TrackingTable) -> tuple[str, dict[str, _Column]] | None:
     rows = conn.execute(
         """
-        SELECT c.relkind::text, a.attname::text, format_type(a.atttypid, a.atttypmod)
+        SELECT c.relkind::text, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+               EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary
+                       AND i.indnatts = 1 AND i.indkey[0] = a.attnum)
         FROM pg_class c
         JOIN pg_namespace n ON n.oid = c.relnamespace
         LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
         WHERE n.nspname = %s AND c.relname = %s
+        ORDER BY a.attnum
         """,
         (table.schema, table.name),
     ).fetchall()
     if not rows:
         return None
-    return rows[0][0], {name: type_ for _, name, type_ in rows if name is not None}
+    return rows[0][0], {name: _Column(type_, notnull, key) for _, name, type_, notnull, key in rows if name}
+
+
+def _differences(columns: dict[str, _Column]) -> list[str]:
+    """How a table that has some of our columns differs from ours: what to undo by hand."""
+    problems = [f"no column {name}" for name in COLUMNS if name not in columns]
+    problems += [f"an extra column {name}" for name in columns if name not in COLUMNS]
+    for name, column in columns.items():
+        wanted = COLUMNS.get(name)
+        if wanted is None:
+            continue
+        if column.type != wanted:
+            problems.append(f"{name} is {column.type}, not {wanted}")
+        elif not column.not_null:
+            problems.append(f"{name} allows NULL")
+    if "version" in columns and not columns["version"].primary_key:
+        problems.append("version is not the primary key")
+    return problems
 
 
 def check(conn: psycopg.Connection, table: TrackingTable) -> bool:
@@ -136,14 +163,18 @@ def check(conn: psycopg.Connection, table: TrackingTable) -> bool:
     if found is None:
         return False
     relkind, columns = found
-    if relkind in ("r", "p") and columns == COLUMNS:
+    problems = _differences(columns)
+    if relkind in ("r", "p") and not problems:
         return True
-    have = ", ".join(f"{k} {v}" for k, v in columns.items()) or "no columns"
-    what = "table" if relkind in ("r", "p") else "relation (not a table)"
-    raise BadInput(
-        f"{table} exists but is not runner's tracking table: a {what} with {have}; "
-        f"runner will not change it. Pass --table to use another name"
-    )
+    stranger = f"{table} exists but is not runner's tracking table"
+    have = ", ".join(f"{name} {column.type}" for name, column in columns.items()) or "no columns"
+    if relkind not in ("r", "p"):
+        raise BadInput(f"{stranger}: a relation (not a table) with {have}; runner will not change it. "
+                       "Pass --table to use another name")  # fmt: skip
+    if set(columns) & set(COLUMNS):
+        raise BadInput(f"{stranger} as runner created it: {'; '.join(problems)}. Undo that change by hand "
+                       "(runner will not alter the table), or pass --table to use another name")  # fmt: skip
+    raise BadInput(f"{stranger}: a table with {have}; runner will not change it. Pass --table to use another name")
 
 
 def _create(conn: psycopg.Connection, table: TrackingTable) -> None:
