@@ -21,11 +21,12 @@ from psycopg.pq.abc import PGresult
 from runner import tracking
 from runner.errors import Interrupted, MigrationFailed, Terminated
 from runner.indexes import InvalidIndex, invalid_indexes
-from runner.locate import SEPARATOR, Location, locate
+from runner.locate import SEPARATOR, Location, locate, unterminated
 from runner.preflight import Script, Statement
 
 _Status = pq.ExecStatus
 _Field = pq.DiagnosticField
+_SYNTAX_ERROR = "42601"
 
 # Sent after every file, inside its transaction: whatever session state the file changed
 # (SET, SET ROLE, temporary tables, prepared statements, cursors, LISTEN) is gone before the
@@ -212,9 +213,17 @@ class Session:
         offset = int(position) if position else None
         if statement is not None and offset is not None:
             offset += statement.start  # the server counts from the start of the statement sent
-        where = locate(script.text(), offset, statement_index)
+        text = script.text()
+        where = locate(text, offset, statement_index)
         if statement is not None and where.line is None:
             where = Location(statement_line=statement.line)
+        if sqlstate == _SYNTAX_ERROR and (where.after_file or (offset or 0) > len(text)):
+            opened = unterminated(text)  # the server saw the string end inside runner's own statements
+            if opened is not None:
+                where, message = opened
+        if sqlstate == _SYNTAX_ERROR and message.startswith("unterminated"):
+            message = message.split(" at or near ")[0]  # what follows quotes runner's own statements
+        message = " ".join(message.split())  # one line, whatever the server quoted
         if after_file or where.after_file:
             summary = f"{script.name} ran, but recording it in {self.table} failed: {message} (SQLSTATE {sqlstate})"
         else:

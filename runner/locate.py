@@ -64,3 +64,20 @@ def locate(text: str, position: int | None, statement_index: int | None) -> Loca
                 return Location(after_file=True)
             return Location(statement_line=_line_col(text, offsets[statement_index])[0])
     return Location()
+
+
+def unterminated(text: str) -> tuple[Location, str] | None:
+    """A quoted string, quoted identifier or comment that the file opens and never closes.
+
+    Sent with runner's own statements after it, such a file makes the server read those as
+    part of the string and complain about them; pglast's scanner says where the file went wrong.
+    """
+    from pglast import parser
+
+    try:
+        parser.scan(text)
+    except Exception as exc:  # pglast.parser.ParseError: (message, character offset)
+        message = str(exc.args[0]) if exc.args else ""
+        if message.startswith("unterminated") and len(exc.args) > 1 and isinstance(exc.args[1], int):
+            return Location(*_line_col(text, exc.args[1])), message.split(" at or near ")[0]
+    return None
