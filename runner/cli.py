@@ -223,4 +223,17 @@ def _terminate(signum: int, frame: object) -> None:
 def main() -> None:
     # SIGTERM stops a run the way Ctrl-C does: the running statement is cancelled and rolled back.
     signal.signal(signal.SIGTERM, _terminate)
-    app()
+    try:
+        code = app(prog_name="runner", standalone_mode=False)
+    except Exception as usage:  # typer's own errors: an unknown option, a value out of range
+        if not hasattr(usage, "format_message"):
+            raise
+        code = getattr(usage, "exit_code", 2)
+        if type(usage).__name__ != "NoArgsIsHelpError":  # that one has printed the help already
+            context = getattr(usage, "ctx", None)
+            command = context.command_path if context else "runner"
+            text = f"{usage.format_message().rstrip('.')}; see `{command} --help`"
+            _say(text, sys.stderr, "error: ", "red")
+            if "--json" in sys.argv[1:]:
+                print(json.dumps({"ok": False, "error": {"kind": "usage", "exit_code": code, "message": text}}))
+    sys.exit(code if isinstance(code, int) else 0)
