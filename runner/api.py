@@ -197,18 +197,27 @@ def migrate(
             for entry in warnings:
                 emit(DriftWarning(entry))
             emit(Starting(len(scripts)))
-            with _database_errors("setting up the session"):
-                session = Session(conn, target, settings)
-            applied: list[Applied] = []
-            for script in scripts:
-                try:
-                    done = _apply(session, script, retries, emit)
-                except MigrationFailed as failure:
-                    failure.applied = list(applied)
-                    raise
-                applied.append(done)
-                emit(done)
+            applied = _run(conn, target, settings, scripts, retries, emit) if scripts else []
     return MigrateResult(plan, applied, warnings)
+
+
+def _run(
+    conn: psycopg.Connection, target: tracking.TrackingTable, settings: dict[str, str], scripts: list[Script],
+    retries: int, emit: OnEvent,
+) -> list[Applied]:  # fmt: skip
+    """Apply the scripts in order; a failure carries the files this run had applied before it."""
+    with _database_errors("setting up the session"):
+        session = Session(conn, target, settings)
+    applied: list[Applied] = []
+    for script in scripts:
+        try:
+            done = _apply(session, script, retries, emit)
+        except MigrationFailed as failure:
+            failure.applied = list(applied)
+            raise
+        applied.append(done)
+        emit(done)
+    return applied
 
 
 def _read(
