@@ -99,6 +99,13 @@ def _lines(statements: list[Statement]) -> str:
     return ", ".join(str(s.line) for s in statements)
 
 
+def _kept(statements: list[Statement]) -> str:
+    """What of a no-transaction file stays after it stopped: statements that ran cannot be undone."""
+    if not statements:
+        return "nothing ran"
+    return f"the statement(s) at line(s) {_lines(statements)} had already run and were kept"
+
+
 class Session:
     """The connection migrations run on, and the settings each migration starts from."""
 
@@ -175,21 +182,25 @@ class Session:
         """Whether the file's record exists: a cancel that came too late lets the transaction commit."""
         try:
             query = sql.SQL("SELECT 1 FROM {} WHERE version = %s AND checksum = %s").format(self.table.identifier)
-            return (
-                self.conn.execute(query, (script.migration.version, script.migration.checksum)).fetchone() is not None
-            )
+            row = self.conn.execute(query, (script.migration.version, script.migration.checksum)).fetchone()
+            return row is not None
         except (psycopg.Error, KeyboardInterrupt):
             return None
 
     def _interrupted(self, script: Script, stop: KeyboardInterrupt, kept: list[Statement]) -> Interrupted:
         terminated = isinstance(stop, Terminated)
         cause = "SIGTERM" if terminated else "Ctrl-C"
+        recorded = None if script.no_transaction else self._recorded(script)
         if script.no_transaction:
-            ran = f"the statement(s) at line(s) {_lines(kept)} had already run and were kept" if kept else "nothing ran"
-            text = f"{script.name} was interrupted ({cause}): {ran}; the file was not recorded"
+            text = f"{script.name} was interrupted ({cause}): {_kept(kept)}; the file was not recorded"
             text += "".join(f". Also: {index.describe()}" for index in self._invalid_indexes())
-        elif self._recorded(script):
+        elif recorded:
             text = f"interrupted ({cause}) just after {script.name} committed: it was applied and recorded"
+        elif recorded is None:
+            text = (
+                f"{script.name} was interrupted ({cause}); it is either applied and recorded or not at all. "
+                "Run `runner status` to see which"
+            )
         else:
             text = (
                 f"{script.name} was interrupted ({cause}) and rolled back: nothing of it was kept, and it was not "
@@ -230,8 +241,7 @@ class Session:
             place = where.describe()
             summary = f"{script.name} failed{' ' + place if place else ''}: {message} (SQLSTATE {sqlstate})"
         if script.no_transaction:
-            ran = f"the statement(s) at line(s) {_lines(kept)} had already run and were kept" if kept else "nothing ran"
-            outcome = f"It runs without a transaction: {ran}; the file was not recorded"
+            outcome = f"It runs without a transaction: {_kept(kept or [])}; the file was not recorded"
             outcome += "".join(f". Also: {index.describe()}" for index in self._invalid_indexes())
         else:
             outcome = "It was rolled back: nothing of it was kept, and later files did not run"
