@@ -30,7 +30,6 @@ DURATION_RULE = "a number with a unit: 500ms, 10s, 2min, 1h (a bare number means
 class Directives:
     no_transaction: bool = False
     settings: dict[str, str] = field(default_factory=dict)  # PostgreSQL setting -> value, e.g. "10000ms"
-    line: int | None = None  # where no-transaction was given
 
 
 def duration_ms(text: str) -> int | None:
@@ -63,7 +62,7 @@ def _leading_comments(text: str) -> list[tuple[int, str]]:
 def read(migration: Migration) -> Directives:
     """The directives of one file; BadInput on one we don't know, so a typo is never ignored."""
     head = migration.sql[:65536].decode("utf-8", "ignore")  # directives live at the top of the file
-    no_transaction, settings, line = False, {}, None
+    no_transaction, settings = False, {}
     for number, comment in _leading_comments(head):
         if not comment.lower().startswith(PREFIX):
             continue
@@ -72,10 +71,10 @@ def read(migration: Migration) -> Directives:
             name, _, value = item.partition("=")
             name = name.lower()
             if name == NO_TRANSACTION and not value:
-                no_transaction, line = True, number
+                no_transaction = True
             elif name in SETTINGS and value:
                 settings[SETTINGS[name]] = setting_value(value, f"{where}: {name}")
             else:
                 known = ", ".join([NO_TRANSACTION, *(f"{n}=DURATION" for n in SETTINGS)])
                 raise BadInput(f"{where}: unknown directive {item!r}; runner knows {known}")
-    return Directives(no_transaction, settings, line)
+    return Directives(no_transaction, settings)

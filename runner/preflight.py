@@ -190,12 +190,12 @@ def _wrapper(statements: list[tuple[Statement, object]]) -> tuple[list[Statement
 
 def _blank(text: str, statements: list[Statement]) -> str:
     """Replace statements by spaces, keeping every newline, so lines and offsets stay the file's."""
-    chars = list(text)
+    parts, done = [], 0
     for statement in statements:
-        for offset in range(statement.start, statement.start + len(statement.text)):
-            if chars[offset] != "\n":
-                chars[offset] = " "
-    return "".join(chars)
+        end = statement.start + len(statement.text)
+        parts += [text[done : statement.start], re.sub(r"[^\n]", " ", text[statement.start : end])]
+        done = end
+    return "".join([*parts, text[done:]])
 
 
 def _parse(migration: Migration, text: str) -> tuple[list[tuple[Statement, object]] | None, str]:
