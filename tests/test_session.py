@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import psycopg
 from helpers import assert_clean_error, query, runner_cli, write
 
 
-def _migrate(dsn: str, folder: Path, *args: str):  # type: ignore[no-untyped-def]
+def _migrate(dsn: str, folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return runner_cli("migrate", "--dsn", dsn, "--dir", folder, *args)
 
 
@@ -42,67 +43,60 @@ def test_nothing_a_file_sets_leaks_into_the_next_file_or_its_record(dsn: str, mi
     query(dsn, "DROP OWNED BY runner_test_reader; DROP ROLE runner_test_reader")
 
 
-def _block(dsn: str, table: str) -> psycopg.Connection:
-    """An application transaction that holds a lock on ``table`` until it is closed."""
-    conn = psycopg.connect(dsn)
-    conn.execute(f"SELECT * FROM {table}")
-    return conn
+def _migrate_while_busy(
+    dsn: str, folder: Path, alter: str, *args: str, release_after: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run 2_alter.sql while an application transaction reads table ``busy``, holding a lock the ALTER needs.
+
+    The transaction ends after ``release_after`` seconds, or once runner has exited.
+    """
+    write(folder, "1_table.sql", "CREATE TABLE busy (id int);\n")
+    assert _migrate(dsn, folder).returncode == 0
+    write(folder, "2_alter.sql", alter)
+    blocker = psycopg.connect(dsn)
+    blocker.execute("SELECT * FROM busy")
+    release = threading.Timer(release_after or 0, blocker.close)
+    if release_after is not None:
+        release.start()
+    try:
+        return _migrate(dsn, folder, *args)
+    finally:
+        release.cancel()
+        blocker.close()
+
+
+def _columns_of_busy(dsn: str) -> int:
+    return int(str(query(dsn, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'busy'")[0][0]))
+
+
+ALTER = "ALTER TABLE busy ADD COLUMN note text;\n"
 
 
 def test_lock_timeout_fails_fast_instead_of_queueing_behind_a_long_query(dsn: str, migrations: Path) -> None:
-    write(migrations, "1_table.sql", "CREATE TABLE busy (id int);\n")
-    assert _migrate(dsn, migrations).returncode == 0
-    write(migrations, "2_alter.sql", "ALTER TABLE busy ADD COLUMN note text;\n")
-    blocker = _block(dsn, "busy")
-    try:
-        failed = _migrate(dsn, migrations, "--lock-timeout", "200ms")
-    finally:
-        blocker.close()
+    failed = _migrate_while_busy(dsn, migrations, ALTER, "--lock-timeout", "200ms")
     assert_clean_error(failed, 3, "2_alter.sql failed", "lock timeout", "55P03", "rolled back")
-    assert query(dsn, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'busy'") == [(1,)]
+    assert _columns_of_busy(dsn) == 1
     assert query(dsn, "SELECT max(version) FROM runner_migrations") == [(1,)]
 
 
 def test_a_file_can_set_its_own_lock_timeout(dsn: str, migrations: Path) -> None:
-    write(migrations, "1_table.sql", "CREATE TABLE busy (id int);\n")
-    assert _migrate(dsn, migrations).returncode == 0
-    write(migrations, "2_alter.sql", "-- runner: lock-timeout=200ms\nALTER TABLE busy ADD COLUMN note text;\n")
-    blocker = _block(dsn, "busy")
-    try:
-        failed = _migrate(dsn, migrations, "--lock-timeout", "1h")
-    finally:
-        blocker.close()
+    failed = _migrate_while_busy(dsn, migrations, "-- runner: lock-timeout=200ms\n" + ALTER, "--lock-timeout", "1h")
     assert_clean_error(failed, 3, "2_alter.sql failed", "55P03")
 
 
 def test_retries_run_the_file_again_from_a_fresh_transaction(dsn: str, migrations: Path) -> None:
-    write(migrations, "1_table.sql", "CREATE TABLE busy (id int);\n")
-    assert _migrate(dsn, migrations).returncode == 0
-    # Not idempotent: a half-kept first attempt would make the retry fail on the duplicate column.
-    write(migrations, "2_alter.sql", "CREATE TABLE side (id int);\nALTER TABLE busy ADD COLUMN note text;\n")
-    blocker = _block(dsn, "busy")
-    release = threading.Timer(1.5, blocker.close)
-    release.start()
-    try:
-        done = _migrate(dsn, migrations, "--lock-timeout", "300ms", "--retries", "5")
-    finally:
-        release.join()
+    # Not idempotent: a half-kept first attempt would make the retry fail on the existing table.
+    done = _migrate_while_busy(dsn, migrations, "CREATE TABLE side (id int);\n" + ALTER,
+                               "--lock-timeout", "300ms", "--retries", "5", release_after=1.5)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "2_alter.sql gave up waiting for a lock (lock_timeout) and was rolled back; retrying in 1s" in done.stderr
     assert "attempt 2 of 6" in done.stderr
-    assert query(dsn, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'busy'") == [(2,)]
+    assert _columns_of_busy(dsn) == 2
     assert query(dsn, "SELECT max(version) FROM runner_migrations") == [(2,)]
 
 
 def test_retries_give_up_with_the_lock_timeout_error(dsn: str, migrations: Path) -> None:
-    write(migrations, "1_table.sql", "CREATE TABLE busy (id int);\n")
-    assert _migrate(dsn, migrations).returncode == 0
-    write(migrations, "2_alter.sql", "ALTER TABLE busy ADD COLUMN note text;\n")
-    blocker = _block(dsn, "busy")
-    try:
-        failed = _migrate(dsn, migrations, "--lock-timeout", "100ms", "--retries", "1")
-    finally:
-        blocker.close()
+    failed = _migrate_while_busy(dsn, migrations, ALTER, "--lock-timeout", "100ms", "--retries", "1")
     assert "attempt 2 of 2" in failed.stderr
     assert_clean_error(failed, 3, "2_alter.sql failed", "55P03")
 
