@@ -158,7 +158,7 @@ def _lost_connection(script: Script) -> Iterator[None]:
             "Run `runner status` to see what was recorded, then `runner migrate` again"
         ) from None
     except psycopg.Error as exc:
-        raise BadInput(f"the database refused the settings for {script.name}: {db.error_text(exc)}") from None
+        raise BadInput(f"the database refused what runner sent for {script.name}: {db.error_text(exc)}") from None
 
 
 def migrate(
@@ -197,11 +197,11 @@ def migrate(
             for entry in warnings:
                 emit(DriftWarning(entry))
             emit(Starting(len(scripts)))
-            applied = _run(conn, target, settings, scripts, retries, emit) if scripts else []
+            applied = _apply_all(conn, target, settings, scripts, retries, emit) if scripts else []
     return MigrateResult(plan, applied, warnings)
 
 
-def _run(
+def _apply_all(
     conn: psycopg.Connection, target: tracking.TrackingTable, settings: dict[str, str], scripts: list[Script],
     retries: int, emit: OnEvent,
 ) -> list[Applied]:  # fmt: skip
