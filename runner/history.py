@@ -1,0 +1,112 @@
+"""The history: an append-only log beside the tracking table.
+
+The tracking table is the current truth, one row per migration; the history explains how it
+got there. Every file a migrate run applies, every failed attempt with its error, and every
+change made by hand (accept, mark, baseline, unmark) adds a row; runner never updates or
+deletes one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg import sql
+
+from runner.errors import BadInput
+from runner.tracking import TrackingTable
+
+SUFFIX = "_history"
+_COLUMNS = ["id", "recorded_at", "action", "version", "name", "old_checksum", "new_checksum", "outcome", "error",
+            "recorded_by"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    recorded_at: datetime
+    action: str  # apply, accept, mark, baseline, unmark
+    version: int
+    name: str
+    old_checksum: str | None
+    new_checksum: str | None
+    outcome: str  # ok or failed
+    error: str | None
+    recorded_by: str
+
+
+def table_of(tracking: TrackingTable) -> TrackingTable:
+    return tracking.companion(SUFFIX)
+
+
+def ensure(conn: psycopg.Connection, tracking: TrackingTable) -> None:
+    """Create the history table beside the tracking table, or check that the one there is ours."""
+    table = table_of(tracking)
+    found = conn.execute(
+        "SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a "
+        "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
+        (str(table.identifier.as_string(conn)),),
+    ).fetchone()
+    columns = found[0] if found else None
+    if columns == _COLUMNS:
+        return
+    if columns:
+        raise BadInput(f"{table} exists but is not runner's history table (columns {', '.join(columns)}); "
+                       "runner will not change it. Pass --table to use another name")  # fmt: skip
+    conn.execute(
+        sql.SQL(
+            """
+            CREATE TABLE IF NOT EXISTS {} (
+                id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                recorded_at  timestamptz NOT NULL DEFAULT now(),
+                action       text NOT NULL,
+                version      bigint NOT NULL,
+                name         text NOT NULL,
+                old_checksum text,
+                new_checksum text,
+                outcome      text NOT NULL,
+                error        text,
+                recorded_by  text NOT NULL DEFAULT session_user
+            )
+            """
+        ).format(table.identifier)
+    )
+
+
+def insert_statement(
+    conn: psycopg.Connection,
+    tracking: TrackingTable,
+    action: str,
+    version: int,
+    name: str,
+    old_checksum: str | None,
+    new_checksum: str | None,
+    *,
+    error: str | None = None,
+) -> bytes:
+    """One history row, as SQL to send with the change it describes (in the same transaction)."""
+    return (
+        sql.SQL(
+            "INSERT INTO {} (action, version, name, old_checksum, new_checksum, outcome, error) "
+            "VALUES ({}, {}, {}, {}, {}, {}, {})"
+        )
+        .format(
+            table_of(tracking).identifier,
+            *(sql.Literal(v) for v in (action, version, name, old_checksum, new_checksum)),
+            sql.Literal("failed" if error else "ok"),
+            sql.Literal(error),
+        )
+        .as_bytes(conn)
+    )
+
+
+def read(conn: psycopg.Connection, tracking: TrackingTable, limit: int | None = None) -> list[Event]:
+    """The newest ``limit`` events (all when None), oldest first."""
+    table = table_of(tracking)
+    if conn.execute("SELECT to_regclass(%s)", (table.identifier.as_string(conn),)).fetchone() == (None,):
+        return []
+    query = sql.SQL("SELECT {} FROM {} ORDER BY id DESC LIMIT {}").format(
+        sql.SQL(", ").join(map(sql.Identifier, _COLUMNS)), table.identifier, sql.Literal(limit)
+    )
+    return [Event(*row) for row in reversed(conn.execute(query).fetchall())]
