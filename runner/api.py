@@ -12,13 +12,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
-from runner import db, directives, tracking
+from runner import db, directives, history, manual, tracking
 from runner.apply import Applied, Session
 from runner.errors import BadInput, ConnectionFailed, MigrationFailed, Refused
-from runner.files import discover
+from runner.files import NAME_RULE, discover
 from runner.indexes import InvalidIndex, invalid_indexes
 from runner.lock import DEFAULT_WAIT_S, migration_lock
 from runner.plan import Entry, Plan, State, make_plan
@@ -67,7 +68,12 @@ class VerifyResult:
 
     @property
     def drift(self) -> list[Entry]:
-        return self.plan.drift
+        """Edits to comments or whitespace only are drift only with ``strict``."""
+        return [e for e in self.plan.drift if self.strict or not e.harmless]
+
+    @property
+    def harmless(self) -> list[Entry]:
+        return [e for e in self.plan.drift if e.harmless and not self.strict]
 
     @property
     def pending(self) -> list[Entry]:
@@ -161,6 +167,28 @@ def _lost_connection(script: Script) -> Iterator[None]:
         raise BadInput(f"the database refused what runner sent for {script.name}: {db.error_text(exc)}") from None
 
 
+@contextmanager
+def _locked(
+    dsn: str | None, directory: str | Path, table: str | None, lock_wait: float, wait_for_db: float,
+    on_event: OnEvent | None,
+) -> Iterator[tuple[psycopg.Connection, tracking.TrackingTable, Plan]]:  # fmt: skip
+    """The state of things, read once the migration lock is ours: a runner that waited changes nothing twice."""
+    files = discover(Path(directory))
+    target = tracking.TrackingTable.parse(table)
+    with db.target(dsn, _notes(on_event)) as url:
+        db.wait_for(url, wait_for_db, _notes(on_event))
+        with migration_lock(url, target.lock_key, lock_wait, _notes(on_event)), db.connect(url) as conn:
+            with _database_errors(f"preparing the tracking table {target}"):
+                plan = make_plan(files, tracking.read(conn, target, create=True))
+            yield conn, target, plan
+
+
+def _up_to(plan: Plan, to: int | None) -> list[Entry]:
+    if to is not None and not any(e.version == to and e.file is not None for e in plan.entries):
+        raise BadInput(f"--to {to}: no migration file has this version; see `runner status`")
+    return [e for e in plan.to_run if to is None or e.version <= to]
+
+
 def migrate(
     dsn: str | None = None,
     directory: str | Path = DEFAULT_DIR,
@@ -168,6 +196,7 @@ def migrate(
     *,
     strict: bool = False,
     allow_out_of_order: bool = False,
+    to: int | None = None,
     lock_wait: float = DEFAULT_WAIT_S,
     lock_timeout: str | None = None,
     statement_timeout: str | None = None,
@@ -175,29 +204,22 @@ def migrate(
     wait_for_db: float = 0,
     on_event: OnEvent | None = None,
 ) -> MigrateResult:
-    """Apply every pending file in version order, each in its own transaction with its tracking row.
+    """Apply every pending file in version order (up to ``to``), each in its own transaction with its tracking row.
 
     ``lock_timeout`` and ``statement_timeout`` are durations such as ``"5s"``; ``retries`` re-runs a
     file that failed on lock_timeout; ``wait_for_db`` is how many seconds to wait for the server.
     """
-    files = discover(Path(directory))
-    target = tracking.TrackingTable.parse(table)
     settings = _settings(lock_timeout, statement_timeout)
     emit = on_event or (lambda event: None)
-    with db.target(dsn, _notes(on_event)) as url:
-        db.wait_for(url, wait_for_db, _notes(on_event))
-        with migration_lock(url, target.lock_key, lock_wait, _notes(on_event)), db.connect(url) as conn:
-            # State is read only once the lock is ours, so a runner that waited applies nothing twice.
-            with _database_errors(f"preparing the tracking table {target}"):
-                plan = make_plan(files, tracking.read(conn, target, create=True))
-            _refuse_drift(plan, strict, allow_out_of_order)
-            # Every pending file is checked before the first one runs.
-            scripts = [prepare(entry.file) for entry in plan.to_run if entry.file is not None]
-            warnings = plan.having(State.EDITED, State.MISSING)
-            for entry in warnings:
-                emit(DriftWarning(entry))
-            emit(Starting(len(scripts)))
-            applied = _apply_all(conn, target, settings, scripts, retries, emit) if scripts else []
+    with _locked(dsn, directory, table, lock_wait, wait_for_db, on_event) as (conn, target, plan):
+        _refuse_drift(plan, strict, allow_out_of_order)
+        # Every file to run is checked before the first one runs.
+        scripts = [prepare(entry.file) for entry in _up_to(plan, to) if entry.file is not None]
+        warnings = plan.having(State.EDITED, State.MISSING)
+        for entry in warnings:
+            emit(DriftWarning(entry))
+        emit(Starting(len(scripts)))
+        applied = _apply_all(conn, target, settings, scripts, retries, emit) if scripts else []
     return MigrateResult(plan, applied, warnings)
 
 
@@ -207,6 +229,8 @@ def _apply_all(
 ) -> list[Applied]:  # fmt: skip
     """Apply the scripts in order; a failure carries the files this run had applied before it."""
     with _database_errors("setting up the session"):
+        tracking.upgrade(conn, target)
+        history.ensure(conn, target)
         session = Session(conn, target, settings)
     applied: list[Applied] = []
     for script in scripts:
@@ -214,10 +238,144 @@ def _apply_all(
             done = _apply(session, script, retries, emit)
         except MigrationFailed as failure:
             failure.applied = list(applied)
+            _log_failure(conn, target, script, failure)
             raise
         applied.append(done)
         emit(done)
     return applied
+
+
+def _log_failure(conn: psycopg.Connection, target: tracking.TrackingTable, script: Script, failure: Exception) -> None:
+    """A failed attempt goes into the history too; if even that fails, the error itself is what matters."""
+    migration = script.migration
+    try:
+        conn.execute(history.insert_statement(conn, target, "apply", migration.version, migration.name, None,
+                                              migration.checksum, error=str(failure)))  # fmt: skip
+    except psycopg.Error:
+        pass
+
+
+def _by_hand(
+    what: Callable[[psycopg.Connection, tracking.TrackingTable, Plan], list[manual.Change]],
+    dsn: str | None, directory: str | Path, table: str | None, on_event: OnEvent | None,
+) -> list[manual.Change]:  # fmt: skip
+    with _locked(dsn, directory, table, DEFAULT_WAIT_S, 0, on_event) as (conn, target, plan):
+        with _database_errors(f"changing {target}"):
+            tracking.upgrade(conn, target)
+            history.ensure(conn, target)
+            return what(conn, target, plan)
+
+
+def accept(dsn: str | None = None, directory: str | Path = DEFAULT_DIR, table: str | None = None,
+           files: list[str] | None = None, *, on_event: OnEvent | None = None) -> list[manual.Change]:  # fmt: skip
+    """Record the new checksum of applied files edited on purpose (all edited files when ``files`` is None)."""
+    return _by_hand(lambda c, t, p: manual.accept(c, t, p, files), dsn, directory, table, on_event)
+
+
+def mark(dsn: str | None = None, directory: str | Path = DEFAULT_DIR, table: str | None = None,
+         versions: list[str] | None = None, *, on_event: OnEvent | None = None) -> list[manual.Change]:  # fmt: skip
+    """Record files as applied without running them: a DBA already ran them by hand."""
+    return _by_hand(lambda c, t, p: manual.mark(c, t, p, versions or []), dsn, directory, table, on_event)
+
+
+def baseline(dsn: str | None = None, directory: str | Path = DEFAULT_DIR, table: str | None = None,
+             version: int = 0, *, on_event: OnEvent | None = None) -> list[manual.Change]:  # fmt: skip
+    """Adopt an existing database: mark every file up to and including ``version``."""
+    return _by_hand(lambda c, t, p: manual.baseline(c, t, p, version), dsn, directory, table, on_event)
+
+
+def unmark(dsn: str | None = None, directory: str | Path = DEFAULT_DIR, table: str | None = None,
+           versions: list[str] | None = None, *, on_event: OnEvent | None = None) -> list[manual.Change]:  # fmt: skip
+    """Forget records, so their files run again."""
+    return _by_hand(lambda c, t, p: manual.unmark(c, t, p, versions or []), dsn, directory, table, on_event)
+
+
+def history_events(dsn: str | None = None, table: str | None = None, limit: int | None = None,
+                   *, on_event: OnEvent | None = None) -> list[history.Event]:  # fmt: skip
+    """The history, oldest first: what was applied, accepted, marked or unmarked, by whom and when."""
+    target = tracking.TrackingTable.parse(table)
+    with db.target(dsn, _notes(on_event)) as url, db.connect(url) as conn:
+        with _database_errors(f"reading the history of {target}"):
+            return history.read(conn, target, limit)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One file a migrate run would apply, and how."""
+
+    version: int
+    name: str
+    no_transaction: bool
+    statements: int | None  # None when the parser cannot split the file (the server will say why)
+    wrapper_removed: bool
+    settings: dict[str, str]
+
+
+@dataclass(frozen=True)
+class DryRun:
+    plan: Plan
+    steps: list[Step]
+    warnings: list[Entry]
+
+
+def _step(script: Script) -> Step:
+    from runner.locate import statement_offsets
+
+    if script.no_transaction:
+        count: int | None = len(script.statements)
+    else:
+        offsets = statement_offsets(script.text())
+        count = len(offsets) if offsets is not None else None
+    return Step(script.migration.version, script.name, script.no_transaction, count, script.wrapper_removed,
+                script.settings)  # fmt: skip
+
+
+def dry_run(
+    dsn: str | None = None,
+    directory: str | Path = DEFAULT_DIR,
+    table: str | None = None,
+    *,
+    strict: bool = False,
+    allow_out_of_order: bool = False,
+    to: int | None = None,
+    wait_for_db: float = 0,
+    on_event: OnEvent | None = None,
+) -> DryRun:
+    """What migrate would do, with every check and warning it would give; changes nothing."""
+    plan, _ = _read(dsn, directory, table, wait_for_db, on_event)
+    _refuse_drift(plan, strict, allow_out_of_order)
+    scripts = [prepare(entry.file) for entry in _up_to(plan, to) if entry.file is not None]
+    return DryRun(plan, [_step(s) for s in scripts], plan.having(State.EDITED, State.MISSING))
+
+
+def lint(
+    dsn: str | None = None,
+    directory: str | Path = DEFAULT_DIR,
+    table: str | None = None,
+    files: list[str] | None = None,
+    *,
+    project: Path | None = None,
+    on_event: OnEvent | None = None,
+) -> list[Any]:
+    """squawk's findings on ``files``, or on the pending files when none are named (that needs the database).
+
+    The rule set comes from ``[tool.runner.lint]`` in the project's pyproject.toml.
+    """
+    from runner import lint as linter
+    from runner.files import parse_name, read_migration
+
+    if files:
+        migrations = []
+        for name in files:
+            path = Path(name)
+            version = parse_name(path.name)
+            if version is None or not path.is_file():
+                raise BadInput(f"{name}: not a migration file (expected an existing {NAME_RULE})")
+            migrations.append(read_migration(path, version))
+    else:
+        plan, _ = _read(dsn, directory, table, 0, on_event)
+        migrations = [e.file for e in plan.to_run if e.file is not None]
+    return linter.lint(migrations, **linter.config(project or Path.cwd()))
 
 
 def _read(

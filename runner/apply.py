@@ -18,7 +18,7 @@ import psycopg
 from psycopg import generators, pq, sql
 from psycopg.pq.abc import PGresult
 
-from runner import tracking
+from runner import history, tracking
 from runner.errors import Interrupted, MigrationFailed, Terminated
 from runner.indexes import InvalidIndex, invalid_indexes
 from runner.locate import SEPARATOR, Location, locate, unterminated
@@ -133,8 +133,16 @@ class Session:
             return self._apply_each(script)
         return self._apply_whole(script)
 
+    def _record(self, script: Script, elapsed_ms: float | None = None) -> bytes:
+        """The tracking row and its history row, sent in the file's transaction."""
+        migration = script.migration
+        row = tracking.insert_statement(self.conn, self.table, migration, elapsed_ms)
+        event = history.insert_statement(self.conn, self.table, "apply", migration.version, migration.name, None,
+                                         migration.checksum)  # fmt: skip
+        return row + b";\n" + event
+
     def _apply_whole(self, script: Script) -> Applied:
-        record = tracking.insert_statement(self.conn, self.table, script.migration)
+        record = self._record(script)
         message = script.body + (SEPARATOR + self._tail).encode() + record
         started = time.perf_counter()
         try:
@@ -145,7 +153,7 @@ class Session:
         failed = _first_error(results)
         if failed:
             raise self._failure(script, failed[1], statement_index=failed[0])
-        statements = len(results) - self._tail_results - 1
+        statements = len(results) - self._tail_results - 2  # the tracking and history rows
         return Applied(script.migration.version, script.name, script.migration.checksum, statements, elapsed_ms,
                        wrapper_removed=script.wrapper_removed)  # fmt: skip
 
@@ -170,8 +178,7 @@ class Session:
                 "kept: end the file with COMMIT",
                 details={"file": str(script.migration.path), "version": script.migration.version},
             )
-        record = tracking.insert_statement(self.conn, self.table, script.migration, elapsed_ms)
-        results = _round_trip(self.conn, self._tail.encode() + record)
+        results = _round_trip(self.conn, self._tail.encode() + self._record(script, elapsed_ms))
         failed = _first_error(results)
         if failed:
             raise self._failure(script, failed[1], kept=kept, after_file=True)

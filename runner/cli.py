@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Annotated, Any, NoReturn, TextIO
 
 import typer
 
@@ -38,6 +38,15 @@ Dsn = Annotated[
 Dir = Annotated[Path, typer.Option("--dir", help="Folder of the migration files.")]
 Table = Annotated[str, typer.Option("--table", help="Tracking table: name or schema.name.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
+Strict = Annotated[
+    bool, typer.Option("--strict", help="Refuse to run (exit 1) if an applied file was edited or is gone.")
+]
+AllowOutOfOrder = Annotated[
+    bool, typer.Option("--allow-out-of-order", help="Apply files older than the newest applied one.")
+]
+To = Annotated[
+    int | None, typer.Option("--to", metavar="VERSION", help="Stop after this version (pending files up to it run).")
+]
 WaitForDb = Annotated[
     float,
     typer.Option("--wait-for-db", min=0, metavar="SECONDS",
@@ -91,12 +100,10 @@ def migrate(
     dsn: Dsn = None,
     dir: Dir = Path(api.DEFAULT_DIR),
     table: Table = DEFAULT_TABLE,
-    strict: Annotated[
-        bool, typer.Option("--strict", help="Refuse to run (exit 1) if an applied file was edited or is gone.")
-    ] = False,
-    allow_out_of_order: Annotated[
-        bool, typer.Option("--allow-out-of-order", help="Apply files older than the newest applied one.")
-    ] = False,
+    strict: Strict = False,
+    allow_out_of_order: AllowOutOfOrder = False,
+    to: To = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run, as `runner plan` does.")] = False,
     lock_wait: Annotated[
         float, typer.Option("--lock-wait", min=0, help="Seconds to wait for another runner's lock (exit 4 after).")
     ] = DEFAULT_WAIT_S,
@@ -128,6 +135,9 @@ def migrate(
 
     Example: runner migrate --dsn postgresql://app@db.internal/app
     """
+    if dry_run:
+        plan(dsn, dir, table, strict, allow_out_of_order, to, wait_for_db, as_json)
+        return
     progress = sys.stderr if as_json else sys.stdout
 
     def on_event(event: api.Event) -> None:
@@ -139,7 +149,7 @@ def migrate(
             _say(report.progress_line(event), progress)
 
     def work() -> tuple[int, dict[str, Any]]:
-        result = api.migrate(dsn, dir, table, strict=strict, allow_out_of_order=allow_out_of_order,
+        result = api.migrate(dsn, dir, table, strict=strict, allow_out_of_order=allow_out_of_order, to=to,
                              lock_wait=lock_wait, lock_timeout=lock_timeout, statement_timeout=statement_timeout,
                              retries=retries, wait_for_db=wait_for_db, on_event=on_event)  # fmt: skip
         summary = report.migrate_summary(result)
@@ -199,6 +209,161 @@ def verify(
 
 
 @app.command(epilog=EXIT_CODES)
+def plan(
+    dsn: Dsn = None,
+    dir: Dir = Path(api.DEFAULT_DIR),
+    table: Table = DEFAULT_TABLE,
+    strict: Strict = False,
+    allow_out_of_order: AllowOutOfOrder = False,
+    to: To = None,
+    wait_for_db: WaitForDb = 0,
+    as_json: Json = False,
+) -> None:
+    """Show what migrate would run, in order, how, and every warning it would give. Changes nothing.
+
+    Example: runner plan --to 15
+    """
+
+    def work() -> tuple[int, dict[str, Any]]:
+        result = api.dry_run(dsn, dir, table, strict=strict, allow_out_of_order=allow_out_of_order, to=to,
+                             wait_for_db=wait_for_db, on_event=_notes_to_stderr)  # fmt: skip
+        for entry in result.warnings:
+            _say(report.warning_line(entry), sys.stderr, "warning: ", "yellow")
+        if not as_json:
+            for line in report.plan_lines(result):
+                _say(line, sys.stdout)
+        return 0, report.plan_doc(result)
+
+    _run(as_json, work)
+
+
+Files = Annotated[list[str] | None, typer.Argument(help="Files, by path, name or version number.")]
+
+
+def _changes(as_json: bool, work: Callable[[], list[Any]], nothing: str) -> None:
+    def run() -> tuple[int, dict[str, Any]]:
+        changes = work()
+        if not as_json:
+            for line in [report.change_line(c) for c in changes] or [nothing]:
+                _say(line, sys.stdout)
+        return 0, {"ok": True, "changes": [report.change_doc(c) for c in changes]}
+
+    _run(as_json, run)
+
+
+@app.command(epilog=EXIT_CODES)
+def accept(
+    files: Files = None,
+    all_edited: Annotated[bool, typer.Option("--all", help="Accept every edited file.")] = False,
+    dsn: Dsn = None,
+    dir: Dir = Path(api.DEFAULT_DIR),
+    table: Table = DEFAULT_TABLE,
+    as_json: Json = False,
+) -> None:
+    """Record the new checksum of applied files that were edited on purpose (the SQL is not run).
+
+    Example: runner accept sql/0003_create_participants.sql
+    """
+    if not files and not all_edited:
+        _usage("name the edited files to accept, or pass --all", "runner accept")
+    wanted = None if all_edited else files
+    _changes(as_json, lambda: api.accept(dsn, dir, table, wanted, on_event=_notes_to_stderr), "Nothing to accept")
+
+
+@app.command(epilog=EXIT_CODES)
+def mark(
+    versions: Annotated[list[str], typer.Argument(help="Versions (or file names) to record as applied.")],
+    dsn: Dsn = None,
+    dir: Dir = Path(api.DEFAULT_DIR),
+    table: Table = DEFAULT_TABLE,
+    as_json: Json = False,
+) -> None:
+    """Record files as applied without running them: you already ran them by hand.
+
+    Example: psql -f sql/0015_add_index.sql && runner mark 15
+    """
+    _changes(as_json, lambda: api.mark(dsn, dir, table, versions, on_event=_notes_to_stderr), "Nothing to mark")
+
+
+@app.command(epilog=EXIT_CODES)
+def baseline(
+    version: Annotated[int, typer.Argument(help="The last version the database already has.")],
+    dsn: Dsn = None,
+    dir: Dir = Path(api.DEFAULT_DIR),
+    table: Table = DEFAULT_TABLE,
+    as_json: Json = False,
+) -> None:
+    """Adopt an existing database: record every file up to VERSION as applied, without running it.
+
+    Example: runner baseline 14
+    """
+    _changes(as_json, lambda: api.baseline(dsn, dir, table, version, on_event=_notes_to_stderr),
+             f"Nothing to baseline: every file up to version {version} is applied")  # fmt: skip
+
+
+@app.command(epilog=EXIT_CODES)
+def unmark(
+    versions: Annotated[list[str], typer.Argument(help="Versions (or file names) whose record to forget.")],
+    dsn: Dsn = None,
+    dir: Dir = Path(api.DEFAULT_DIR),
+    table: Table = DEFAULT_TABLE,
+    as_json: Json = False,
+) -> None:
+    """Forget the record of migrations, so the next migrate runs their files again.
+
+    Example: runner unmark 15
+    """
+    _changes(as_json, lambda: api.unmark(dsn, dir, table, versions, on_event=_notes_to_stderr), "Nothing to unmark")
+
+
+@app.command(epilog=EXIT_CODES)
+def history(
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Show only the newest N events.")] = None,
+    dsn: Dsn = None,
+    table: Table = DEFAULT_TABLE,
+    as_json: Json = False,
+) -> None:
+    """Show the history: every file applied, every failed attempt, every accept, mark and unmark.
+
+    Example: runner history --limit 20
+    """
+
+    def work() -> tuple[int, dict[str, Any]]:
+        events = api.history_events(dsn, table, limit, on_event=_notes_to_stderr)
+        if not as_json:
+            report.print_history(events)
+        return 0, {"events": [report.event_doc(e) for e in events]}
+
+    _run(as_json, work)
+
+
+@app.command(epilog=EXIT_CODES)
+def lint(
+    files: Annotated[list[str] | None, typer.Argument(help="Files to lint. Default: the pending ones.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 on warnings too, not only errors.")] = False,
+    dsn: Dsn = None,
+    dir: Dir = Path(api.DEFAULT_DIR),
+    table: Table = DEFAULT_TABLE,
+    as_json: Json = False,
+) -> None:
+    """Check migrations with the squawk linter: exit 1 on error-level findings (--strict: on any finding).
+
+    Rules to leave out go in pyproject.toml: [tool.runner.lint] exclude = ["prefer-text-field"].
+    Example: runner lint sql/0015_add_index.sql
+    """
+
+    def work() -> tuple[int, dict[str, Any]]:
+        findings = api.lint(dsn, dir, table, files, on_event=_notes_to_stderr)
+        if not as_json:
+            for line in report.lint_lines(findings):
+                _say(line, sys.stdout)
+        failing = [f for f in findings if strict or f.level == "error"]
+        return (1 if failing else 0), report.lint_doc(findings)
+
+    _run(as_json, work)
+
+
+@app.command(epilog=EXIT_CODES)
 def new(
     description: Annotated[str, typer.Argument(help="What the migration does, e.g. 'add due date'.")],
     dir: Dir = Path(api.DEFAULT_DIR),
@@ -214,6 +379,11 @@ def new(
         return 0, None
 
     _run(False, work)
+
+
+def _usage(problem: str, command: str) -> NoReturn:
+    _say(f"{problem}; see `{command} --help`", sys.stderr, "error: ", "red")
+    raise typer.Exit(2)
 
 
 def _terminate(signum: int, frame: object) -> None:

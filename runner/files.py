@@ -19,6 +19,8 @@ NAME_RULE = "<version>_<description>.sql, for example 0015_add_due_date.sql"
 MAX_VERSION = 2**63 - 1  # the tracking table stores versions as bigint
 UTF8_BOM = b"\xef\xbb\xbf"
 CHECKSUM_ALGORITHM = "sha256"
+CODE_CHECKSUM_LIMIT = 1_000_000  # bytes: a bigger file is not scanned, and any edit to it counts as an edit
+_COMMENTS = ("SQL_COMMENT", "C_COMMENT")
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,25 @@ _CHECKSUMS = {"sha256": _sha256}
 
 def checksum(sql: bytes) -> str:
     return _CHECKSUMS[CHECKSUM_ALGORITHM](sql)
+
+
+def code_checksum(migration: Migration) -> str | None:
+    """A checksum of the SQL alone, read with PostgreSQL's own scanner (pglast): comments and layout left out.
+
+    Two versions of a file with the same code checksum differ only in comments and whitespace,
+    which is what lets verify call such an edit harmless. None for a big or unscannable file.
+    """
+    if len(migration.sql) > CODE_CHECKSUM_LIMIT:
+        return None
+    from pglast import parser
+
+    text = migration.text()
+    try:
+        tokens = parser.scan(text)
+    except Exception:  # pglast.parser.ParseError: an unterminated string, say; the server will tell
+        return None
+    code = "\n".join(text[t.start : t.end + 1] for t in tokens if t.name not in _COMMENTS)
+    return _sha256(code.encode())
 
 
 def checksum_matches(recorded: str, migration: Migration) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from runner.files import Migration, checksum_matches
+from runner.files import Migration, checksum_matches, code_checksum
 from runner.tracking import Record
 
 
@@ -29,6 +29,7 @@ class Entry:
     file: Migration | None
     record: Record | None
     detail: str = ""
+    harmless: bool = False  # edited in comments or whitespace only: the SQL is what ran
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,11 @@ def make_plan(files: list[Migration], records: list[Record]) -> Plan:
             detail = f"checksum {_short(record.checksum)} when applied, {_short(f.checksum)} now"
             if record.name != f.name:
                 detail += f"; recorded as {record.name}"
-            entries.append(Entry(f.version, f.name, State.EDITED, f, record, detail))
+            # Only now, for an edited file, is it worth scanning the SQL.
+            harmless = record.sql_checksum is not None and code_checksum(f) == record.sql_checksum
+            if harmless:
+                detail += "; comments or whitespace only, the SQL is the same"
+            entries.append(Entry(f.version, f.name, State.EDITED, f, record, detail, harmless))
         elif record.name != f.name:
             detail = f"renamed from {record.name} (same content)"
             entries.append(Entry(f.version, f.name, State.EDITED, f, record, detail))

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from runner.api import MigrateResult, Starting, VerifyResult
+from runner.api import DryRun, MigrateResult, Starting, VerifyResult
 from runner.apply import Applied
 from runner.errors import MigrationFailed, RunnerError
+from runner.history import Event
+from runner.manual import Change
 from runner.plan import Entry, Plan, State
 
 
@@ -49,6 +51,7 @@ def counts(plan: Plan) -> str:
 def verify_lines(result: VerifyResult) -> list[str]:
     labels = {State.EDITED: "edited", State.MISSING: "missing", State.OUT_OF_ORDER: "out of order"}
     lines = [f"{labels[e.state]:<13}{e.name}: {e.detail}" for e in result.drift]
+    lines += [f"{'harmless':<13}{e.name}: {e.detail}" for e in result.harmless]
     lines += [f"{'pending':<13}{e.name}" for e in result.pending]
     lines += [f"{'invalid':<13}{index.describe()}" for index in result.invalid_indexes]
     verdict = "Drift found" if not result.clean else "No drift"
@@ -91,6 +94,7 @@ def entry_doc(e: Entry) -> dict[str, Any]:
         "applied_checksum": e.record.checksum if e.record else None,
         "executed_at": _when(e.record.executed_at if e.record else None),
         "detail": e.detail or None,
+        "harmless": e.harmless,
     }
 
 
@@ -103,6 +107,7 @@ def verify_doc(result: VerifyResult) -> dict[str, Any]:
         "clean": result.clean,
         "strict": result.strict,
         "drift": [entry_doc(e) for e in result.drift],
+        "harmless": [entry_doc(e) for e in result.harmless],
         "pending": [entry_doc(e) for e in result.pending],
         "invalid_indexes": [{"index": i.name, "table": i.table, "fix": i.fix} for i in result.invalid_indexes],
     }
@@ -143,3 +148,87 @@ def error_lines(error: RunnerError) -> list[str]:
             if value:
                 lines += [f"  {key.upper()}: {part}" for part in str(value).splitlines()]
     return lines
+
+
+def _short(checksum: str | None) -> str:
+    return checksum[:19] if checksum else "none"
+
+
+def change_line(change: Change) -> str:
+    if change.action == "accept":
+        return f"Accepted {change.name}: checksum {_short(change.old_checksum)} -> {_short(change.new_checksum)}"
+    if change.action == "unmark":
+        return f"Unmarked {change.name}: its record is gone, and the next migrate runs it"
+    return f"Marked {change.name} as applied ({change.action}; the file was not run)"
+
+
+def change_doc(change: Change) -> dict[str, Any]:
+    return {"action": change.action, "version": change.version, "name": change.name,
+            "old_checksum": change.old_checksum, "new_checksum": change.new_checksum}  # fmt: skip
+
+
+def plan_lines(result: DryRun) -> list[str]:
+    if not result.steps:
+        return ["Nothing to run: all migrations are up to date"]
+    lines = []
+    for step in result.steps:
+        count = f"{step.statements} statement(s)" if step.statements is not None else "statements unknown"
+        how = "no transaction, one statement at a time" if step.no_transaction else "one transaction"
+        extras = [f"{k.replace('_', '-')}={v}" for k, v in step.settings.items()]
+        extras += ["BEGIN/COMMIT wrapper ignored"] if step.wrapper_removed else []
+        lines.append(f"{step.name}: {count}, {how}" + "".join(f", {e}" for e in extras))
+    lines.append(f"{len(result.steps)} migration(s) would run; nothing was changed")
+    return lines
+
+
+def plan_doc(result: DryRun) -> dict[str, Any]:
+    steps = [{"version": s.version, "name": s.name, "transaction": not s.no_transaction, "statements": s.statements,
+              "wrapper_removed": s.wrapper_removed, "settings": s.settings} for s in result.steps]  # fmt: skip
+    return {"would_run": steps, "warnings": [entry_doc(e) for e in result.warnings]}
+
+
+def event_doc(event: Event) -> dict[str, Any]:
+    return {"id": event.id, "at": _when(event.recorded_at), "action": event.action, "version": event.version,
+            "name": event.name, "old_checksum": event.old_checksum, "new_checksum": event.new_checksum,
+            "outcome": event.outcome, "error": event.error, "by": event.recorded_by}  # fmt: skip
+
+
+def print_history(events: list[Event]) -> None:
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_edge=False, header_style="bold")
+    for column in ["At", "Action", "Version", "Name", "Outcome", "By", "Detail"]:
+        table.add_column(column, justify="right" if column == "Version" else "left", no_wrap=column != "Detail")
+    for e in events:
+        detail = e.error or (f"{_short(e.old_checksum)} -> {_short(e.new_checksum)}" if e.old_checksum else "")
+        style = "green" if e.outcome == "ok" else "red"
+        table.add_row(f"{e.recorded_at:%Y-%m-%d %H:%M:%S}", e.action, str(e.version), e.name,
+                      f"[{style}]{e.outcome}[/]", e.recorded_by, detail)  # fmt: skip
+    console = Console(width=None if sys.stdout.isatty() else 1000)
+    console.print(table if events else "No history yet")
+
+
+def lint_lines(findings: list[Any]) -> list[str]:
+    """Findings grouped by file (they come ordered by file, then line), each with squawk's help below it."""
+    lines: list[str] = []
+    current = None
+    for f in findings:
+        if f.file != current:
+            lines.append(f.file)
+            current = f.file
+        column = f":{f.column}" if f.column else ""
+        lines.append(f"  line {f.line}{column}: {f.level} {f.rule}: {f.message}")
+        if f.help:
+            lines.append(f"      help: {f.help}")
+    errors = sum(f.level == "error" for f in findings)
+    lines.append(f"{len(findings)} finding(s): {errors} error(s), {len(findings) - errors} warning(s)"
+                 if findings else "No findings")  # fmt: skip
+    return lines
+
+
+def lint_doc(findings: list[Any]) -> dict[str, Any]:
+    errors = sum(f.level == "error" for f in findings)
+    return {"findings": [vars(f) for f in findings], "errors": errors, "warnings": len(findings) - errors}

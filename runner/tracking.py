@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from runner.errors import BadInput
-from runner.files import Migration
+from runner.files import Migration, code_checksum
 
 DEFAULT_TABLE = "public.runner_migrations"
 _PLAIN_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
@@ -30,7 +30,9 @@ COLUMNS: dict[str, str] = {
     "executed_at": "timestamp with time zone",
     "execution_ms": "integer",
     "applied_by": "text",
+    "sql_checksum": "text",  # added later: a table without it is upgraded by migrate
 }
+_NULLABLE = {"sql_checksum"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class Record:
     executed_at: datetime
     execution_ms: int
     applied_by: str
+    sql_checksum: str | None = None  # of the SQL without comments (files.code_checksum); None before it existed
 
 
 def _split_parts(text: str) -> list[str]:
@@ -107,6 +110,13 @@ class TrackingTable:
     def identifier(self) -> sql.Identifier:
         return sql.Identifier(self.schema, self.name)
 
+    def companion(self, suffix: str) -> TrackingTable:
+        """A table that belongs with this one (its history, its schema snapshot), named after it."""
+        name = self.name + suffix
+        if len(name.encode()) > _MAX_IDENTIFIER_BYTES:
+            raise BadInput(f"--table {self}: too long to name its companion table {name!r}; use a shorter name")
+        return TrackingTable(self.schema, name)
+
     @property
     def lock_key(self) -> int:
         """The advisory-lock key: derived from the table, so two projects don't block each other."""
@@ -142,7 +152,7 @@ def _columns(conn: psycopg.Connection, table: TrackingTable) -> tuple[str, dict[
 
 def _differences(columns: dict[str, _Column]) -> list[str]:
     """How a table that has some of our columns differs from ours: what to undo by hand."""
-    problems = [f"no column {name}" for name in COLUMNS if name not in columns]
+    problems = [f"no column {name}" for name in COLUMNS if name not in columns and name not in _NULLABLE]
     problems += [f"an extra column {name}" for name in columns if name not in COLUMNS]
     for name, column in columns.items():
         wanted = COLUMNS.get(name)
@@ -150,7 +160,7 @@ def _differences(columns: dict[str, _Column]) -> list[str]:
             continue
         if column.type != wanted:
             problems.append(f"{name} is {column.type}, not {wanted}")
-        elif not column.not_null:
+        elif not column.not_null and name not in _NULLABLE:
             problems.append(f"{name} allows NULL")
     if "version" in columns and not columns["version"].primary_key:
         problems.append("version is not the primary key")
@@ -191,7 +201,8 @@ def _create(conn: psycopg.Connection, table: TrackingTable) -> None:
                 checksum     text NOT NULL,
                 executed_at  timestamptz NOT NULL DEFAULT now(),
                 execution_ms integer NOT NULL,
-                applied_by   text NOT NULL DEFAULT session_user
+                applied_by   text NOT NULL DEFAULT session_user,
+                sql_checksum text
             )
             """
         ).format(table.identifier)
@@ -203,16 +214,31 @@ def _create(conn: psycopg.Connection, table: TrackingTable) -> None:
     )
 
 
+def _has_code_column(conn: psycopg.Connection, table: TrackingTable) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM pg_attribute WHERE attrelid = %s::regclass AND attname = 'sql_checksum' AND NOT attisdropped",
+        (table.identifier.as_string(conn),),
+    ).fetchone()
+    return row is not None
+
+
+def upgrade(conn: psycopg.Connection, table: TrackingTable) -> None:
+    """Add what later versions of runner record to a table made by an earlier one; called before writing."""
+    if not _has_code_column(conn, table):
+        conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS sql_checksum text").format(table.identifier))
+
+
 def read(conn: psycopg.Connection, table: TrackingTable, *, create: bool = False) -> list[Record]:
     """The recorded migrations. A missing table means none; with ``create`` it is created first."""
     if not check(conn, table):
         if not create:
             return []
         _create(conn, table)
+    code = sql.SQL("sql_checksum" if _has_code_column(conn, table) else "NULL")
     rows = conn.execute(
         sql.SQL(
-            "SELECT version, name, checksum, executed_at, execution_ms, applied_by FROM {} ORDER BY version"
-        ).format(table.identifier)
+            "SELECT version, name, checksum, executed_at, execution_ms, applied_by, {} FROM {} ORDER BY version"
+        ).format(code, table.identifier)
     ).fetchall()
     return [Record(*row) for row in rows]
 
@@ -232,12 +258,15 @@ def insert_statement(
         else sql.Literal(elapsed_ms)
     )
     return (
-        sql.SQL("INSERT INTO {} (version, name, checksum, execution_ms) VALUES ({}, {}, {}, {}::integer)")
+        sql.SQL(
+            "INSERT INTO {} (version, name, checksum, sql_checksum, execution_ms) VALUES ({}, {}, {}, {}, {}::integer)"
+        )
         .format(
             table.identifier,
             sql.Literal(migration.version),
             sql.Literal(migration.name),
             sql.Literal(migration.checksum),
+            sql.Literal(code_checksum(migration)),
             took,
         )
         .as_bytes(conn)
