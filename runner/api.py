@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from runner import db, directives, history, manual, tracking
+from runner import db, directives, history, manual, schema, tracking
 from runner.apply import Applied, Session
 from runner.errors import BadInput, ConnectionFailed, MigrationFailed, Refused
 from runner.files import NAME_RULE, discover
@@ -45,11 +45,18 @@ class DriftWarning:
 
 
 @dataclass(frozen=True)
+class SchemaWarning:
+    """The schema changed outside runner since the last run: said before new files are applied."""
+
+    difference: schema.Difference
+
+
+@dataclass(frozen=True)
 class Starting:
     count: int
 
 
-Event = Note | DriftWarning | Starting | Applied
+Event = Note | DriftWarning | SchemaWarning | Starting | Applied
 OnEvent = Callable[[Event], None]
 
 
@@ -65,6 +72,8 @@ class VerifyResult:
     plan: Plan
     strict: bool = False
     invalid_indexes: list[InvalidIndex] = field(default_factory=list)
+    schema_drift: list[schema.Difference] = field(default_factory=list)
+    schema_recorded: bool = True  # False: no snapshot yet, so schema drift could not be checked
 
     @property
     def drift(self) -> list[Entry]:
@@ -82,7 +91,7 @@ class VerifyResult:
     @property
     def clean(self) -> bool:
         """No drift and no INVALID index; with ``strict``, nothing pending either."""
-        return not self.drift and not self.invalid_indexes and not (self.strict and self.pending)
+        return not (self.drift or self.invalid_indexes or self.schema_drift or (self.strict and self.pending))
 
 
 @contextmanager
@@ -218,9 +227,36 @@ def migrate(
         warnings = plan.having(State.EDITED, State.MISSING)
         for entry in warnings:
             emit(DriftWarning(entry))
+        recorded = _recorded_schema(conn, target)
+        if scripts and recorded is not None:
+            for difference in schema.differences(recorded, _live_schema(conn, target)):
+                emit(SchemaWarning(difference))
         emit(Starting(len(scripts)))
         applied = _apply_all(conn, target, settings, scripts, retries, emit) if scripts else []
+        if applied or recorded is None:
+            _record_schema(conn, target)
     return MigrateResult(plan, applied, warnings)
+
+
+def _own_tables(target: tracking.TrackingTable) -> list[str]:
+    return [str(target), str(history.table_of(target)), str(target.companion(schema.SUFFIX))]
+
+
+def _live_schema(conn: psycopg.Connection, target: tracking.TrackingTable) -> schema.Snapshot:
+    with _database_errors("reading the schema from the catalogs"):
+        return schema.snapshot(conn, _own_tables(target))
+
+
+def _recorded_schema(conn: psycopg.Connection, target: tracking.TrackingTable) -> schema.Snapshot | None:
+    with _database_errors("reading the recorded schema"):
+        return schema.load(conn, target.companion(schema.SUFFIX).identifier)
+
+
+def _record_schema(conn: psycopg.Connection, target: tracking.TrackingTable) -> None:
+    """The schema as the files leave it: what verify compares the live catalog with."""
+    live = _live_schema(conn, target)
+    with _database_errors("recording the schema"), conn.transaction():
+        schema.save(conn, target.companion(schema.SUFFIX).identifier, live)
 
 
 def _apply_all(
@@ -263,7 +299,10 @@ def _by_hand(
         with _database_errors(f"changing {target}"):
             tracking.upgrade(conn, target)
             history.ensure(conn, target)
-            return what(conn, target, plan)
+            changes = what(conn, target, plan)
+        if any(c.action != "unmark" for c in changes):  # the database now matches these files, as it is
+            _record_schema(conn, target)
+        return changes
 
 
 def accept(dsn: str | None = None, directory: str | Path = DEFAULT_DIR, table: str | None = None,
@@ -342,7 +381,7 @@ def dry_run(
     on_event: OnEvent | None = None,
 ) -> DryRun:
     """What migrate would do, with every check and warning it would give; changes nothing."""
-    plan, _ = _read(dsn, directory, table, wait_for_db, on_event)
+    plan = _read(dsn, directory, table, wait_for_db, on_event)
     _refuse_drift(plan, strict, allow_out_of_order)
     scripts = [prepare(entry.file) for entry in _up_to(plan, to) if entry.file is not None]
     return DryRun(plan, [_step(s) for s in scripts], plan.having(State.EDITED, State.MISSING))
@@ -373,21 +412,28 @@ def lint(
                 raise BadInput(f"{name}: not a migration file (expected an existing {NAME_RULE})")
             migrations.append(read_migration(path, version))
     else:
-        plan, _ = _read(dsn, directory, table, 0, on_event)
+        plan = _read(dsn, directory, table, 0, on_event)
         migrations = [e.file for e in plan.to_run if e.file is not None]
     return linter.lint(migrations, **linter.config(project or Path.cwd()))
 
 
+def shell(dsn: str | None = None, args: list[str] | None = None, *, on_event: OnEvent | None = None) -> int:
+    """Run psql on the target database (the embedded server stays up while it runs); psql's exit code."""
+    from runner import shell as psql
+
+    with db.target(dsn, _notes(on_event)) as url:
+        return psql.run(url, args or [])
+
+
 def _read(
-    dsn: str | None, directory: str | Path, table: str | None, wait_for_db: float, on_event: OnEvent | None,
-    *, indexes: bool = False,
-) -> tuple[Plan, list[InvalidIndex]]:  # fmt: skip
+    dsn: str | None, directory: str | Path, table: str | None, wait_for_db: float, on_event: OnEvent | None
+) -> Plan:
     files = discover(Path(directory))
     target = tracking.TrackingTable.parse(table)
     with db.target(dsn, _notes(on_event)) as url:
         db.wait_for(url, wait_for_db, _notes(on_event))
         with db.connect(url) as conn, _database_errors(f"reading the tracking table {target}"):
-            return make_plan(files, tracking.read(conn, target)), invalid_indexes(conn) if indexes else []
+            return make_plan(files, tracking.read(conn, target))
 
 
 def status(
@@ -399,7 +445,7 @@ def status(
     on_event: OnEvent | None = None,
 ) -> Plan:
     """Every migration, file or record, with its state. Changes nothing."""
-    return _read(dsn, directory, table, wait_for_db, on_event)[0]
+    return _read(dsn, directory, table, wait_for_db, on_event)
 
 
 def verify(
@@ -412,5 +458,23 @@ def verify(
     on_event: OnEvent | None = None,
 ) -> VerifyResult:
     """Drift between the folder and the tracking table, and INVALID indexes. Changes nothing."""
-    plan, invalid = _read(dsn, directory, table, wait_for_db, on_event, indexes=True)
-    return VerifyResult(plan, strict, invalid)
+    files = discover(Path(directory))
+    target = tracking.TrackingTable.parse(table)
+    with db.target(dsn, _notes(on_event)) as url:
+        db.wait_for(url, wait_for_db, _notes(on_event))
+        with db.connect(url) as conn:
+            with _database_errors(f"reading the tracking table {target}"):
+                plan = make_plan(files, tracking.read(conn, target))
+                invalid = invalid_indexes(conn)
+            recorded = _recorded_schema(conn, target)
+            drift = schema.differences(recorded, _live_schema(conn, target)) if recorded is not None else []
+    return VerifyResult(plan, strict, invalid, drift, recorded is not None)
+
+
+def diff(
+    dsn: str | None = None, against: str = "", table: str | None = None, *, on_event: OnEvent | None = None
+) -> list[schema.Difference]:
+    """How the schema of the database ``against`` differs from this one's (runner's own tables left out)."""
+    target = tracking.TrackingTable.parse(table)
+    with db.target(dsn, _notes(on_event)) as url, db.connect(url) as here, db.connect(against) as there:
+        return schema.differences(_live_schema(here, target), _live_schema(there, target))

@@ -145,6 +145,9 @@ def migrate(
             _say(event.text, sys.stderr)
         elif isinstance(event, api.DriftWarning):
             _say(report.warning_line(event.entry), sys.stderr, "warning: ", "yellow")
+        elif isinstance(event, api.SchemaWarning):
+            line = f"changed outside runner: {event.difference.describe()}"
+            _say(line, sys.stderr, "warning: ", "yellow")
         else:
             _say(report.progress_line(event), progress)
 
@@ -194,7 +197,9 @@ def verify(
     """Detect drift between the files and the tracking table: exit 0 when clean, 1 when not.
 
     Edited, missing and out-of-order files are drift, and so is an INVALID index (left by a
-    failed concurrent build); pending files are listed, and are drift only with --strict.
+    failed concurrent build) and any change to the schema made outside runner since the last
+    migrate; pending files are listed, and are drift only with --strict. An edit to comments or
+    whitespace only is harmless, and drift only with --strict.
     Example: runner verify --strict
     """
 
@@ -361,6 +366,45 @@ def lint(
         return (1 if failing else 0), report.lint_doc(findings)
 
     _run(as_json, work)
+
+
+@app.command(epilog=EXIT_CODES)
+def diff(
+    against: Annotated[str, typer.Option("--against", metavar="DSN", help="The database to compare with.")],
+    dsn: Dsn = None,
+    table: Table = DEFAULT_TABLE,
+    as_json: Json = False,
+) -> None:
+    """Compare the schema of two live databases (--dsn and --against): exit 0 when alike, 1 when not.
+
+    Example: runner diff --dsn postgresql://db-staging/app --against postgresql://db-prod/app
+    """
+
+    def work() -> tuple[int, dict[str, Any]]:
+        found = api.diff(dsn, against, table, on_event=_notes_to_stderr)
+        if not as_json:
+            for line in report.diff_lines(found) or ["No differences"]:
+                _say(line, sys.stdout)
+        return (1 if found else 0), {"same": not found, "differences": [report.difference_doc(d) for d in found]}
+
+    _run(as_json, work)
+
+
+database = typer.Typer(help="The target database itself.", no_args_is_help=True)
+app.add_typer(database, name="db")
+
+
+@database.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def shell(context: typer.Context, dsn: Dsn = None) -> None:
+    """Open psql on the database runner migrates (the embedded one by default); extra arguments go to psql.
+
+    Example: runner db shell -- -f sql/0015_add_index.sql
+    """
+
+    def work() -> tuple[int, None]:
+        return api.shell(dsn, list(context.args), on_event=_notes_to_stderr), None
+
+    _run(False, work)
 
 
 @app.command(epilog=EXIT_CODES)

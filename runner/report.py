@@ -11,6 +11,7 @@ from runner.errors import MigrationFailed, RunnerError
 from runner.history import Event
 from runner.manual import Change
 from runner.plan import Entry, Plan, State
+from runner.schema import ADDED, DROPPED, Difference
 
 
 def _when(moment: datetime | None) -> str | None:
@@ -54,8 +55,14 @@ def verify_lines(result: VerifyResult) -> list[str]:
     lines += [f"{'harmless':<13}{e.name}: {e.detail}" for e in result.harmless]
     lines += [f"{'pending':<13}{e.name}" for e in result.pending]
     lines += [f"{'invalid':<13}{index.describe()}" for index in result.invalid_indexes]
+    lines += [f"{'schema':<13}{d.describe()}" for d in result.schema_drift]
+    if not result.schema_recorded:
+        lines.append("No schema recorded yet: the next `runner migrate` records it, and verify then compares with it")
     verdict = "Drift found" if not result.clean else "No drift"
-    lines.append(f"{verdict}: {counts(result.plan)}")
+    found = [counts(result.plan)]
+    found += [f"{len(result.schema_drift)} schema change(s)"] if result.schema_drift else []
+    found += [f"{len(result.invalid_indexes)} invalid index(es)"] if result.invalid_indexes else []
+    lines.append(f"{verdict}: {', '.join(found)}")
     return lines
 
 
@@ -110,6 +117,8 @@ def verify_doc(result: VerifyResult) -> dict[str, Any]:
         "harmless": [entry_doc(e) for e in result.harmless],
         "pending": [entry_doc(e) for e in result.pending],
         "invalid_indexes": [{"index": i.name, "table": i.table, "fix": i.fix} for i in result.invalid_indexes],
+        "schema_drift": [difference_doc(d) for d in result.schema_drift],
+        "schema_recorded": result.schema_recorded,
     }
 
 
@@ -232,3 +241,13 @@ def lint_lines(findings: list[Any]) -> list[str]:
 def lint_doc(findings: list[Any]) -> dict[str, Any]:
     errors = sum(f.level == "error" for f in findings)
     return {"findings": [vars(f) for f in findings], "errors": errors, "warnings": len(findings) - errors}
+
+
+def difference_doc(d: Difference) -> dict[str, Any]:
+    return {"kind": d.kind, "name": d.name, "change": d.change, "text": d.describe()}
+
+
+def diff_lines(found: list[Difference]) -> list[str]:
+    """Between two live databases: "added" means only in the other, "dropped" missing from it."""
+    words = {ADDED: "only in --against", DROPPED: "missing from --against"}
+    return [f"{d.kind} {d.name}: {words.get(d.change, d.change)}" for d in found]
