@@ -196,3 +196,12 @@ def test_a_tracking_table_from_before_the_sql_checksum_is_upgraded_when_written(
                       "AND attname = 'sql_checksum'") == [(0,)]  # fmt: skip
     assert _run(dsn, migrations, "migrate").returncode == 0
     assert query(dsn, "SELECT sql_checksum IS NOT NULL FROM runner_migrations") == [(True,)]
+
+
+def test_db_shell_runs_psql_on_the_target_database(dsn: str, migrations: Path) -> None:
+    write(migrations, "1_a.sql", "CREATE TABLE IF NOT EXISTS a (id int);\n")
+    ran = runner_cli("db", "shell", "--dsn", dsn, "--", "-f", migrations / "1_a.sql")
+    assert ran.returncode == 0, ran.stderr
+    assert query(dsn, "SELECT to_regclass('a')::text") == [("a",)]
+    failed = runner_cli("db", "shell", "--dsn", dsn, "--", "-c", "SELECT 1 / 0")
+    assert failed.returncode == 1 and "division by zero" in failed.stderr  # psql's own exit code and message
