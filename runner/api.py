@@ -355,6 +355,7 @@ class DryRun:
     plan: Plan
     steps: list[Step]
     warnings: list[Entry]
+    schema_warnings: list[schema.Difference] = field(default_factory=list)
 
 
 def _step(script: Script) -> Step:
@@ -381,10 +382,12 @@ def dry_run(
     on_event: OnEvent | None = None,
 ) -> DryRun:
     """What migrate would do, with every check and warning it would give; changes nothing."""
-    plan = _read(dsn, directory, table, wait_for_db, on_event)
-    _refuse_drift(plan, strict, allow_out_of_order)
-    scripts = [prepare(entry.file) for entry in _up_to(plan, to) if entry.file is not None]
-    return DryRun(plan, [_step(s) for s in scripts], plan.having(State.EDITED, State.MISSING))
+    with _connected(dsn, directory, table, wait_for_db, on_event) as (conn, target, plan):
+        _refuse_drift(plan, strict, allow_out_of_order)
+        scripts = [prepare(entry.file) for entry in _up_to(plan, to) if entry.file is not None]
+        recorded = _recorded_schema(conn, target) if scripts else None
+        changed = schema.differences(recorded, _live_schema(conn, target)) if recorded is not None else []
+    return DryRun(plan, [_step(s) for s in scripts], plan.having(State.EDITED, State.MISSING), changed)
 
 
 def lint(
@@ -425,15 +428,26 @@ def shell(dsn: str | None = None, args: list[str] | None = None, *, on_event: On
         return psql.run(url, args or [])
 
 
-def _read(
+@contextmanager
+def _connected(
     dsn: str | None, directory: str | Path, table: str | None, wait_for_db: float, on_event: OnEvent | None
-) -> Plan:
+) -> Iterator[tuple[psycopg.Connection, tracking.TrackingTable, Plan]]:
+    """The state of things, for the commands that only read: no lock, and nothing created."""
     files = discover(Path(directory))
     target = tracking.TrackingTable.parse(table)
     with db.target(dsn, _notes(on_event)) as url:
         db.wait_for(url, wait_for_db, _notes(on_event))
-        with db.connect(url) as conn, _database_errors(f"reading the tracking table {target}"):
-            return make_plan(files, tracking.read(conn, target))
+        with db.connect(url) as conn:
+            with _database_errors(f"reading the tracking table {target}"):
+                plan = make_plan(files, tracking.read(conn, target))
+            yield conn, target, plan
+
+
+def _read(
+    dsn: str | None, directory: str | Path, table: str | None, wait_for_db: float, on_event: OnEvent | None
+) -> Plan:
+    with _connected(dsn, directory, table, wait_for_db, on_event) as (_, _, plan):
+        return plan
 
 
 def status(
@@ -458,16 +472,11 @@ def verify(
     on_event: OnEvent | None = None,
 ) -> VerifyResult:
     """Drift between the folder and the tracking table, and INVALID indexes. Changes nothing."""
-    files = discover(Path(directory))
-    target = tracking.TrackingTable.parse(table)
-    with db.target(dsn, _notes(on_event)) as url:
-        db.wait_for(url, wait_for_db, _notes(on_event))
-        with db.connect(url) as conn:
-            with _database_errors(f"reading the tracking table {target}"):
-                plan = make_plan(files, tracking.read(conn, target))
-                invalid = invalid_indexes(conn)
-            recorded = _recorded_schema(conn, target)
-            drift = schema.differences(recorded, _live_schema(conn, target)) if recorded is not None else []
+    with _connected(dsn, directory, table, wait_for_db, on_event) as (conn, target, plan):
+        with _database_errors("looking for INVALID indexes"):
+            invalid = invalid_indexes(conn)
+        recorded = _recorded_schema(conn, target)
+        drift = schema.differences(recorded, _live_schema(conn, target)) if recorded is not None else []
     return VerifyResult(plan, strict, invalid, drift, recorded is not None)
 
 

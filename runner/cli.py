@@ -234,6 +234,8 @@ def plan(
                              wait_for_db=wait_for_db, on_event=_notes_to_stderr)  # fmt: skip
         for entry in result.warnings:
             _say(report.warning_line(entry), sys.stderr, "warning: ", "yellow")
+        for difference in result.schema_warnings:
+            _say(f"changed outside runner: {difference.describe()}", sys.stderr, "warning: ", "yellow")
         if not as_json:
             for line in report.plan_lines(result):
                 _say(line, sys.stdout)
@@ -411,6 +413,7 @@ def shell(context: typer.Context, dsn: Dsn = None) -> None:
 def new(
     description: Annotated[str, typer.Argument(help="What the migration does, e.g. 'add due date'.")],
     dir: Dir = Path(api.DEFAULT_DIR),
+    as_json: Json = False,
 ) -> None:
     """Create the next numbered migration file from a short template.
 
@@ -418,11 +421,13 @@ def new(
     """
     from runner.scaffold import new_migration
 
-    def work() -> tuple[int, None]:
-        _say(f"Created {new_migration(dir, description)}", sys.stdout)
-        return 0, None
+    def work() -> tuple[int, dict[str, Any]]:
+        created = new_migration(dir, description)
+        if not as_json:
+            _say(f"Created {created}", sys.stdout)
+        return 0, {"created": str(created)}
 
-    _run(False, work)
+    _run(as_json, work)
 
 
 def _usage(problem: str, command: str) -> NoReturn:

@@ -193,7 +193,8 @@ def plan_lines(result: DryRun) -> list[str]:
 def plan_doc(result: DryRun) -> dict[str, Any]:
     steps = [{"version": s.version, "name": s.name, "transaction": not s.no_transaction, "statements": s.statements,
               "wrapper_removed": s.wrapper_removed, "settings": s.settings} for s in result.steps]  # fmt: skip
-    return {"would_run": steps, "warnings": [entry_doc(e) for e in result.warnings]}
+    return {"would_run": steps, "warnings": [entry_doc(e) for e in result.warnings],
+            "schema_warnings": [difference_doc(d) for d in result.schema_warnings]}  # fmt: skip
 
 
 def event_doc(event: Event) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,3 +37,10 @@ def test_versions_without_padding_and_timestamps() -> None:
 
 def test_description_without_letters_exits_2(migrations: Path) -> None:
     assert_clean_error(runner_cli("new", "!!!", "--dir", migrations), 2, "description")
+
+
+def test_new_as_json_names_the_file(migrations: Path) -> None:
+    write(migrations, "0001_first.sql", "SELECT 1;\n")
+    result = runner_cli("new", "add due date", "--dir", migrations, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"created": str(migrations / "0002_add_due_date.sql")}

@@ -57,6 +57,8 @@ def test_verify_names_each_change_made_by_hand(dsn: str, project: Path) -> None:
 def test_migrate_warns_of_changes_made_by_hand_then_records_the_new_schema(dsn: str, project: Path) -> None:
     query(dsn, "CREATE TABLE tmp_fix (id int)")
     write(project, "0015_later.sql", "CREATE TABLE IF NOT EXISTS later (id int);\n")
+    planned = runner_cli("plan", "--dsn", dsn, "--dir", project)
+    assert "warning: changed outside runner: table tmp_fix: not created by any migration" in planned.stderr
     result = runner_cli("migrate", "--dsn", dsn, "--dir", project)
     assert result.returncode == 0, result.stderr
     assert "warning: changed outside runner: table tmp_fix: not created by any migration" in result.stderr
