@@ -227,13 +227,12 @@ def migrate(
         warnings = plan.having(State.EDITED, State.MISSING)
         for entry in warnings:
             emit(DriftWarning(entry))
-        recorded = _recorded_schema(conn, target)
-        if scripts and recorded is not None:
-            for difference in schema.differences(recorded, _live_schema(conn, target)):
-                emit(SchemaWarning(difference))
+        recorded = _recorded_schema(conn, target) if scripts else None  # the no-op path reads no snapshot
+        for difference in schema.differences(recorded, _live_schema(conn, target)) if recorded is not None else []:
+            emit(SchemaWarning(difference))
         emit(Starting(len(scripts)))
         applied = _apply_all(conn, target, settings, scripts, retries, emit) if scripts else []
-        if applied or recorded is None:
+        if applied or not schema.exists(conn, target.companion(schema.SUFFIX).identifier):
             _record_schema(conn, target)
     return MigrateResult(plan, applied, warnings)
 

@@ -320,7 +320,7 @@ def differences(recorded: Snapshot, live: Snapshot) -> list[Difference]:
     return found
 
 
-def _exists(conn: psycopg.Connection, table: sql.Identifier) -> bool:
+def exists(conn: psycopg.Connection, table: sql.Identifier) -> bool:
     """Asked first: CREATE TABLE IF NOT EXISTS needs CREATE rights even when the table is there."""
     row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table.as_string(conn),)).fetchone()
     return bool(row and row[0])
@@ -328,7 +328,7 @@ def _exists(conn: psycopg.Connection, table: sql.Identifier) -> bool:
 
 def save(conn: psycopg.Connection, table: sql.Identifier, snap: Snapshot) -> None:
     """Store ``snap`` as the only row of ``table``, created if needed, in the caller's transaction."""
-    if not _exists(conn, table):
+    if not exists(conn, table):
         conn.execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (taken_at timestamptz NOT NULL DEFAULT now(), "
@@ -351,7 +351,7 @@ def save(conn: psycopg.Connection, table: sql.Identifier, snap: Snapshot) -> Non
 
 def load(conn: psycopg.Connection, table: sql.Identifier) -> Snapshot | None:
     """The stored snapshot, or None when there is none (no table, or no row)."""
-    if not _exists(conn, table):
+    if not exists(conn, table):
         return None
     row = conn.execute(sql.SQL("SELECT snapshot FROM {} ORDER BY taken_at DESC LIMIT 1").format(table)).fetchone()
     return row[0] if row else None
