@@ -27,6 +27,8 @@ from runner.preflight import Script, Statement
 _Status = pq.ExecStatus
 _Field = pq.DiagnosticField
 _SYNTAX_ERROR = "42601"
+# A file up to this size travels in one message with its record; a bigger one goes on its own.
+ONE_MESSAGE_LIMIT = 4_000_000
 
 # Sent after every file, inside its transaction: whatever session state the file changed
 # (SET, SET ROLE, temporary tables, prepared statements, cursors, LISTEN) is gone before the
@@ -142,20 +144,42 @@ class Session:
         return row + b";\n" + event
 
     def _apply_whole(self, script: Script) -> Applied:
-        record = self._record(script)
-        message = script.body + (SEPARATOR + self._tail).encode() + record
+        after = (SEPARATOR + self._tail).encode() + self._record(script)
         started = time.perf_counter()
         try:
-            results = _round_trip(self.conn, message)
+            if len(script.body) <= ONE_MESSAGE_LIMIT:
+                results, file_results = _round_trip(self.conn, script.body + after), None
+            else:  # joined to its record, a big file would be copied whole once more
+                results, file_results = self._in_transaction(script.body, after)
         except KeyboardInterrupt as stop:
+            self._rollback_if_open()
             raise self._interrupted(script, stop, []) from None
         elapsed_ms = (time.perf_counter() - started) * 1000
         failed = _first_error(results)
         if failed:
-            raise self._failure(script, failed[1], statement_index=failed[0])
-        statements = len(results) - self._tail_results - 2  # the tracking and history rows
+            self._rollback_if_open()
+            after_file = file_results is not None and failed[0] >= file_results  # its position is not the file's
+            raise self._failure(script, failed[1], statement_index=failed[0], after_file=after_file)
+        # Every statement returns a result; then the reset, the tracking and history rows (and a COMMIT).
+        statements = file_results if file_results is not None else len(results) - self._tail_results - 2
         return Applied(script.migration.version, script.name, script.migration.checksum, statements, elapsed_ms,
                        wrapper_removed=script.wrapper_removed)  # fmt: skip
+
+    def _in_transaction(self, body: bytes, after: bytes) -> tuple[list[PGresult], int]:
+        """The file alone inside BEGIN, then its record and COMMIT: three round trips, no copy of the file."""
+        self._send("BEGIN")
+        results = _round_trip(self.conn, body)
+        file_results = len(results)
+        if _first_error(results) is None:
+            results += _round_trip(self.conn, after + b";\nCOMMIT")
+        return results, file_results
+
+    def _rollback_if_open(self) -> None:
+        if self.conn.info.transaction_status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):
+            try:
+                self._send("ROLLBACK")
+            except psycopg.Error:
+                pass  # a lost connection rolls back on its own
 
     def _apply_each(self, script: Script) -> Applied:
         kept: list[Statement] = []
@@ -231,6 +255,8 @@ class Session:
         offset = int(position) if position else None
         if statement is not None and offset is not None:
             offset += statement.start  # the server counts from the start of the statement sent
+        if after_file:
+            offset = None  # a position in what followed the file, not in the file
         text = script.text()
         where = locate(text, offset, statement_index)
         if statement is not None and where.line is None:

@@ -106,7 +106,8 @@ def read_migration(path: Path, version: int) -> Migration:
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise BadInput(f"{path}: the file is UTF-16; save it as UTF-8")
     try:
-        raw.decode("utf-8")
+        if not raw.isascii():  # ASCII is UTF-8; checked without decoding a copy of a big file
+            raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadInput(
             f"{path}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at line {_line_of(raw, exc.start)}); "

@@ -22,11 +22,12 @@ from runner import directives
 from runner.errors import BadInput
 from runner.files import Migration
 
-_SUSPECT = re.compile(
-    rb"\\|\b(?:begin|start|commit|end|rollback|abort|savepoint|release|prepare|concurrently|vacuum|database|system"
-    rb"|tablespace|cluster|stdin)\b",
-    re.IGNORECASE,
-)
+# The words a refused statement or a transaction control needs: a file with none of them needs no parsing.
+_WORDS = ("begin", "start", "commit", "end", "rollback", "abort", "savepoint", "release", "prepare", "concurrently",
+          "vacuum", "database", "system", "tablespace", "cluster", "stdin")  # fmt: skip
+_NEEDLES = tuple(word.encode() for word in _WORDS) + (b"\\",)
+_WORD = re.compile(rb"\\|\b(?:" + "|".join(_WORDS).encode() + rb")\b")
+_CHUNK = 1 << 20
 _COPY_FROM_STDIN = re.compile(r"^\s*copy\b[^;]*?\bfrom\s+stdin\b", re.IGNORECASE | re.MULTILINE)
 _META_LINE = re.compile(r"^[ \t]*(\\\S*)", re.MULTILINE)
 _NO_TRANSACTION_HINT = f"put it in a file of its own whose first line is `-- {directives.PREFIX} no-transaction`"
@@ -56,6 +57,19 @@ class Script:
 
     def text(self) -> str:
         return self.body.decode("utf-8")
+
+
+def _suspect(sql: bytes) -> bool:
+    """Whether the file has one of the words, in any case: a fast substring test first, then the whole word.
+
+    A chunk at a time, lower-cased, so a big file is never copied whole.
+    """
+    overlap = max(map(len, _NEEDLES))
+    for start in range(0, len(sql), _CHUNK):
+        chunk = sql[max(0, start - overlap) : start + _CHUNK].lower()
+        if any(needle in chunk for needle in _NEEDLES) and _WORD.search(chunk):
+            return True
+    return False
 
 
 def _line(text: str, offset: int) -> int:
@@ -221,7 +235,7 @@ def prepare(migration: Migration) -> Script:
     wanted = directives.read(migration)
     if wanted.no_transaction:
         return _no_transaction(migration, wanted)
-    if not _SUSPECT.search(migration.sql):
+    if not _suspect(migration.sql):
         return Script(migration, migration.sql, settings=wanted.settings)
     text = migration.text()
     statements, _ = _parse(migration, text)

@@ -134,3 +134,39 @@ def test_a_no_transaction_file_that_leaves_a_transaction_open_is_rolled_back(dsn
     assert_clean_error(failed, 3, "1_open.sql ends inside a transaction", "rolled back", "not recorded")
     assert query(dsn, "SELECT count(*) FROM t") == [(0,)]
     assert _recorded(dsn) == []
+
+
+def _big(rows: int, tail: str) -> str:
+    """A file over apply.ONE_MESSAGE_LIMIT, sent on its own inside BEGIN/COMMIT."""
+    lines = ["CREATE TABLE big (id int, note text);\n"]
+    lines += [f"INSERT INTO big VALUES ({n}, '{'x' * 60}');\n" for n in range(rows)]
+    return "".join(lines) + tail
+
+
+def test_a_big_file_is_applied_and_recorded_in_one_transaction(dsn: str, migrations: Path) -> None:
+    write(migrations, "1_big.sql", _big(60_000, ""))
+    assert (migrations / "1_big.sql").stat().st_size > 4_000_000
+    done = _migrate(dsn, migrations, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["applied"][0]["statements"] == 60_001
+    assert query(dsn, "SELECT count(*) FROM big") == [(60_000,)]
+    assert _recorded(dsn) == [1]
+
+
+def test_a_big_file_that_fails_at_its_end_keeps_nothing(dsn: str, migrations: Path) -> None:
+    write(migrations, "1_big.sql", _big(60_000, "SELECT 1 / 0;\n"))
+    failed = _migrate(dsn, migrations)
+    assert_clean_error(failed, 3, "1_big.sql failed in the statement at line 60002", "22012", "rolled back")
+    assert query(dsn, "SELECT to_regclass('big')") == [(None,)]
+    assert _recorded(dsn) == []
+
+
+def test_a_big_file_whose_record_fails_keeps_nothing(dsn: str, migrations: Path) -> None:
+    write(migrations, "1_first.sql", "CREATE TABLE first (id int);\n")
+    assert _migrate(dsn, migrations).returncode == 0
+    _refuse_record(dsn, 2)
+    write(migrations, "2_big.sql", _big(60_000, ""))
+    failed = _migrate(dsn, migrations)
+    assert_clean_error(failed, 3, "2_big.sql ran, but recording it", "no record for you")
+    assert query(dsn, "SELECT to_regclass('big')") == [(None,)]
+    assert _recorded(dsn) == [1]
