@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install migrate test clean
+.PHONY: install migrate test clean bench bench-quick
 
 install: $(STAMP)
 
@@ -21,6 +21,15 @@ migrate: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# Benchmark against the psql floor and the peers (dbmate, yoyo, sqitch, postgrator), installed on
+# first use into bench/.tools/. `make bench-quick` is the under-two-minutes version; pass more
+# options with ARGS, e.g. make bench ARGS="--only runner,psql --workloads W1,W4".
+bench: install
+	$(BIN)/python bench/run.py $(ARGS)
+
+bench-quick: install
+	$(BIN)/python bench/run.py --quick $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

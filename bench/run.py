@@ -1,0 +1,472 @@
+"""Benchmark runner against the psql floor and its peers, side by side, on one server.
+
+    /work/main/.venv/bin/python bench/run.py [--quick] [--only runner,psql,...] [--workloads W1,W4] [--reps N]
+
+Every measured run is a whole process on a fresh database (CREATE DATABASE bench_<tool>_<n>,
+dropped WITH (FORCE) afterwards), and is followed by a check that the database holds the
+tables and rows the workload creates: a tool that exits 0 with a wrong result fails the run.
+See bench/README.md for what each workload measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import psycopg  # noqa: E402
+import tools as T  # noqa: E402
+import workloads as W  # noqa: E402
+
+WORK = T.BENCH / ".work"
+_serial = itertools.count(1)
+
+
+@dataclass
+class Row:
+    workload: str  # "W1", "W4@1000", ...
+    tool: str
+    times: list[float] = field(default_factory=list)
+    rss_kb: list[int] = field(default_factory=list)
+    status: str = "ok"  # ok | FAILED | unavailable | skipped
+    note: str = ""
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.times) if self.times else None
+
+    @property
+    def peak_mb(self) -> float | None:
+        return max(self.rss_kb) / 1024 if self.rss_kb else None
+
+
+@dataclass
+class Sizes:
+    w1: int
+    w2: int
+    w3_mb: int
+    noop: list[int]
+    verify: list[int]
+    api_files: int
+    reps: int
+    noop_reps: int
+    api_calls: int
+    timeout_s: float
+    # Peers too slow to set up the biggest no-op folders are capped here, and the cap is reported.
+    noop_cap: dict[str, int] = field(default_factory=dict)
+
+
+FULL = Sizes(w1=1000, w2=200, w3_mb=50, noop=[100, 1000, 10000], verify=[1000, 10000], api_files=1000, reps=3,
+             noop_reps=5, api_calls=200, timeout_s=600, noop_cap={})  # fmt: skip
+QUICK = Sizes(w1=100, w2=20, w3_mb=5, noop=[100, 1000], verify=[1000], api_files=1000, reps=3, noop_reps=3,
+              api_calls=50, timeout_s=120, noop_cap={"sqitch": 100})  # fmt: skip
+
+
+# ---------------------------------------------------------------- databases and processes
+
+
+def admin() -> psycopg.Connection:
+    return psycopg.connect(T.url("postgres"), autocommit=True)
+
+
+def fresh_db(tool: str) -> str:
+    name = f"bench_{tool}_{next(_serial)}"
+    with admin() as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    return name
+
+
+def drop_db(name: str) -> None:
+    with admin() as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def drop_leftovers() -> None:
+    """Databases an interrupted earlier run left behind."""
+    with admin() as conn:
+        names = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_%'")]
+        for name in names:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def check(workload: W.Workload, db: str) -> None:
+    with psycopg.connect(T.url(db)) as conn:
+        workload.check(conn)
+
+
+class ToolFailed(Exception):
+    pass
+
+
+def timed(argv: list[str], env: dict[str, str], timeout: float, log: Path) -> tuple[float, int]:
+    """Run one whole process; its wall time in seconds and its peak RSS in KiB.
+
+    The RSS comes from /usr/bin/time -f %M: a child forked straight from this Python process
+    would report at least this process's own RSS (the pre-exec copy counts in ru_maxrss).
+    """
+    log.parent.mkdir(parents=True, exist_ok=True)
+    rss_file = log.with_suffix(".rss")
+    with log.open("w") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", str(rss_file), *argv], stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **env},
+                                start_new_session=True)  # fmt: skip
+        killer = threading.Timer(timeout, lambda: os.killpg(proc.pid, 9))
+        killer.start()
+        proc.wait()
+        elapsed = time.perf_counter() - start
+        killer.cancel()
+    if proc.returncode != 0:
+        tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+        why = f"timed out after {timeout:.0f}s" if proc.returncode == -9 else f"exit {proc.returncode}"
+        raise ToolFailed(f"{why}: {' | '.join(tail)[:300]} (log: {log})")
+    return elapsed, int(rss_file.read_text().split()[-1])
+
+
+def apply_once(
+    tool: T.Tool, workload: W.Workload, folder: Path, db: str, timeout: float, tag: str
+) -> tuple[float, int]:
+    argv = T.command(tool.name, db, folder)
+    cwd_log = WORK / "logs" / f"{tag}_{tool.name}.log"
+    seconds, rss = timed(argv, tool.env, timeout, cwd_log)
+    try:
+        check(workload, db)
+    except W.WrongResult as exc:
+        raise ToolFailed(f"wrong result after exit 0: {exc}") from None
+    return seconds, rss
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+# ---------------------------------------------------------------- workloads
+
+
+def lay_out(workload: W.Workload, tools: list[T.Tool], label: str) -> dict[str, Path]:
+    folders = {}
+    for tool in tools:
+        folder = WORK / "workloads" / label / tool.name
+        if not (folder / ".complete").exists():
+            if folder.exists():
+                subprocess.run(["rm", "-rf", str(folder)], check=True)
+            T.layout(tool.name, workload.migrations, folder)
+            (folder / ".complete").write_text(workload.title)
+        folders[tool.name] = folder
+    return folders
+
+
+def bench_apply(workload: W.Workload, tools: list[T.Tool], sizes: Sizes, rows: list[Row]) -> None:
+    """W1-W3: apply the whole workload to an empty database; fresh database per repetition."""
+    label = workload.key
+    say(f"\n== {label}: {workload.title} ({workload.size_bytes / 1e6:.1f} MB of SQL)")
+    usable = [t for t in tools if t.available]
+    folders = lay_out(workload, usable, f"{label}-{len(workload.migrations)}-{workload.size_bytes}")
+    results = {t.name: Row(label, t.name) for t in tools}
+    for t in tools:
+        if not t.available:
+            results[t.name].status, results[t.name].note = "unavailable", t.reason
+    for rep in range(sizes.reps):
+        for tool in usable:  # interleaved, so a slow patch of the machine hits every tool alike
+            row = results[tool.name]
+            if row.status != "ok":
+                continue
+            db = fresh_db(tool.name)
+            try:
+                seconds, rss = apply_once(tool, workload, folders[tool.name], db, sizes.timeout_s, f"{label}_r{rep}")
+                row.times.append(seconds)
+                row.rss_kb.append(rss)
+                say(f"  {label} rep {rep + 1}/{sizes.reps} {tool.name:<10} {seconds:8.3f}s  rss {rss / 1024:6.1f} MB")
+            except ToolFailed as exc:
+                row.status, row.note = "FAILED", str(exc)
+                say(f"  {label} {tool.name}: FAILED {exc}")
+            finally:
+                drop_db(db)
+    rows.extend(results.values())
+
+
+class AppliedDbs:
+    """Databases with N files applied by a tool, set up once and shared by W4, W5 and W6."""
+
+    def __init__(self, sizes: Sizes) -> None:
+        self.sizes = sizes
+        self.dbs: dict[tuple[str, int], tuple[str, Path]] = {}
+
+    def get(self, tool: T.Tool, count: int) -> tuple[str, Path]:
+        key = (tool.name, count)
+        if key not in self.dbs:
+            workload = W.applied_files(count)
+            folder = lay_out(workload, [tool], f"applied-{count}")[tool.name]
+            db = fresh_db(tool.name)
+            try:
+                seconds, _ = apply_once(tool, workload, folder, db, self.sizes.timeout_s * 2, f"setup{count}")
+            except ToolFailed:
+                drop_db(db)
+                raise
+            say(f"  setup: {tool.name} applied {count:,} files in {seconds:.1f}s")
+            self.dbs[key] = (db, folder)
+        return self.dbs[key]
+
+    def drop_all(self) -> None:
+        for db, _ in self.dbs.values():
+            drop_db(db)
+
+
+def bench_noop(tools: list[T.Tool], sizes: Sizes, applied: AppliedDbs, rows: list[Row]) -> None:
+    """W4: the whole process when nothing is pending, after N files were applied by the same tool."""
+    for count in sizes.noop:
+        label = f"W4@{count}"
+        say(f"\n== {label}: no-op run, {count:,} files already applied")
+        for tool in tools:
+            if tool.name == T.FLOOR:
+                continue  # psql has no notion of "already applied"
+            row = Row(label, tool.name)
+            rows.append(row)
+            cap = sizes.noop_cap.get(tool.name)
+            if not tool.available:
+                row.status, row.note = "unavailable", tool.reason
+            elif cap is not None and count > cap:
+                row.status = "skipped"
+                row.note = f"setting up {count:,} applied files with {tool.name} is too slow (cap {cap:,})"
+            else:
+                _noop_reps(tool, count, sizes, applied, row)
+
+
+def _noop_reps(tool: T.Tool, count: int, sizes: Sizes, applied: AppliedDbs, row: Row) -> None:
+    try:
+        db, folder = applied.get(tool, count)
+        for rep in range(sizes.noop_reps):
+            seconds, rss = apply_once(tool, W.applied_files(count), folder, db, sizes.timeout_s, f"noop{count}_r{rep}")
+            row.times.append(seconds)
+            row.rss_kb.append(rss)
+        say(f"  {row.workload} {tool.name:<10} median {row.median:8.3f}s  ({len(row.times)} runs)")
+    except ToolFailed as exc:
+        row.status, row.note = "FAILED", str(exc)
+        say(f"  {row.workload} {tool.name}: FAILED {exc}")
+
+
+def bench_verify(runner: T.Tool, sizes: Sizes, applied: AppliedDbs, rows: list[Row]) -> None:
+    """W5: `runner verify` (whole process) on a clean database with N applied files."""
+    for count in sizes.verify:
+        row = Row(f"W5@{count}", "runner")
+        rows.append(row)
+        say(f"\n== {row.workload}: runner verify, {count:,} files applied")
+        try:
+            db, folder = applied.get(runner, count)
+            argv = [str(T.RUNNER), "verify", "--dsn", T.url(db), "--dir", str(folder)]
+            for rep in range(sizes.noop_reps):
+                seconds, rss = timed(argv, {}, sizes.timeout_s, WORK / "logs" / f"verify{count}_r{rep}.log")
+                row.times.append(seconds)
+                row.rss_kb.append(rss)
+            say(f"  {row.workload} runner     median {row.median:8.3f}s")
+        except ToolFailed as exc:
+            row.status, row.note = "FAILED", str(exc)
+            say(f"  {row.workload} runner: FAILED {exc}")
+
+
+def bench_api(runner: T.Tool, sizes: Sizes, applied: AppliedDbs, rows: list[Row]) -> None:
+    """W6: runner.status(dsn, directory) in this process, after a warm-up; it opens its own connection."""
+    import runner as runner_api  # the project's venv runs this script
+
+    count = sizes.api_files
+    row = Row(f"W6@{count}", "runner", note="runner.status(dsn, dir); opens its own connection per call")
+    rows.append(row)
+    say(f"\n== {row.workload}: in-process runner.status(), {count:,} files applied, {sizes.api_calls} calls")
+    try:
+        db, folder = applied.get(runner, count)
+        dsn = T.url(db)
+        for _ in range(5):
+            runner_api.status(dsn, folder)
+        for _ in range(sizes.api_calls):
+            start = time.perf_counter()
+            plan = runner_api.status(dsn, folder)
+            row.times.append(time.perf_counter() - start)
+        pending = [e for e in plan.entries if e.record is None]
+        if len(plan.entries) != count or pending:
+            raise ToolFailed(f"status saw {len(plan.entries)} entries, {len(pending)} pending; expected {count}, 0")
+        say(f"  {row.workload} runner     median {statistics.median(row.times) * 1000:8.2f} ms")
+    except ToolFailed as exc:
+        row.status, row.note = "FAILED", str(exc)
+        say(f"  {row.workload} runner: FAILED {exc}")
+
+
+# ---------------------------------------------------------------- report
+
+
+def find(rows: list[Row], workload: str, tool: str) -> Row | None:
+    return next((r for r in rows if r.workload == workload and r.tool == tool), None)
+
+
+def _fmt_s(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value * 1000:.2f} ms" if value < 0.1 else f"{value:.3f} s"
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| workload | tool | median | x floor (psql) | x runner | peak RSS | runs | status |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+    for r in rows:
+        floor, ours = find(rows, r.workload, T.FLOOR), find(rows, r.workload, "runner")
+        x_floor = f"{r.median / floor.median:.2f}x" if r.median and floor and floor.median else "-"
+        x_runner = f"{r.median / ours.median:.2f}x" if r.median and ours and ours.median else "-"
+        rss = f"{r.peak_mb:.0f} MB" if r.peak_mb is not None and not r.workload.startswith("W6") else "-"
+        status = r.status + (f": {r.note}" if r.note and r.status != "ok" else "")
+        cells = [r.workload, r.tool, _fmt_s(r.median), x_floor, x_runner, rss, str(len(r.times)), status]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _ratio(a: Row | None, b: Row | None) -> float | None:
+    return a.median / b.median if a and b and a.median and b.median else None
+
+
+def targets(rows: list[Row], sizes: Sizes) -> list[tuple[str, str, str]]:
+    """(target, met/not met/not measured, numbers)."""
+    out = []
+
+    def verdict(ok: bool | None) -> str:
+        return "not measured" if ok is None else ("met" if ok else "not met")
+
+    for key in ("W1", "W2"):
+        ours = find(rows, key, "runner")
+        floor_ratio = _ratio(ours, find(rows, key, T.FLOOR))
+        peers = [r for r in rows if r.workload == key and r.tool not in ("runner", T.FLOOR) and r.median]
+        slower_peers = [r.tool for r in peers if ours and ours.median and (r.median or 0) <= ours.median]
+        ok = None if floor_ratio is None else floor_ratio <= 1.0 and not slower_peers
+        if ok and not peers:
+            ok = None  # the floor is met, but there was no peer to compare with
+        peer_text = ", ".join(f"{r.tool} {_ratio(r, ours):.2f}x runner" for r in peers) or "no peer measured"
+        out.append((f"{key}: <= 1.0x psql floor and faster than every peer", verdict(ok),
+                    f"runner {floor_ratio:.2f}x floor; {peer_text}" if floor_ratio else "-"))  # fmt: skip
+    noop = f"W4@{sizes.api_files}"
+    r = _ratio(find(rows, noop, "runner"), find(rows, noop, "yoyo"))
+    out.append((f"no-op with {sizes.api_files:,} applied: runner <= 0.6x yoyo",
+                verdict(None if r is None else r <= 0.6),
+                f"runner/yoyo = {r:.2f}" if r else "-"))  # fmt: skip
+    api = find(rows, f"W6@{sizes.api_files}", "runner")
+    ms = api.median * 1000 if api and api.median else None
+    out.append(
+        (
+            "W6 in-process no-op check < 5 ms",
+            verdict(None if ms is None else ms < 5),
+            f"{ms:.2f} ms median (status() opens its own connection: no open-connection API yet)" if ms else "-",
+        )
+    )
+    ours3 = find(rows, "W3", "runner")
+    r3 = _ratio(ours3, find(rows, "W3", T.FLOOR))
+    mb = ours3.peak_mb if ours3 else None
+    ok3 = None if r3 is None or mb is None else r3 <= 1.1 and mb <= 150
+    out.append(
+        (
+            f"W3 ({sizes.w3_mb} MB): <= 1.1x floor, peak RSS <= 150 MB",
+            verdict(ok3),
+            f"{r3:.2f}x floor, {mb:.0f} MB" if r3 and mb else "-",
+        )
+    )
+    for kind in ("W4", "W5"):
+        small, big = find(rows, f"{kind}@1000", "runner"), find(rows, f"{kind}@10000", "runner")
+        rs = _ratio(big, small)
+        out.append(
+            (
+                f"{kind} scaling: 10,000 files <= 2x the time at 1,000",
+                verdict(None if rs is None else rs <= 2),
+                f"{_fmt_s(big.median)} vs {_fmt_s(small.median)} = {rs:.2f}x" if rs and big and small else "-",
+            )
+        )
+    return out
+
+
+def machine() -> dict[str, str]:
+    def sh(cmd: str) -> str:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
+
+    with admin() as conn:
+        pg = conn.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
+    return {"date": sh("date"), "nproc": sh("nproc"), "memory": sh("free -g | sed -n 2p"), "postgres": pg,
+            "kernel": platform.release(), "python": platform.python_version()}  # fmt: skip
+
+
+def report(rows: list[Row], tools: dict[str, T.Tool], sizes: Sizes, mode: str, elapsed: float) -> str:
+    info = machine()
+    parts = [f"## {mode} run, {info['date']}", "",
+             f"Machine: {info['nproc']} cores; `free -g`: `{info['memory']}`; {info['postgres']}; "
+             f"kernel {info['kernel']}; Python {info['python']}. Took {elapsed:.0f} s.", "",
+             "Tools:", ""]  # fmt: skip
+    for t in tools.values():
+        parts.append(f"- {t.name}: " + (t.version if t.available else f"UNAVAILABLE: {t.reason}"))
+    reps = f"Medians of {sizes.reps} runs (W1-W3), {sizes.noop_reps} runs (W4, W5), {sizes.api_calls} calls (W6)."
+    parts += ["", reps,
+              "", table(rows), "", "Targets:", "", "| target | status | numbers |", "|---|---|---|"]  # fmt: skip
+    parts += [f"| {t} | {v} | {n} |" for t, v, n in targets(rows, sizes)]
+    return "\n".join(parts) + "\n"
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller workloads, 3 runs; under two minutes")
+    parser.add_argument("--only", default=",".join(T.ALL), help="tools, comma-separated (psql is the floor)")
+    parser.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6", help="comma-separated")
+    parser.add_argument("--reps", type=int, help="repetitions per measurement (overrides the mode's)")
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    if args.reps:
+        sizes.reps = sizes.noop_reps = args.reps
+    wanted = [t for t in args.only.split(",") if t]
+    unknown = set(wanted) - set(T.ALL)
+    if unknown:
+        parser.error(f"unknown tool(s) {', '.join(sorted(unknown))}; choose from {', '.join(T.ALL)}")
+    chosen = set(args.workloads.upper().split(","))
+
+    started = time.perf_counter()
+    tools = T.install(wanted)
+    for t in tools.values():
+        say(f"{t.name:<11} {t.version if t.available else 'UNAVAILABLE: ' + t.reason}")
+    drop_leftovers()
+    rows: list[Row] = []
+    applied = AppliedDbs(sizes)
+    listed = list(tools.values())
+    runner = tools.get("runner")
+    try:
+        if "W1" in chosen:
+            bench_apply(W.w1_schema(sizes.w1), listed, sizes, rows)
+        if "W2" in chosen:
+            bench_apply(W.w2_data(sizes.w2), listed, sizes, rows)
+        if "W3" in chosen:
+            bench_apply(W.w3_big_file(sizes.w3_mb), listed, sizes, rows)
+        if "W4" in chosen:
+            bench_noop(listed, sizes, applied, rows)
+        if runner and runner.available and "W5" in chosen:
+            bench_verify(runner, sizes, applied, rows)
+        if runner and runner.available and "W6" in chosen:
+            bench_api(runner, sizes, applied, rows)
+    finally:
+        applied.drop_all()
+    mode = "quick" if args.quick else "full"
+    text = report(rows, tools, sizes, mode, time.perf_counter() - started)
+    WORK.mkdir(exist_ok=True)
+    (WORK / f"report-{mode}.md").write_text(text)
+    (WORK / f"results-{mode}.json").write_text(json.dumps([asdict(r) for r in rows], indent=1))
+    say("\n" + text)
+    say(f"(written to {WORK / f'report-{mode}.md'} and results-{mode}.json)")
+    failed = [r for r in rows if r.status == "FAILED"]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""The workloads, described once and independent of any tool: a list of migrations and a check.
+
+Each tool's layout (file names, headers, plan files) is written from this description by
+bench/tools.py, so every tool runs the same SQL. The check runs against the database a tool
+left behind and raises WrongResult when the tables or rows are not what the SQL should make.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psycopg
+
+
+class WrongResult(Exception):
+    """A tool exited 0 but the database does not hold what the migrations create."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int  # 1, 2, ...; each tool pads or prefixes it as it wants
+    slug: str  # a short name: letters, digits and underscores
+    sql: str
+
+
+@dataclass(frozen=True)
+class Workload:
+    key: str  # W1, W2, ...
+    title: str
+    migrations: list[Migration]
+    check: Callable[[psycopg.Connection], None]
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(len(m.sql.encode()) for m in self.migrations)
+
+
+def _scalar(conn: psycopg.Connection, sql: str) -> int:
+    row = conn.execute(sql).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _expect(what: str, got: int, want: int) -> None:
+    if got != want:
+        raise WrongResult(f"{what}: expected {want}, found {got}")
+
+
+def _count_tables(conn: psycopg.Connection, prefix: str) -> int:
+    return _scalar(
+        conn,
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        f"WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname LIKE '{prefix}%'",
+    )
+
+
+def _count_indexes(conn: psycopg.Connection, prefix: str) -> int:
+    return _scalar(conn, f"SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' AND indexname LIKE '{prefix}%'")
+
+
+# W1: many small DDL migrations on an empty database.
+def w1_schema(count: int) -> Workload:
+    migrations = [
+        Migration(
+            i,
+            f"create_t{i}",
+            f"CREATE TABLE w1_t{i} (id bigint PRIMARY KEY, name text NOT NULL, created_at timestamptz DEFAULT now());\n"
+            f"CREATE INDEX w1_i{i}_name ON w1_t{i} (name);\n",
+        )
+        for i in range(1, count + 1)
+    ]
+
+    def check(conn: psycopg.Connection) -> None:
+        _expect("W1 tables w1_t*", _count_tables(conn, "w1\\_t"), count)
+        _expect("W1 indexes w1_i*", _count_indexes(conn, "w1\\_i"), count)
+
+    return Workload("W1", f"{count:,} migrations of CREATE TABLE + CREATE INDEX", migrations, check)
+
+
+# W2: data migrations, each one multi-row INSERT of 1,000 rows.
+def _values(start: int, rows: int) -> str:
+    return ",\n".join(f"({n}, 'row {n}', {n % 97}.5)" for n in range(start, start + rows))
+
+
+def w2_data(count: int, rows_each: int = 1000) -> Workload:
+    migrations = [Migration(1, "create_w2", "CREATE TABLE w2 (id bigint PRIMARY KEY, label text, amount numeric);\n")]
+    for i in range(count):
+        insert = f"INSERT INTO w2 (id, label, amount) VALUES\n{_values(i * rows_each + 1, rows_each)};\n"
+        migrations.append(Migration(i + 2, f"insert_batch_{i + 1}", insert))
+
+    def check(conn: psycopg.Connection) -> None:
+        _expect("W2 rows in w2", _scalar(conn, "SELECT count(*) FROM w2"), count * rows_each)
+
+    return Workload("W2", f"{count:,} migrations x {rows_each:,} inserted rows (+1 CREATE TABLE)", migrations, check)
+
+
+# W3: one big file of multi-row INSERTs (a data load or a squashed dump).
+def w3_big_file(megabytes: int, rows_per_insert: int = 1000) -> Workload:
+    target = megabytes * 1024 * 1024
+    parts = ["CREATE TABLE w3 (id bigint PRIMARY KEY, label text, payload text);\n"]
+    size, next_id = len(parts[0]), 1
+    pad = "x" * 60
+    while size < target:
+        rows = ",\n".join(f"({n}, 'label {n}', '{pad}')" for n in range(next_id, next_id + rows_per_insert))
+        statement = f"INSERT INTO w3 (id, label, payload) VALUES\n{rows};\n"
+        parts.append(statement)
+        size += len(statement)
+        next_id += rows_per_insert
+    total_rows = next_id - 1
+
+    def check(conn: psycopg.Connection) -> None:
+        _expect("W3 rows in w3", _scalar(conn, "SELECT count(*) FROM w3"), total_rows)
+
+    title = f"one {megabytes} MB file, {total_rows:,} rows in INSERTs of {rows_per_insert:,}"
+    return Workload("W3", title, [Migration(1, "big_load", "".join(parts))], check)
+
+
+# W4/W5/W6: a folder of applied files, each a tiny CREATE TABLE.
+def applied_files(count: int) -> Workload:
+    migrations = [Migration(i, f"t{i}", f"CREATE TABLE w4_t{i} (id int);\n") for i in range(1, count + 1)]
+
+    def check(conn: psycopg.Connection) -> None:
+        _expect("W4 tables w4_t*", _count_tables(conn, "w4\\_t"), count)
+
+    return Workload("W4", f"{count:,} applied files", migrations, check)
