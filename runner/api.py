@@ -198,6 +198,22 @@ def _up_to(plan: Plan, to: int | None) -> list[Entry]:
     return [e for e in plan.to_run if to is None or e.version <= to]
 
 
+def _checks(
+    conn: psycopg.Connection, target: tracking.TrackingTable, plan: Plan, strict: bool, allow_out_of_order: bool,
+    to: int | None,
+) -> tuple[list[Script], list[schema.Difference]]:  # fmt: skip
+    """What migrate checks before anything runs, shared with plan so the two never disagree.
+
+    Every file to run is checked, and the schema compared with the recorded one (only when
+    something is to run: the no-op path reads no snapshot).
+    """
+    _refuse_drift(plan, strict, allow_out_of_order)
+    scripts = [prepare(entry.file) for entry in _up_to(plan, to) if entry.file is not None]
+    recorded = _recorded_schema(conn, target) if scripts else None
+    changed = schema.differences(recorded, _live_schema(conn, target)) if recorded is not None else []
+    return scripts, changed
+
+
 def migrate(
     dsn: str | None = None,
     directory: str | Path = DEFAULT_DIR,
@@ -221,14 +237,11 @@ def migrate(
     settings = _settings(lock_timeout, statement_timeout)
     emit = on_event or (lambda event: None)
     with _locked(dsn, directory, table, lock_wait, wait_for_db, on_event) as (conn, target, plan):
-        _refuse_drift(plan, strict, allow_out_of_order)
-        # Every file to run is checked before the first one runs.
-        scripts = [prepare(entry.file) for entry in _up_to(plan, to) if entry.file is not None]
+        scripts, changed = _checks(conn, target, plan, strict, allow_out_of_order, to)
         warnings = plan.having(State.EDITED, State.MISSING)
         for entry in warnings:
             emit(DriftWarning(entry))
-        recorded = _recorded_schema(conn, target) if scripts else None  # the no-op path reads no snapshot
-        for difference in schema.differences(recorded, _live_schema(conn, target)) if recorded is not None else []:
+        for difference in changed:
             emit(SchemaWarning(difference))
         emit(Starting(len(scripts)))
         applied = _apply_all(conn, target, settings, scripts, retries, emit) if scripts else []
@@ -382,10 +395,7 @@ def dry_run(
 ) -> DryRun:
     """What migrate would do, with every check and warning it would give; changes nothing."""
     with _connected(dsn, directory, table, wait_for_db, on_event) as (conn, target, plan):
-        _refuse_drift(plan, strict, allow_out_of_order)
-        scripts = [prepare(entry.file) for entry in _up_to(plan, to) if entry.file is not None]
-        recorded = _recorded_schema(conn, target) if scripts else None
-        changed = schema.differences(recorded, _live_schema(conn, target)) if recorded is not None else []
+        scripts, changed = _checks(conn, target, plan, strict, allow_out_of_order, to)
     return DryRun(plan, [_step(s) for s in scripts], plan.having(State.EDITED, State.MISSING), changed)
 
 
