@@ -167,15 +167,15 @@ def _differences(columns: dict[str, _Column]) -> list[str]:
     return problems
 
 
-def check(conn: psycopg.Connection, table: TrackingTable) -> bool:
-    """True when our table exists, False when nothing has that name; BadInput for a stranger."""
+def check(conn: psycopg.Connection, table: TrackingTable) -> set[str] | None:
+    """The columns of our table; None when nothing has that name; BadInput for a stranger."""
     found = _columns(conn, table)
     if found is None:
-        return False
+        return None
     relkind, columns = found
     problems = _differences(columns)
     if relkind in ("r", "p") and not problems:
-        return True
+        return set(columns)
     stranger = f"{table} exists but is not runner's tracking table"
     have = ", ".join(f"{name} {column.type}" for name, column in columns.items()) or "no columns"
     if relkind not in ("r", "p"):
@@ -214,27 +214,21 @@ def _create(conn: psycopg.Connection, table: TrackingTable) -> None:
     )
 
 
-def _has_code_column(conn: psycopg.Connection, table: TrackingTable) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM pg_attribute WHERE attrelid = %s::regclass AND attname = 'sql_checksum' AND NOT attisdropped",
-        (table.identifier.as_string(conn),),
-    ).fetchone()
-    return row is not None
-
-
 def upgrade(conn: psycopg.Connection, table: TrackingTable) -> None:
     """Add what later versions of runner record to a table made by an earlier one; called before writing."""
-    if not _has_code_column(conn, table):
+    if "sql_checksum" not in (check(conn, table) or set()):
         conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS sql_checksum text").format(table.identifier))
 
 
 def read(conn: psycopg.Connection, table: TrackingTable, *, create: bool = False) -> list[Record]:
     """The recorded migrations. A missing table means none; with ``create`` it is created first."""
-    if not check(conn, table):
+    columns = check(conn, table)
+    if columns is None:
         if not create:
             return []
         _create(conn, table)
-    code = sql.SQL("sql_checksum" if _has_code_column(conn, table) else "NULL")
+        columns = set(COLUMNS)
+    code = sql.SQL("sql_checksum" if "sql_checksum" in columns else "NULL")  # absent from an older table
     rows = conn.execute(
         sql.SQL(
             "SELECT version, name, checksum, executed_at, execution_ms, applied_by, {} FROM {} ORDER BY version"
