@@ -49,7 +49,8 @@ class Plan:
         return self.having(State.EDITED, State.MISSING, State.OUT_OF_ORDER)
 
 
-def _short(checksum: str) -> str:
+def short(checksum: str) -> str:
+    """``sha256:`` and the first 12 hex digits: enough to tell two checksums apart in a message."""
     algorithm, _, digest = checksum.partition(":")
     return f"{algorithm}:{digest[:12]}" if digest else checksum[:19]
 
@@ -67,7 +68,7 @@ def make_plan(files: list[Migration], records: list[Record]) -> Plan:
             else:
                 entries.append(Entry(f.version, f.name, State.PENDING, f, None))
         elif not checksum_matches(record.checksum, f):
-            detail = f"checksum {_short(record.checksum)} when applied, {_short(f.checksum)} now"
+            detail = f"checksum {short(record.checksum)} when applied, {short(f.checksum)} now"
             if record.name != f.name:
                 detail += f"; recorded as {record.name}"
             # Only now, for an edited file, is it worth scanning the SQL.

@@ -10,7 +10,7 @@ from runner.apply import Applied
 from runner.errors import MigrationFailed, RunnerError
 from runner.history import Event
 from runner.manual import Change
-from runner.plan import Entry, Plan, State
+from runner.plan import Entry, Plan, State, short
 from runner.schema import ADDED, DROPPED, Difference
 
 
@@ -160,7 +160,7 @@ def error_lines(error: RunnerError) -> list[str]:
 
 
 def _short(checksum: str | None) -> str:
-    return checksum[:19] if checksum else "none"
+    return short(checksum) if checksum else "none"
 
 
 def change_line(change: Change) -> str:
