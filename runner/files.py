@@ -20,7 +20,11 @@ MAX_VERSION = 2**63 - 1  # the tracking table stores versions as bigint
 UTF8_BOM = b"\xef\xbb\xbf"
 CHECKSUM_ALGORITHM = "sha256"
 CODE_CHECKSUM_LIMIT = 1_000_000  # bytes: a bigger file is not scanned, and any edit to it counts as an edit
-_COMMENTS = ("SQL_COMMENT", "C_COMMENT")
+# The keys of source positions in pglast's JSON tree. A key, never a value: a quote inside a
+# JSON string is escaped. The comma goes too, so an omitted zero position leaves the same text.
+_POSITIONS = re.compile(
+    r'"(?:location|stmt_location|stmt_len|arg_location|name_location|payload_location|conninfo_location)":-?\d+,?'
+)
 
 
 @dataclass(frozen=True)
@@ -60,22 +64,23 @@ def checksum(sql: bytes) -> str:
 
 
 def code_checksum(migration: Migration) -> str | None:
-    """A checksum of the SQL alone, read with PostgreSQL's own scanner (pglast): comments and layout left out.
+    """A checksum of the SQL as PostgreSQL parses it (pglast's parse tree): comments and layout left out.
 
-    Two versions of a file with the same code checksum differ only in comments and whitespace,
-    which is what lets verify call such an edit harmless. None for a big or unscannable file.
+    Two versions of a file with the same code checksum parse to the same statements, so they
+    differ only in comments, whitespace or the case of keywords, which is what lets verify call
+    such an edit harmless. The tree is read as JSON with every source position dropped: a
+    position is the only thing layout changes. None for a big file or one pglast cannot parse.
     """
     if len(migration.sql) > CODE_CHECKSUM_LIMIT:
         return None
     from pglast import parser
 
-    text = migration.text()
     try:
-        tokens = parser.scan(text)
-    except Exception:  # pglast.parser.ParseError: an unterminated string, say; the server will tell
+        tree = parser.parse_sql_json(migration.text())
+    except Exception:  # pglast.parser.ParseError: newer syntax, or an error the server will report
         return None
-    code = "\n".join(text[t.start : t.end + 1] for t in tokens if t.name not in _COMMENTS)
-    return _sha256(code.encode())
+    statements = tree.partition('"stmts":')[2]  # after the grammar's version number
+    return _sha256(_POSITIONS.sub("", statements).encode())
 
 
 def checksum_matches(recorded: str, migration: Migration) -> bool:

@@ -8,7 +8,7 @@ import pytest
 from helpers import assert_clean_error, runner_cli, write
 
 from runner.errors import BadInput
-from runner.files import discover
+from runner.files import code_checksum, discover
 
 # A port nothing listens on: a command that reached the database would exit 5, not 2.
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/postgres"
@@ -49,6 +49,47 @@ def test_a_real_edit_changes_the_checksum(tmp_path: Path) -> None:
     assert (
         discover_one(tmp_path / "a", b"select 1;\n").checksum != discover_one(tmp_path / "b", b"select 2;\n").checksum
     )
+
+
+BASE = "CREATE TABLE t (id int, note text DEFAULT 'a  b');\nINSERT INTO t VALUES (1, '\"location\":5');\n"
+
+
+@pytest.mark.parametrize(
+    "edited",
+    [
+        "-- reviewed\n" + BASE,
+        BASE.replace("(id int, ", "(\n    id   int, /* key */\n    "),
+        BASE.replace("CREATE TABLE t", "create table T"),  # keywords and unquoted names fold case
+        BASE.replace(";\nINSERT", ";\n\n\n  INSERT") + "\n\n",
+    ],
+    ids=["comment", "layout-and-inner-comment", "case", "blank-lines"],
+)
+def test_comments_layout_and_case_keep_the_code_checksum(tmp_path: Path, edited: str) -> None:
+    base = discover_one(tmp_path / "a", BASE.encode())
+    other = discover_one(tmp_path / "b", edited.encode())
+    assert base.checksum != other.checksum
+    assert code_checksum(base) is not None and code_checksum(base) == code_checksum(other)
+
+
+@pytest.mark.parametrize(
+    "edited",
+    [
+        BASE.replace("'a  b'", "'a b'"),  # whitespace inside a string is data
+        BASE.replace('"location":5', '"location":6'),  # a string that looks like a dropped position
+        BASE.replace("CREATE TABLE t", 'CREATE TABLE "T"'),  # a quoted name keeps its case
+        BASE.replace("VALUES (1,", "VALUES (1.0,"),
+        BASE.replace("note text", "note varchar(10)"),
+        BASE + "SELECT 1;\n",
+    ],
+    ids=["string-space", "string-like-position", "quoted-name", "number", "type", "statement-added"],
+)
+def test_any_change_to_the_sql_changes_the_code_checksum(tmp_path: Path, edited: str) -> None:
+    base = discover_one(tmp_path / "a", BASE.encode())
+    assert code_checksum(base) != code_checksum(discover_one(tmp_path / "b", edited.encode()))
+
+
+def test_sql_the_parser_cannot_read_has_no_code_checksum(tmp_path: Path) -> None:
+    assert code_checksum(discover_one(tmp_path / "a", b"CREATE TABLE t (id int;\n")) is None
 
 
 def discover_one(folder: Path, content: bytes):  # type: ignore[no-untyped-def]
