@@ -171,7 +171,7 @@ CASES: list[Case] = [
          args=("--lock-timeout", "banana")),
     Case("option-unknown", 2, ("No such option: --lock-timeot", "see `runner migrate --help`"),
          args=("--lock-timeot", "5s")),
-    Case("option-out-of-range", 2, ("--retries", "greater than or equal to 0"), args=("--retries", "-1")),
+    Case("option-out-of-range", 2, ("Invalid value for '--retries': -1",), args=("--retries", "-1")),
     # SQL the server rejects: the file is rolled back, the ones before it stay applied.
     Case("syntax-error-in-second-file", 3,
          ("0002_typo.sql failed at line 3, column 8", 'syntax error at or near "TABEL"', "rolled back"),
