@@ -16,7 +16,6 @@ from psycopg import sql
 
 from runner import history
 from runner.errors import BadInput
-from runner.files import code_checksum
 from runner.plan import Entry, Plan, State
 from runner.tracking import TrackingTable
 
@@ -72,7 +71,7 @@ def accept(conn: psycopg.Connection, table: TrackingTable, plan: Plan, wanted: l
             sql.SQL("UPDATE {} SET checksum = {}, sql_checksum = {}, name = {} WHERE version = {}").format(
                 table.identifier,
                 sql.Literal(e.file.checksum),
-                sql.Literal(code_checksum(e.file)),
+                sql.Literal(e.file.code_checksum),
                 sql.Literal(e.file.name),
                 sql.Literal(e.version),
             )
@@ -90,7 +89,7 @@ def _insert(table: TrackingTable, e: Entry) -> sql.Composed:
         sql.Literal(e.version),
         sql.Literal(e.file.name),
         sql.Literal(e.file.checksum),
-        sql.Literal(code_checksum(e.file)),
+        sql.Literal(e.file.code_checksum),
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from runner.files import Migration, checksum_matches, code_checksum
+from runner.files import Migration, checksum_matches
 from runner.tracking import Record
 
 
@@ -72,7 +72,7 @@ def make_plan(files: list[Migration], records: list[Record]) -> Plan:
             if record.name != f.name:
                 detail += f"; recorded as {record.name}"
             # Only now, for an edited file, is it worth scanning the SQL.
-            harmless = record.sql_checksum is not None and code_checksum(f) == record.sql_checksum
+            harmless = record.sql_checksum is not None and f.code_checksum == record.sql_checksum
             if harmless:
                 detail += "; comments or whitespace only, the SQL is the same"
             entries.append(Entry(f.version, f.name, State.EDITED, f, record, detail, harmless))

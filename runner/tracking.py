@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from runner.errors import BadInput
-from runner.files import Migration, code_checksum
+from runner.files import Migration
 
 DEFAULT_TABLE = "public.runner_migrations"
 _PLAIN_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
@@ -45,7 +45,7 @@ class Record:
     executed_at: datetime
     execution_ms: int
     applied_by: str
-    sql_checksum: str | None = None  # of the SQL without comments (files.code_checksum); None before it existed
+    sql_checksum: str | None = None  # of the SQL without comments (Migration.code_checksum); None before it existed
 
 
 def _split_parts(text: str) -> list[str]:
@@ -260,7 +260,7 @@ def insert_statement(
             sql.Literal(migration.version),
             sql.Literal(migration.name),
             sql.Literal(migration.checksum),
-            sql.Literal(code_checksum(migration)),
+            sql.Literal(migration.code_checksum),
             took,
         )
         .as_bytes(conn)

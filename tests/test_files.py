@@ -8,7 +8,7 @@ import pytest
 from helpers import assert_clean_error, runner_cli, write
 
 from runner.errors import BadInput
-from runner.files import code_checksum, discover
+from runner.files import discover
 
 # A port nothing listens on: a command that reached the database would exit 5, not 2.
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/postgres"
@@ -68,7 +68,7 @@ def test_comments_layout_and_case_keep_the_code_checksum(tmp_path: Path, edited:
     base = discover_one(tmp_path / "a", BASE.encode())
     other = discover_one(tmp_path / "b", edited.encode())
     assert base.checksum != other.checksum
-    assert code_checksum(base) is not None and code_checksum(base) == code_checksum(other)
+    assert base.code_checksum is not None and base.code_checksum == other.code_checksum
 
 
 @pytest.mark.parametrize(
@@ -85,11 +85,11 @@ def test_comments_layout_and_case_keep_the_code_checksum(tmp_path: Path, edited:
 )
 def test_any_change_to_the_sql_changes_the_code_checksum(tmp_path: Path, edited: str) -> None:
     base = discover_one(tmp_path / "a", BASE.encode())
-    assert code_checksum(base) != code_checksum(discover_one(tmp_path / "b", edited.encode()))
+    assert base.code_checksum != discover_one(tmp_path / "b", edited.encode()).code_checksum
 
 
 def test_sql_the_parser_cannot_read_has_no_code_checksum(tmp_path: Path) -> None:
-    assert code_checksum(discover_one(tmp_path / "a", b"CREATE TABLE t (id int;\n")) is None
+    assert discover_one(tmp_path / "a", b"CREATE TABLE t (id int;\n").code_checksum is None
 
 
 def discover_one(folder: Path, content: bytes):  # type: ignore[no-untyped-def]
