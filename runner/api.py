@@ -18,6 +18,7 @@ import psycopg
 
 from runner import db, directives, history, manual, schema, tracking
 from runner.apply import Applied, Session
+from runner.db import Database
 from runner.errors import BadInput, ConnectionFailed, MigrationFailed, Refused
 from runner.files import NAME_RULE, discover
 from runner.indexes import InvalidIndex, invalid_indexes
@@ -177,16 +178,38 @@ def _lost_connection(script: Script) -> Iterator[None]:
 
 
 @contextmanager
+def _connections(
+    database: Database, wait_for_db: float, on_event: OnEvent | None, *, lock: bool = False
+) -> Iterator[tuple[psycopg.Connection, psycopg.Connection]]:
+    """The connection to work on, and the one the migration lock is held on.
+
+    A DSN gets a connection of each, so nothing a file does can touch the lock. An application's
+    own connection serves as both, and is handed back open, as it came.
+    """
+    if isinstance(database, psycopg.Connection):
+        with db.borrowed(database) as conn:
+            yield conn, conn
+        return
+    with db.target(database, _notes(on_event)) as url:
+        db.wait_for(url, wait_for_db, _notes(on_event))
+        with db.connect(url) as conn:
+            if not lock:
+                yield conn, conn
+                return
+            with db.connect(url) as holder:
+                yield conn, holder
+
+
+@contextmanager
 def _locked(
-    dsn: str | None, directory: str | Path, table: str | None, lock_wait: float, wait_for_db: float,
+    database: Database, directory: str | Path, table: str | None, lock_wait: float, wait_for_db: float,
     on_event: OnEvent | None,
 ) -> Iterator[tuple[psycopg.Connection, tracking.TrackingTable, Plan]]:  # fmt: skip
     """The state of things, read once the migration lock is ours: a runner that waited changes nothing twice."""
     files = discover(Path(directory))
     target = tracking.TrackingTable.parse(table)
-    with db.target(dsn, _notes(on_event)) as url:
-        db.wait_for(url, wait_for_db, _notes(on_event))
-        with migration_lock(url, target.lock_key, lock_wait, _notes(on_event)), db.connect(url) as conn:
+    with _connections(database, wait_for_db, on_event, lock=True) as (conn, holder):
+        with migration_lock(holder, target.lock_key, lock_wait, _notes(on_event)):
             with _database_errors(f"preparing the tracking table {target}"):
                 plan = make_plan(files, tracking.read(conn, target, create=True))
             yield conn, target, plan
@@ -215,7 +238,7 @@ def _checks(
 
 
 def migrate(
-    dsn: str | None = None,
+    database: Database = None,
     directory: str | Path = DEFAULT_DIR,
     table: str | None = None,
     *,
@@ -236,7 +259,7 @@ def migrate(
     """
     settings = _settings(lock_timeout, statement_timeout)
     emit = on_event or (lambda event: None)
-    with _locked(dsn, directory, table, lock_wait, wait_for_db, on_event) as (conn, target, plan):
+    with _locked(database, directory, table, lock_wait, wait_for_db, on_event) as (conn, target, plan):
         scripts, changed = _checks(conn, target, plan, strict, allow_out_of_order, to)
         warnings = plan.having(State.EDITED, State.MISSING)
         for entry in warnings:
@@ -305,9 +328,9 @@ def _log_failure(conn: psycopg.Connection, target: tracking.TrackingTable, scrip
 
 def _by_hand(
     what: Callable[[psycopg.Connection, tracking.TrackingTable, Plan], list[manual.Change]],
-    dsn: str | None, directory: str | Path, table: str | None, on_event: OnEvent | None,
+    database: Database, directory: str | Path, table: str | None, on_event: OnEvent | None,
 ) -> list[manual.Change]:  # fmt: skip
-    with _locked(dsn, directory, table, DEFAULT_WAIT_S, 0, on_event) as (conn, target, plan):
+    with _locked(database, directory, table, DEFAULT_WAIT_S, 0, on_event) as (conn, target, plan):
         with _database_errors(f"changing {target}"):
             tracking.upgrade(conn, target)
             history.ensure(conn, target)
@@ -317,35 +340,35 @@ def _by_hand(
         return changes
 
 
-def accept(dsn: str | None = None, directory: str | Path = DEFAULT_DIR, table: str | None = None,
+def accept(database: Database = None, directory: str | Path = DEFAULT_DIR, table: str | None = None,
            files: list[str] | None = None, *, on_event: OnEvent | None = None) -> list[manual.Change]:  # fmt: skip
     """Record the new checksum of applied files edited on purpose (all edited files when ``files`` is None)."""
-    return _by_hand(lambda c, t, p: manual.accept(c, t, p, files), dsn, directory, table, on_event)
+    return _by_hand(lambda c, t, p: manual.accept(c, t, p, files), database, directory, table, on_event)
 
 
-def mark(dsn: str | None = None, directory: str | Path = DEFAULT_DIR, table: str | None = None,
+def mark(database: Database = None, directory: str | Path = DEFAULT_DIR, table: str | None = None,
          versions: list[str] | None = None, *, on_event: OnEvent | None = None) -> list[manual.Change]:  # fmt: skip
     """Record files as applied without running them: a DBA already ran them by hand."""
-    return _by_hand(lambda c, t, p: manual.mark(c, t, p, versions or []), dsn, directory, table, on_event)
+    return _by_hand(lambda c, t, p: manual.mark(c, t, p, versions or []), database, directory, table, on_event)
 
 
-def baseline(dsn: str | None = None, directory: str | Path = DEFAULT_DIR, table: str | None = None,
+def baseline(database: Database = None, directory: str | Path = DEFAULT_DIR, table: str | None = None,
              version: int = 0, *, on_event: OnEvent | None = None) -> list[manual.Change]:  # fmt: skip
     """Adopt an existing database: mark every file up to and including ``version``."""
-    return _by_hand(lambda c, t, p: manual.baseline(c, t, p, version), dsn, directory, table, on_event)
+    return _by_hand(lambda c, t, p: manual.baseline(c, t, p, version), database, directory, table, on_event)
 
 
-def unmark(dsn: str | None = None, directory: str | Path = DEFAULT_DIR, table: str | None = None,
+def unmark(database: Database = None, directory: str | Path = DEFAULT_DIR, table: str | None = None,
            versions: list[str] | None = None, *, on_event: OnEvent | None = None) -> list[manual.Change]:  # fmt: skip
     """Forget records, so their files run again."""
-    return _by_hand(lambda c, t, p: manual.unmark(c, t, p, versions or []), dsn, directory, table, on_event)
+    return _by_hand(lambda c, t, p: manual.unmark(c, t, p, versions or []), database, directory, table, on_event)
 
 
-def history_events(dsn: str | None = None, table: str | None = None, limit: int | None = None,
+def history_events(database: Database = None, table: str | None = None, limit: int | None = None,
                    *, on_event: OnEvent | None = None) -> list[history.Event]:  # fmt: skip
     """The history, oldest first: what was applied, accepted, marked or unmarked, by whom and when."""
     target = tracking.TrackingTable.parse(table)
-    with db.target(dsn, _notes(on_event)) as url, db.connect(url) as conn:
+    with _connections(database, 0, on_event) as (conn, _):
         with _database_errors(f"reading the history of {target}"):
             return history.read(conn, target, limit)
 
@@ -383,7 +406,7 @@ def _step(script: Script) -> Step:
 
 
 def dry_run(
-    dsn: str | None = None,
+    database: Database = None,
     directory: str | Path = DEFAULT_DIR,
     table: str | None = None,
     *,
@@ -394,13 +417,13 @@ def dry_run(
     on_event: OnEvent | None = None,
 ) -> DryRun:
     """What migrate would do, with every check and warning it would give; changes nothing."""
-    with _connected(dsn, directory, table, wait_for_db, on_event) as (conn, target, plan):
+    with _connected(database, directory, table, wait_for_db, on_event) as (conn, target, plan):
         scripts, changed = _checks(conn, target, plan, strict, allow_out_of_order, to)
     return DryRun(plan, [_step(s) for s in scripts], plan.having(State.EDITED, State.MISSING), changed)
 
 
 def lint(
-    dsn: str | None = None,
+    database: Database = None,
     directory: str | Path = DEFAULT_DIR,
     table: str | None = None,
     files: list[str] | None = None,
@@ -424,7 +447,7 @@ def lint(
                 raise BadInput(f"{name}: not a migration file (expected an existing {NAME_RULE})")
             migrations.append(read_migration(path, version))
     else:
-        plan = _read(dsn, directory, table, 0, on_event)
+        plan = _read(database, directory, table, 0, on_event)
         migrations = [e.file for e in plan.to_run if e.file is not None]
     return linter.lint(migrations, **linter.config(project or Path.cwd()))
 
@@ -439,28 +462,26 @@ def shell(dsn: str | None = None, args: list[str] | None = None, *, on_event: On
 
 @contextmanager
 def _connected(
-    dsn: str | None, directory: str | Path, table: str | None, wait_for_db: float, on_event: OnEvent | None
+    database: Database, directory: str | Path, table: str | None, wait_for_db: float, on_event: OnEvent | None
 ) -> Iterator[tuple[psycopg.Connection, tracking.TrackingTable, Plan]]:
     """The state of things, for the commands that only read: no lock, and nothing created."""
     files = discover(Path(directory))
     target = tracking.TrackingTable.parse(table)
-    with db.target(dsn, _notes(on_event)) as url:
-        db.wait_for(url, wait_for_db, _notes(on_event))
-        with db.connect(url) as conn:
-            with _database_errors(f"reading the tracking table {target}"):
-                plan = make_plan(files, tracking.read(conn, target))
-            yield conn, target, plan
+    with _connections(database, wait_for_db, on_event) as (conn, _):
+        with _database_errors(f"reading the tracking table {target}"):
+            plan = make_plan(files, tracking.read(conn, target))
+        yield conn, target, plan
 
 
 def _read(
-    dsn: str | None, directory: str | Path, table: str | None, wait_for_db: float, on_event: OnEvent | None
+    database: Database, directory: str | Path, table: str | None, wait_for_db: float, on_event: OnEvent | None
 ) -> Plan:
-    with _connected(dsn, directory, table, wait_for_db, on_event) as (_, _, plan):
+    with _connected(database, directory, table, wait_for_db, on_event) as (_, _, plan):
         return plan
 
 
 def status(
-    dsn: str | None = None,
+    database: Database = None,
     directory: str | Path = DEFAULT_DIR,
     table: str | None = None,
     *,
@@ -468,11 +489,11 @@ def status(
     on_event: OnEvent | None = None,
 ) -> Plan:
     """Every migration, file or record, with its state. Changes nothing."""
-    return _read(dsn, directory, table, wait_for_db, on_event)
+    return _read(database, directory, table, wait_for_db, on_event)
 
 
 def verify(
-    dsn: str | None = None,
+    database: Database = None,
     directory: str | Path = DEFAULT_DIR,
     table: str | None = None,
     *,
@@ -481,7 +502,7 @@ def verify(
     on_event: OnEvent | None = None,
 ) -> VerifyResult:
     """Drift between the folder and the tracking table, and INVALID indexes. Changes nothing."""
-    with _connected(dsn, directory, table, wait_for_db, on_event) as (conn, target, plan):
+    with _connected(database, directory, table, wait_for_db, on_event) as (conn, target, plan):
         with _database_errors("looking for INVALID indexes"):
             invalid = invalid_indexes(conn)
         recorded = _recorded_schema(conn, target)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import psycopg
+from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from runner.errors import BadInput, ConnectionFailed
@@ -64,6 +65,36 @@ def error_text(exc: Exception, dsn: str | None = None) -> str:
     """A driver error as one line, without any password."""
     lines = [" ".join(line.split()) for line in re.sub(r"^connection (failed|is bad): ", "", str(exc)).splitlines()]
     return redact("; ".join(line for line in lines if line), dsn)
+
+
+# What the library takes: a DSN, an application's open connection, or None for the default
+# ($DATABASE_URL, libpq's environment, the embedded server).
+Database = str | psycopg.Connection | None
+
+
+@contextmanager
+def borrowed(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """An application's open connection, in autocommit and UTF-8 while runner uses it, then as it came.
+
+    It must be idle: runner's transactions cannot nest in the application's.
+    """
+    if conn.closed:
+        raise BadInput("the connection given to runner is closed; pass an open one, or a DSN")
+    if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+        raise BadInput("the connection given to runner is inside a transaction; commit or roll back first")
+    autocommit, prepare_threshold = conn.autocommit, conn.prepare_threshold
+    encoding = conn.info.parameter_status("client_encoding")
+    conn.autocommit = True
+    if encoding != "UTF8":  # files are sent as UTF-8 bytes
+        conn.execute("SET client_encoding TO 'UTF8'")
+    try:
+        yield conn
+    finally:
+        if not conn.closed and conn.info.transaction_status == pq.TransactionStatus.IDLE:
+            if encoding not in ("UTF8", None):
+                conn.execute("SELECT set_config('client_encoding', %s, false)", (encoding,))
+            conn.autocommit = autocommit
+            conn.prepare_threshold = prepare_threshold
 
 
 def connect(dsn: str) -> psycopg.Connection:

@@ -1,20 +1,20 @@
-"""The run-wide migration lock: a session-level advisory lock on a connection of its own.
+"""The run-wide migration lock: a session-level advisory lock.
 
 It is taken by polling ``pg_try_advisory_lock``, never by blocking in ``pg_advisory_lock``:
 a backend blocked there holds a snapshot, and a lock holder's ``CREATE INDEX CONCURRENTLY``
-would wait for that snapshot forever. Closing the connection releases the lock, so a killed
-runner never leaves it behind.
+would wait for that snapshot forever. The lock ends with the session, so a killed runner
+never leaves it behind; runner holds it on a connection of its own unless it was handed one.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import psycopg
+from psycopg import pq
 
-from runner import db
 from runner.errors import LockTimeout
 
 DEFAULT_WAIT_S = 120.0
@@ -43,22 +43,24 @@ def _try_lock(conn: psycopg.Connection, key: int) -> bool:
 
 @contextmanager
 def migration_lock(
-    dsn: str, key: int, wait_s: float = DEFAULT_WAIT_S, on_note: Callable[[str], None] | None = None
+    conn: psycopg.Connection, key: int, wait_s: float = DEFAULT_WAIT_S, on_note: Callable[[str], None] | None = None
 ) -> Iterator[None]:
-    conn = db.connect(dsn)
+    deadline = time.monotonic() + wait_s
+    told = False
+    while not _try_lock(conn, key):
+        if time.monotonic() >= deadline:
+            raise LockTimeout(
+                f"the migration lock is held by {_holder(conn, key)}; gave up after {wait_s:g}s. "
+                "Wait for that run to finish, or raise --lock-wait"
+            )
+        if not told and on_note:
+            on_note(f"Waiting for the migration lock, held by {_holder(conn, key)}")
+            told = True
+        time.sleep(_POLL_S)
     try:
-        deadline = time.monotonic() + wait_s
-        told = False
-        while not _try_lock(conn, key):
-            if time.monotonic() >= deadline:
-                raise LockTimeout(
-                    f"the migration lock is held by {_holder(conn, key)}; gave up after {wait_s:g}s. "
-                    "Wait for that run to finish, or raise --lock-wait"
-                )
-            if not told and on_note:
-                on_note(f"Waiting for the migration lock, held by {_holder(conn, key)}")
-                told = True
-            time.sleep(_POLL_S)
         yield
     finally:
-        conn.close()
+        # A session that is gone took the lock with it; a borrowed one lives on and must let it go.
+        if not conn.closed and conn.info.transaction_status == pq.TransactionStatus.IDLE:
+            with suppress(psycopg.Error):
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))

@@ -1,0 +1,70 @@
+"""The library API with an application's own open connection: used, then handed back as it came."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+from helpers import query, write
+from psycopg import pq
+
+import runner
+from runner.errors import LockTimeout
+
+ADVISORY_LOCKS = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+
+
+def _two(migrations: Path) -> None:
+    write(migrations, "1_a.sql", "CREATE TABLE a (id int);\n")
+    write(migrations, "2_b.sql", "CREATE TABLE b (id int, note text DEFAULT 'café');\n")
+
+
+def test_migrate_on_an_open_connection_hands_it_back_as_it_came(dsn: str, migrations: Path) -> None:
+    _two(migrations)
+    with psycopg.connect(dsn) as conn:
+        conn.execute("SET client_encoding TO 'LATIN1'")
+        conn.commit()
+        result = runner.migrate(conn, migrations)
+        assert [a.name for a in result.applied] == ["1_a.sql", "2_b.sql"]
+        assert not conn.closed and conn.autocommit is False
+        assert conn.info.transaction_status == pq.TransactionStatus.IDLE
+        assert conn.info.parameter_status("client_encoding") == "LATIN1"
+        assert conn.execute(ADVISORY_LOCKS).fetchone() == (0,)  # the migration lock was let go
+        conn.rollback()
+        assert [e.record is not None for e in runner.status(conn, migrations).entries] == [True, True]
+        assert runner.verify(conn, migrations).clean
+        assert runner.migrate(conn, migrations).applied == []
+    # The files were sent as UTF-8 whatever the connection's encoding was.
+    assert query(dsn, "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = 'b'::regclass") == [
+        ("'café'::text",)
+    ]
+
+
+def test_the_lock_is_held_on_the_given_connection(dsn: str, migrations: Path) -> None:
+    _two(migrations)
+    seen: list[object] = []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+
+        def other_runner(event: object) -> None:
+            if isinstance(event, runner.api.Starting) and not seen:  # the lock is ours now
+                with pytest.raises(LockTimeout, match="the migration lock is held by pid"):
+                    runner.migrate(dsn, migrations, lock_wait=0.5)
+                seen.append(event)
+
+        runner.migrate(conn, migrations, on_event=other_runner)
+    assert seen, "the second runner was not tried while the first held the lock"
+
+
+@pytest.mark.parametrize("state", ["in a transaction", "closed"])
+def test_a_connection_runner_cannot_use_is_refused_and_nothing_runs(dsn: str, migrations: Path, state: str) -> None:
+    _two(migrations)
+    conn = psycopg.connect(dsn)
+    if state == "closed":
+        conn.close()
+    else:
+        conn.execute("SELECT 1")
+    with pytest.raises(runner.BadInput, match="inside a transaction; commit or roll back first|is closed"):
+        runner.migrate(conn, migrations)
+    conn.close()
+    assert query(dsn, "SELECT count(*) FROM pg_class WHERE relname IN ('a', 'b', 'runner_migrations')") == [(0,)]
