@@ -258,6 +258,8 @@ def migrate(
     file that failed on lock_timeout; ``wait_for_db`` is how many seconds to wait for the server.
     """
     settings = _settings(lock_timeout, statement_timeout)
+    if isinstance(database, psycopg.Connection):  # RESET ALL takes it back to the encoding it was opened with
+        settings["client_encoding"] = "UTF8"
     emit = on_event or (lambda event: None)
     with _locked(database, directory, table, lock_wait, wait_for_db, on_event) as (conn, target, plan):
         scripts, changed = _checks(conn, target, plan, strict, allow_out_of_order, to)

@@ -93,8 +93,11 @@ def borrowed(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
         if not conn.closed and conn.info.transaction_status == pq.TransactionStatus.IDLE:
             if encoding not in ("UTF8", None):
                 conn.execute("SELECT set_config('client_encoding', %s, false)", (encoding,))
-            conn.autocommit = autocommit
+            files_ran = conn.prepare_threshold != prepare_threshold  # apply.Session turns preparing off
             conn.prepare_threshold = prepare_threshold
+            if files_ran:  # their reset deallocated prepared statements behind psycopg's back:
+                conn.execute("DEALLOCATE ALL")  # said through psycopg, it forgets them too
+            conn.autocommit = autocommit
 
 
 def connect(dsn: str) -> psycopg.Connection:

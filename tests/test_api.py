@@ -8,6 +8,7 @@ import psycopg
 import pytest
 from helpers import query, write
 from psycopg import pq
+from psycopg.conninfo import make_conninfo
 
 import runner
 from runner.errors import LockTimeout
@@ -22,8 +23,8 @@ def _two(migrations: Path) -> None:
 
 def test_migrate_on_an_open_connection_hands_it_back_as_it_came(dsn: str, migrations: Path) -> None:
     _two(migrations)
-    with psycopg.connect(dsn) as conn:
-        conn.execute("SET client_encoding TO 'LATIN1'")
+    with psycopg.connect(make_conninfo(dsn, client_encoding="LATIN1")) as conn:
+        assert conn.execute("SELECT %s::int", (1,), prepare=True).fetchone() == (1,)
         conn.commit()
         result = runner.migrate(conn, migrations)
         assert [a.name for a in result.applied] == ["1_a.sql", "2_b.sql"]
@@ -31,6 +32,8 @@ def test_migrate_on_an_open_connection_hands_it_back_as_it_came(dsn: str, migrat
         assert conn.info.transaction_status == pq.TransactionStatus.IDLE
         assert conn.info.parameter_status("client_encoding") == "LATIN1"
         assert conn.execute(ADVISORY_LOCKS).fetchone() == (0,)  # the migration lock was let go
+        # Each file ran from a clean session (DEALLOCATE ALL), and psycopg knows it.
+        assert conn.execute("SELECT %s::int", (2,), prepare=True).fetchone() == (2,)
         conn.rollback()
         assert [e.record is not None for e in runner.status(conn, migrations).entries] == [True, True]
         assert runner.verify(conn, migrations).clean
