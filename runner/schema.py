@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -69,54 +68,56 @@ _RELATIONS = f"""
 WITH excluded AS (
     SELECT to_regclass(x) AS oid FROM unnest(%(exclude)s::text[]) AS x WHERE to_regclass(x) IS NOT NULL
 ), rel AS (
-    SELECT c.oid, c.relkind, {_qualified("n.nspname", "c.relname")} AS name, quote_ident(n.nspname) AS schema
+    SELECT c.oid, c.relkind, {_qualified("n.nspname", "c.relname")} AS name, quote_ident(n.nspname) AS schema,
+           c.relpersistence, c.relispartition, c.relpartbound, c.reloptions
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE {_user_schema("n.nspname")} AND c.oid NOT IN (SELECT oid FROM excluded)
       AND {_not_in_extension("pg_class", "c.oid")}
 )
 """
 
-# One query per group of kinds; each returns (kind, name, attributes as jsonb with text values).
+# One SELECT per group of kinds; each returns (kind, name, attributes as json with text values). The
+# attributes are written in alphabetical order, the order a snapshot lists them in.
 _QUERIES = (
     f"""
-    SELECT 'schema', quote_ident(n.nspname), '{{}}'::jsonb
+    SELECT 'schema', quote_ident(n.nspname), '{{}}'::json
     FROM pg_namespace n
     WHERE {_user_schema("n.nspname")} AND {_not_in_extension("pg_namespace", "n.oid")}
     """,
     """
     SELECT 'extension', quote_ident(e.extname),
-           jsonb_build_object('version', e.extversion, 'schema', quote_ident(n.nspname))
+           json_object(ARRAY['schema', quote_ident(n.nspname), 'version', e.extversion])
     FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
     """,
+    # Composite types made by CREATE TYPE, not the row types of tables.
     f"""
     SELECT CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'type' END, {_qualified("n.nspname", "t.typname")},
-           jsonb_build_object(
-               'schema', quote_ident(n.nspname),
-               'labels', (SELECT string_agg(e.enumlabel, ', ' ORDER BY e.enumsortorder)
-                          FROM pg_enum e WHERE e.enumtypid = t.oid),
+           json_object(ARRAY[
                'attributes', (SELECT string_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod),
                                                 ', ' ORDER BY a.attnum)
                               FROM pg_attribute a
                               WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped),
-               'subtype', (SELECT format_type(r.rngsubtype, NULL) FROM pg_range r WHERE r.rngtypid = t.oid),
-               'type', CASE t.typtype WHEN 'd' THEN format_type(t.typbasetype, t.typtypmod) END,
-               'not null', CASE t.typtype WHEN 'd' THEN t.typnotnull::text END,
-               'default', t.typdefault,
                'checks', (SELECT string_agg(quote_ident(k.conname) || ' ' || pg_get_constraintdef(k.oid), ', '
                                             ORDER BY k.conname)
-                          FROM pg_constraint k WHERE k.contypid = t.oid AND k.contype = 'c'))
+                          FROM pg_constraint k WHERE k.contypid = t.oid AND k.contype = 'c'),
+               'default', t.typdefault,
+               'labels', (SELECT string_agg(e.enumlabel, ', ' ORDER BY e.enumsortorder)
+                          FROM pg_enum e WHERE e.enumtypid = t.oid),
+               'not null', CASE t.typtype WHEN 'd' THEN t.typnotnull::text END,
+               'schema', quote_ident(n.nspname),
+               'subtype', (SELECT format_type(r.rngsubtype, NULL) FROM pg_range r WHERE r.rngtypid = t.oid),
+               'type', CASE t.typtype WHEN 'd' THEN format_type(t.typbasetype, t.typtypmod) END])
     FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
     WHERE {_user_schema("n.nspname")} AND {_not_in_extension("pg_type", "t.oid")}
-      AND (t.typtype IN ('e', 'r', 'd')
-           OR t.typtype = 'c' AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c')
+      AND (t.typtype IN ('e', 'r', 'd') OR t.typtype = 'c' AND t.typrelid IN (SELECT oid FROM rel WHERE relkind = 'c'))
     """,
     # Sequences owned by a column (serial, identity) go with their table, excluded or not.
     """
     SELECT 'sequence', r.name,
-           jsonb_build_object(
-               'schema', r.schema, 'type', format_type(s.seqtypid, NULL), 'start', s.seqstart::text,
-               'increment', s.seqincrement::text, 'minimum', s.seqmin::text, 'maximum', s.seqmax::text,
-               'cycle', s.seqcycle::text, 'owned by', t.name || '.' || quote_ident(a.attname))
+           json_object(ARRAY[
+               'cycle', s.seqcycle::text, 'increment', s.seqincrement::text, 'maximum', s.seqmax::text,
+               'minimum', s.seqmin::text, 'owned by', t.name || '.' || quote_ident(a.attname), 'schema', r.schema,
+               'start', s.seqstart::text, 'type', format_type(s.seqtypid, NULL)])
     FROM rel r JOIN pg_sequence s ON s.seqrelid = r.oid
     LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = r.oid
          AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
@@ -126,23 +127,23 @@ _QUERIES = (
     """,
     """
     SELECT 'table', r.name,
-           jsonb_build_object(
-               'schema', r.schema, 'unlogged', (c.relpersistence = 'u')::text,
-               'partition key', CASE c.relkind WHEN 'p' THEN pg_get_partkeydef(c.oid) END,
-               'partition of', (SELECT p.name || ' ' || pg_get_expr(c.relpartbound, c.oid)
+           json_object(ARRAY[
+               'partition key', CASE r.relkind WHEN 'p' THEN pg_get_partkeydef(r.oid) END,
+               'partition of', (SELECT p.name || ' ' || pg_get_expr(r.relpartbound, r.oid)
                                 FROM pg_inherits i JOIN rel p ON p.oid = i.inhparent
-                                WHERE i.inhrelid = c.oid AND c.relispartition))
-    FROM rel r JOIN pg_class c ON c.oid = r.oid
+                                WHERE i.inhrelid = r.oid AND r.relispartition),
+               'schema', r.schema, 'unlogged', (r.relpersistence = 'u')::text])
+    FROM rel r
     WHERE r.relkind IN ('r', 'p')
     """,
     """
     SELECT 'column', r.name || '.' || quote_ident(a.attname),
-           jsonb_build_object(
-               'table', r.name, 'type', format_type(a.atttypid, a.atttypmod), 'not null', a.attnotnull::text,
+           json_object(ARRAY[
                'default', CASE a.attgenerated WHEN '' THEN pg_get_expr(d.adbin, d.adrelid) END,
                'generated', CASE a.attgenerated WHEN 's' THEN pg_get_expr(d.adbin, d.adrelid) || ' stored'
                                                 WHEN 'v' THEN pg_get_expr(d.adbin, d.adrelid) || ' virtual' END,
-               'identity', CASE a.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END)
+               'identity', CASE a.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END,
+               'not null', a.attnotnull::text, 'table', r.name, 'type', format_type(a.atttypid, a.atttypmod)])
     FROM rel r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
     WHERE r.relkind IN ('r', 'p')
@@ -151,36 +152,36 @@ _QUERIES = (
     # Constraint triggers ('t') are reported as triggers.
     """
     SELECT 'constraint', r.name || '.' || quote_ident(k.conname),
-           jsonb_build_object('table', r.name, 'definition', pg_get_constraintdef(k.oid),
-                              'valid', k.convalidated::text)
+           json_object(ARRAY['definition', pg_get_constraintdef(k.oid), 'table', r.name,
+                             'valid', k.convalidated::text])
     FROM rel r JOIN pg_constraint k ON k.conrelid = r.oid
     WHERE k.contype IN ('c', 'f', 'p', 'u', 'x')
     """,
     # The index of a primary key, unique or exclusion constraint is the constraint's: not repeated.
     """
     SELECT 'index', r.name,
-           jsonb_build_object('table', t.name, 'definition', pg_get_indexdef(i.indexrelid),
-                              'valid', i.indisvalid::text)
+           json_object(ARRAY['definition', pg_get_indexdef(i.indexrelid), 'table', t.name,
+                             'valid', i.indisvalid::text])
     FROM pg_index i JOIN rel r ON r.oid = i.indexrelid JOIN rel t ON t.oid = i.indrelid
     WHERE NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.contype IN ('p', 'u', 'x'))
     """,
     """
     SELECT CASE r.relkind WHEN 'v' THEN 'view' ELSE 'materialized view' END, r.name,
-           jsonb_build_object('schema', r.schema, 'definition', pg_get_viewdef(r.oid),
-                              'options', array_to_string(c.reloptions, ', '))
-    FROM rel r JOIN pg_class c ON c.oid = r.oid
+           json_object(ARRAY['definition', pg_get_viewdef(r.oid), 'options', array_to_string(r.reloptions, ', '),
+                             'schema', r.schema])
+    FROM rel r
     WHERE r.relkind IN ('v', 'm')
     """,
     # pg_get_functiondef refuses aggregates: they are described by their parts instead.
     f"""
     SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
            {_qualified("n.nspname", "p.proname")} || '(' || oidvectortypes(p.proargtypes) || ')',
-           jsonb_build_object(
-               'schema', quote_ident(n.nspname),
+           json_object(ARRAY[
                'definition', CASE WHEN p.prokind <> 'a' THEN pg_get_functiondef(p.oid) ELSE (
                    SELECT concat_ws(' ', 'SFUNC', g.aggtransfn, 'STYPE', format_type(g.aggtranstype, NULL),
                                     'FINALFUNC', g.aggfinalfn, 'COMBINEFUNC', g.aggcombinefn, 'INITCOND', g.agginitval)
-                   FROM pg_aggregate g WHERE g.aggfnoid = p.oid) END)
+                   FROM pg_aggregate g WHERE g.aggfnoid = p.oid) END,
+               'schema', quote_ident(n.nspname)])
     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
     WHERE {_user_schema("n.nspname")} AND {_not_in_extension("pg_proc", "p.oid")}
       AND NOT EXISTS (SELECT FROM pg_depend x WHERE x.classid = 'pg_proc'::regclass AND x.objid = p.oid
@@ -189,18 +190,23 @@ _QUERIES = (
     # Internal triggers (foreign keys) and the clones on partitions come with something else.
     """
     SELECT 'trigger', r.name || '.' || quote_ident(g.tgname),
-           jsonb_build_object('table', r.name, 'definition', pg_get_triggerdef(g.oid),
-                              'enabled', CASE g.tgenabled WHEN 'O' THEN 'true' WHEN 'D' THEN 'false'
-                                                          WHEN 'R' THEN 'replica' WHEN 'A' THEN 'always' END)
+           json_object(ARRAY['definition', pg_get_triggerdef(g.oid),
+                             'enabled', CASE g.tgenabled WHEN 'O' THEN 'true' WHEN 'D' THEN 'false'
+                                                         WHEN 'R' THEN 'replica' WHEN 'A' THEN 'always' END,
+                             'table', r.name])
     FROM pg_trigger g JOIN rel r ON r.oid = g.tgrelid
     WHERE NOT g.tgisinternal AND g.tgparentid = 0
     """,
 )
 
-
-def _normalised(value: Any) -> str:
-    """Deparsed SQL keeps the author's line breaks and indentation (function bodies): not a change."""
-    return " ".join(str(value).split())
+# All kinds in one statement (rel is read once) and one JSON object per kind: parsing per row would
+# cost more than the catalogs do once a database has thousands of tables.
+_SNAPSHOT = f"""
+{_RELATIONS}, objects (kind, name, attributes) AS (
+{" UNION ALL ".join(_QUERIES)}
+)
+SELECT kind, json_object_agg(name, attributes) FROM objects GROUP BY kind
+"""
 
 
 # The parts of a SELECT where only its own FROM is in scope.
@@ -251,20 +257,21 @@ def snapshot(conn: psycopg.Connection, exclude: Iterable[str] = ()) -> Snapshot:
     """
     snap: Snapshot = {kind: {} for kind in KINDS}
     params = {"exclude": list(exclude)}
-    # A local setting ends with this transaction, or on an error with this savepoint of the caller's
-    # transaction; otherwise the caller's value is put back below.
+    # JIT would compile this one large statement for longer than it runs. A local setting ends with this
+    # transaction, or on an error with this savepoint of the caller's transaction; otherwise the
+    # caller's values are put back below.
+    set_local = "SELECT set_config('search_path', %s, true), set_config('jit', %s, true)"
     with conn.transaction():
-        old_path = conn.execute("SELECT current_setting('search_path')").fetchone()
-        conn.execute("SELECT set_config('search_path', %s, true)", (_SEARCH_PATH,))
-        for query in _QUERIES:
-            for kind, name, attributes in conn.execute(_RELATIONS + query, params):
+        old = conn.execute("SELECT current_setting('search_path'), current_setting('jit')").fetchone()
+        conn.execute(set_local, (_SEARCH_PATH, "off"))
+        for kind, objects in conn.execute(_SNAPSHOT, params).fetchall():
+            for name, attributes in sorted(objects.items()):
                 if kind in ("view", "materialized view"):
                     attributes["definition"] = _view_definition(attributes["definition"])
-                snap[kind][name] = {
-                    key: _normalised(value) for key, value in sorted(attributes.items()) if value is not None
-                }
-        conn.execute("SELECT set_config('search_path', %s, true)", (old_path[0] if old_path else "",))
-    return {kind: dict(sorted(objects.items())) for kind, objects in snap.items()}
+                # Deparsed SQL keeps the author's line breaks and indentation (function bodies): not a change.
+                snap[kind][name] = {key: " ".join(text.split()) for key, text in attributes.items() if text is not None}
+        conn.execute(set_local, old)
+    return snap
 
 
 @dataclass(frozen=True)
@@ -303,8 +310,12 @@ def differences(recorded: Snapshot, live: Snapshot) -> list[Difference]:
     found: list[Difference] = []
     for kind in kinds:
         old_objects, new_objects = recorded.get(kind, {}), live.get(kind, {})
+        if old_objects == new_objects:
+            continue  # the usual case, compared in C: thousands of unchanged tables cost no Python loop
         for name in sorted(old_objects.keys() | new_objects.keys()):
             old, new = old_objects.get(name), new_objects.get(name)
+            if old == new:
+                continue
             if new is None:
                 if not _comes_with_parent(old or {}, dropped):
                     found.append(Difference(kind, name, DROPPED))
