@@ -105,6 +105,10 @@ def install(wanted: list[str]) -> dict[str, Tool]:
         problems["sqitch"] = _install_sqitch(log)
     if not RUNNER.exists():
         problems["runner"] = f"{RUNNER} is missing: run `make install` first"
+    elif "runner" in wanted:
+        # Measured as installed from a wheel, with bytecode: the editable install under
+        # PYTHONDONTWRITEBYTECODE (set on these machines) would compile every module on every start.
+        subprocess.run([str(RUNNER.parent / "python"), "-m", "compileall", "-q", str(ROOT / "runner")], check=True)
     if shutil.which("psql") is None:
         problems["psql"] = "psql is not installed"
     tools = {}
