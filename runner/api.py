@@ -232,8 +232,7 @@ def _checks(
     """
     _refuse_drift(plan, strict, allow_out_of_order)
     scripts = [prepare(entry.file) for entry in _up_to(plan, to) if entry.file is not None]
-    recorded = _recorded_schema(conn, target) if scripts else None
-    changed = schema.differences(recorded, _live_schema(conn, target)) if recorded is not None else []
+    changed = (_schema_drift(conn, target) or []) if scripts else []
     return scripts, changed
 
 
@@ -284,16 +283,26 @@ def _live_schema(conn: psycopg.Connection, target: tracking.TrackingTable) -> sc
         return schema.snapshot(conn, _own_tables(target))
 
 
-def _recorded_schema(conn: psycopg.Connection, target: tracking.TrackingTable) -> schema.Snapshot | None:
+def _schema_drift(conn: psycopg.Connection, target: tracking.TrackingTable) -> list[schema.Difference] | None:
+    """How the live schema differs from the recorded one; None when none is recorded.
+
+    The usual answer, nothing, comes from comparing digests, without reading either snapshot.
+    """
+    table = target.companion(schema.SUFFIX).identifier
     with _database_errors("reading the recorded schema"):
-        return schema.load(conn, target.companion(schema.SUFFIX).identifier)
+        recorded_digest = schema.recorded_digest(conn, table)
+        if recorded_digest and recorded_digest == schema.digest(conn, _own_tables(target)):
+            return []
+        recorded = schema.load(conn, table)
+    return schema.differences(recorded, _live_schema(conn, target)) if recorded is not None else None
 
 
 def _record_schema(conn: psycopg.Connection, target: tracking.TrackingTable) -> None:
     """The schema as the files leave it: what verify compares the live catalog with."""
-    live = _live_schema(conn, target)
+    with _database_errors("reading the schema from the catalogs"):
+        live, digest = schema.taken(conn, _own_tables(target))
     with _database_errors("recording the schema"), conn.transaction():
-        schema.save(conn, target.companion(schema.SUFFIX).identifier, live)
+        schema.save(conn, target.companion(schema.SUFFIX).identifier, live, digest)
 
 
 def _apply_all(
@@ -507,9 +516,8 @@ def verify(
     with _connected(database, directory, table, wait_for_db, on_event) as (conn, target, plan):
         with _database_errors("looking for INVALID indexes"):
             invalid = invalid_indexes(conn)
-        recorded = _recorded_schema(conn, target)
-        drift = schema.differences(recorded, _live_schema(conn, target)) if recorded is not None else []
-    return VerifyResult(plan, strict, invalid, drift, recorded is not None)
+        drift = _schema_drift(conn, target)
+    return VerifyResult(plan, strict, invalid, drift or [], drift is not None)
 
 
 def diff(

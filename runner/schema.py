@@ -10,7 +10,8 @@ Objects of extensions and of the system schemas are left out: they are not the m
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg
@@ -200,13 +201,18 @@ _QUERIES = (
 )
 
 # All kinds in one statement (rel is read once) and one JSON object per kind: parsing per row would
-# cost more than the catalogs do once a database has thousands of tables.
-_SNAPSHOT = f"""
+# cost more than the catalogs do once a database has thousands of tables. Objects are in name order,
+# so the same catalogs give the same text, and the same digest.
+_KINDS = f"""
 {_RELATIONS}, objects (kind, name, attributes) AS (
 {" UNION ALL ".join(_QUERIES)}
+), kinds AS (
+    SELECT kind, json_object_agg(name, attributes ORDER BY name) AS objects FROM objects GROUP BY kind
 )
-SELECT kind, json_object_agg(name, attributes) FROM objects GROUP BY kind
 """
+_DIGEST = "(SELECT md5(string_agg(kind || ' ' || objects::text, ' ' ORDER BY kind)) FROM kinds)"
+_SNAPSHOT = f"{_KINDS} SELECT kind, objects, {_DIGEST} FROM kinds"
+_DIGEST_ONLY = f"{_KINDS} SELECT {_DIGEST}"
 
 
 # The parts of a SELECT where only its own FROM is in scope.
@@ -249,29 +255,51 @@ def _view_definition(text: str) -> str:
         return text
 
 
-def snapshot(conn: psycopg.Connection, exclude: Iterable[str] = ()) -> Snapshot:
-    """The schema as the catalogs describe it now.
+@contextmanager
+def _reading(conn: psycopg.Connection) -> Iterator[None]:
+    """A fixed search_path, so names print the same whatever the caller's; and no JIT, which would
+    compile the one large statement for longer than it runs.
+
+    A local setting ends with this transaction, or on an error with this savepoint of the caller's
+    transaction; otherwise the caller's values are put back after.
+    """
+    set_local = "SELECT set_config('search_path', %s, true), set_config('jit', %s, true)"
+    with conn.transaction():
+        old = conn.execute("SELECT current_setting('search_path'), current_setting('jit')").fetchone()
+        conn.execute(set_local, (_SEARCH_PATH, "off"))
+        yield
+        conn.execute(set_local, old)
+
+
+def taken(conn: psycopg.Connection, exclude: Iterable[str] = ()) -> tuple[Snapshot, str]:
+    """The schema as the catalogs describe it now, and the digest of what they said (see digest).
 
     ``exclude`` are schema-qualified relation names like "public.runner_migrations" (runner's own
     tables): they are left out, with their columns, indexes, constraints, sequences and triggers.
     """
     snap: Snapshot = {kind: {} for kind in KINDS}
-    params = {"exclude": list(exclude)}
-    # JIT would compile this one large statement for longer than it runs. A local setting ends with this
-    # transaction, or on an error with this savepoint of the caller's transaction; otherwise the
-    # caller's values are put back below.
-    set_local = "SELECT set_config('search_path', %s, true), set_config('jit', %s, true)"
-    with conn.transaction():
-        old = conn.execute("SELECT current_setting('search_path'), current_setting('jit')").fetchone()
-        conn.execute(set_local, (_SEARCH_PATH, "off"))
-        for kind, objects in conn.execute(_SNAPSHOT, params).fetchall():
-            for name, attributes in sorted(objects.items()):
-                if kind in ("view", "materialized view"):
-                    attributes["definition"] = _view_definition(attributes["definition"])
-                # Deparsed SQL keeps the author's line breaks and indentation (function bodies): not a change.
-                snap[kind][name] = {key: " ".join(text.split()) for key, text in attributes.items() if text is not None}
-        conn.execute(set_local, old)
-    return snap
+    with _reading(conn):
+        rows = conn.execute(_SNAPSHOT, {"exclude": list(exclude)}).fetchall()
+    for kind, objects, _ in rows:
+        for name, attributes in sorted(objects.items()):
+            if kind in ("view", "materialized view"):
+                attributes["definition"] = _view_definition(attributes["definition"])
+            # Deparsed SQL keeps the author's line breaks and indentation (function bodies): not a change.
+            snap[kind][name] = {key: " ".join(text.split()) for key, text in attributes.items() if text is not None}
+    return snap, rows[0][2] if rows else ""
+
+
+def snapshot(conn: psycopg.Connection, exclude: Iterable[str] = ()) -> Snapshot:
+    """The schema as the catalogs describe it now (see taken)."""
+    return taken(conn, exclude)[0]
+
+
+def digest(conn: psycopg.Connection, exclude: Iterable[str] = ()) -> str:
+    """A digest of the catalogs' own text: when it is the one recorded, nothing has changed, and
+    neither snapshot needs to be read. Computed by the server, so nothing is sent or parsed."""
+    with _reading(conn):
+        row = conn.execute(_DIGEST_ONLY, {"exclude": list(exclude)}).fetchone()
+    return row[0] if row and row[0] else ""
 
 
 @dataclass(frozen=True)
@@ -337,13 +365,13 @@ def exists(conn: psycopg.Connection, table: sql.Identifier) -> bool:
     return bool(row and row[0])
 
 
-def save(conn: psycopg.Connection, table: sql.Identifier, snap: Snapshot) -> None:
+def save(conn: psycopg.Connection, table: sql.Identifier, snap: Snapshot, digest: str | None = None) -> None:
     """Store ``snap`` as the only row of ``table``, created if needed, in the caller's transaction."""
     if not exists(conn, table):
         conn.execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (taken_at timestamptz NOT NULL DEFAULT now(), "
-                "server_version integer NOT NULL, snapshot jsonb NOT NULL)"
+                "server_version integer NOT NULL, snapshot jsonb NOT NULL, digest text)"
             ).format(table)
         )
         conn.execute(
@@ -351,12 +379,15 @@ def save(conn: psycopg.Connection, table: sql.Identifier, snap: Snapshot) -> Non
                 table, sql.Literal("The schema as runner last migrated it, for runner verify.")
             )
         )
+    elif _digest_column(conn, table) is None:  # made by a runner from before the digest
+        conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN digest text").format(table))
     conn.execute(sql.SQL("DELETE FROM {}").format(table))
     conn.execute(
         sql.SQL(
-            "INSERT INTO {} (server_version, snapshot) VALUES (current_setting('server_version_num')::integer, %s)"
+            "INSERT INTO {} (server_version, snapshot, digest) "
+            "VALUES (current_setting('server_version_num')::integer, %s, %s)"
         ).format(table),
-        (Jsonb(snap),),
+        (Jsonb(snap), digest),
     )
 
 
@@ -365,4 +396,20 @@ def load(conn: psycopg.Connection, table: sql.Identifier) -> Snapshot | None:
     if not exists(conn, table):
         return None
     row = conn.execute(sql.SQL("SELECT snapshot FROM {} ORDER BY taken_at DESC LIMIT 1").format(table)).fetchone()
+    return row[0] if row else None
+
+
+def _digest_column(conn: psycopg.Connection, table: sql.Identifier) -> str | None:
+    row = conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = 'digest' AND NOT attisdropped",
+        (table.as_string(conn),),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def recorded_digest(conn: psycopg.Connection, table: sql.Identifier) -> str | None:
+    """The digest stored with the snapshot; None without a snapshot, or one recorded before digests."""
+    if _digest_column(conn, table) is None:
+        return None
+    row = conn.execute(sql.SQL("SELECT digest FROM {} ORDER BY taken_at DESC LIMIT 1").format(table)).fetchone()
     return row[0] if row else None

@@ -13,6 +13,8 @@ from helpers import SQL_DIR, assert_clean_error, query, runner_cli, write
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from runner import schema
+
 
 @pytest.fixture
 def project(dsn: str, tmp_path: Path) -> Path:
@@ -33,6 +35,29 @@ def test_a_freshly_migrated_database_has_no_schema_drift(dsn: str, project: Path
     # runner's own tables (tracking, history, schema) are never part of the schema it compares
     snapshot = query(dsn, "SELECT snapshot::text FROM runner_migrations_schema")[0][0]
     assert "runner_migrations" not in str(snapshot)
+
+
+def test_the_recorded_digest_is_the_live_one_until_something_changes(dsn: str, project: Path) -> None:
+    own = ["public.runner_migrations", "public.runner_migrations_history", "public.runner_migrations_schema"]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        table = sql.Identifier("runner_migrations_schema")
+        recorded = schema.recorded_digest(conn, table)
+        assert recorded and recorded == schema.digest(conn, own) == schema.taken(conn, own)[1]
+        conn.execute("COMMENT ON TABLE approval_levels IS 'not in the snapshot, so not in the digest'")
+        assert schema.digest(conn, own) == recorded
+        conn.execute("ALTER TABLE approval_levels ALTER COLUMN skip_reason SET DEFAULT 'n/a'")
+        assert schema.digest(conn, own) != recorded
+
+
+def test_a_schema_recorded_before_digests_is_still_compared(dsn: str, project: Path) -> None:
+    query(dsn, "ALTER TABLE runner_migrations_schema DROP COLUMN digest")
+    assert _verify(dsn, project) == (0, ["No drift: 14 applied"])
+    query(dsn, "CREATE TABLE tmp_fix (id int)")
+    assert _verify(dsn, project)[1][0] == "schema       table tmp_fix: not created by any migration"
+    write(project, "0015_later.sql", "CREATE TABLE IF NOT EXISTS later (id int);\n")
+    assert runner_cli("migrate", "--dsn", dsn, "--dir", project).returncode == 0  # records it, with a digest
+    assert query(dsn, "SELECT digest IS NOT NULL FROM runner_migrations_schema") == [(True,)]
+    assert _verify(dsn, project) == (0, ["No drift: 15 applied"])
 
 
 def test_verify_names_each_change_made_by_hand(dsn: str, project: Path) -> None:
