@@ -19,7 +19,7 @@ def test_nothing_a_file_sets_leaks_into_the_next_file_or_its_record(dsn: str, mi
     write(migrations, "1_messy.sql", """
         CREATE TABLE IF NOT EXISTS public.seen (search_path text, who text, timeout text, temp regclass, prepared int);
         SET search_path = elsewhere;
-        SET statement_timeout = '1ms';
+        SET statement_timeout = '30ms';  -- long enough for this file's own statements, not for the next file's
         SET lock_timeout = '1ms';
         SET application_name = 'someone else';
         CREATE TEMP TABLE scratch (x int);
@@ -27,7 +27,7 @@ def test_nothing_a_file_sets_leaks_into_the_next_file_or_its_record(dsn: str, mi
         SET ROLE runner_test_reader;  -- a role that may not write the tracking table
     """)  # fmt: skip
     write(migrations, "2_look.sql", """
-        SELECT pg_sleep(0.05);  -- would break a leaked 1ms statement_timeout
+        SELECT pg_sleep(0.1);  -- would break a leaked 30ms statement_timeout
         INSERT INTO public.seen SELECT current_setting('search_path'), current_user,
             current_setting('statement_timeout'), to_regclass('pg_temp.scratch'),
             (SELECT count(*) FROM pg_prepared_statements);
