@@ -24,7 +24,7 @@ from runner.files import NAME_RULE, discover
 from runner.indexes import InvalidIndex, invalid_indexes
 from runner.lock import DEFAULT_WAIT_S, migration_lock
 from runner.plan import Entry, Plan, State, make_plan
-from runner.preflight import Script, prepare
+from runner.preflight import ONE_MESSAGE_LIMIT, Script, prepare
 
 DEFAULT_DIR = "sql"
 LOCK_NOT_AVAILABLE = "55P03"  # the SQLSTATE of a lock_timeout
@@ -409,6 +409,8 @@ def _step(script: Script) -> Step:
 
     if script.no_transaction:
         count: int | None = len(script.statements)
+    elif len(script.body) > ONE_MESSAGE_LIMIT:
+        count = None  # parsing a big file whole costs several times its size in memory
     else:
         offsets = statement_offsets(script.text())
         count = len(offsets) if offsets is not None else None

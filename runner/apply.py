@@ -4,6 +4,7 @@ The file's text, a reset of the session and the INSERT of its tracking row are s
 as one simple-protocol message. PostgreSQL runs a multi-statement message as one implicit
 transaction, so the file is either applied and recorded, or neither. It also returns one
 result per statement, which is how a failure is placed in the file without parsing it first.
+A big file goes inside BEGIN ... COMMIT instead, a part per message (see preflight._cuts).
 
 A ``-- runner: no-transaction`` file is sent one statement at a time instead, and its record
 follows the last statement; what had run before a failure is kept, and the report says so.
@@ -12,7 +13,10 @@ follows the last statement; what had run before a failure is kept, and the repor
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import dataclass, replace
 
 import psycopg
 from psycopg import generators, pq, sql
@@ -22,13 +26,12 @@ from runner import history, tracking
 from runner.errors import Interrupted, MigrationFailed, Terminated
 from runner.indexes import InvalidIndex, invalid_indexes
 from runner.locate import SEPARATOR, Location, locate, unterminated
-from runner.preflight import Script, Statement
+from runner.preflight import ONE_MESSAGE_LIMIT, Script, Statement
 
 _Status = pq.ExecStatus
 _Field = pq.DiagnosticField
 _SYNTAX_ERROR = "42601"
-# A file up to this size travels in one message with its record; a bigger one goes on its own.
-ONE_MESSAGE_LIMIT = 4_000_000
+_WHOLE = slice(0, None)
 
 # Sent after every file, inside its transaction: whatever session state the file changed
 # (SET, SET ROLE, temporary tables, prepared statements, cursors, LISTEN) is gone before the
@@ -97,6 +100,31 @@ def _settings_sql(settings: dict[str, str]) -> str:
     return "".join(f"SET {name} = '{value}';\n" for name, value in settings.items())
 
 
+def _in_file(where: Location, body: bytes, start: int) -> Location:
+    """A place in the part of ``body`` that begins at byte ``start``, as a place in the whole file."""
+    if not start:
+        return where
+    lines = body.count(b"\n", 0, start)
+    column = where.column
+    if where.line == 1 and column is not None:  # the part began in the middle of this line
+        column += len(body[body.rfind(b"\n", 0, start) + 1 : start].decode("utf-8"))
+    return replace(where, line=where.line and where.line + lines, column=column,
+                   statement_line=where.statement_line and where.statement_line + lines)  # fmt: skip
+
+
+def _ahead(parts: Iterator[slice]) -> Generator[slice, None, None]:
+    """``parts``, the next one always looked for on a thread while the caller sends the one before.
+
+    Finding where to cut is PostgreSQL's scanner at work, in C without the GIL: on the other
+    core, while the server runs a part, it adds next to nothing to the time.
+    """
+    with ThreadPoolExecutor(1) as pool:
+        following = pool.submit(next, parts, None)
+        while (part := following.result()) is not None:
+            following = pool.submit(next, parts, None)
+            yield part
+
+
 def _lines(statements: list[Statement]) -> str:
     return ", ".join(str(s.line) for s in statements)
 
@@ -146,11 +174,12 @@ class Session:
     def _apply_whole(self, script: Script) -> Applied:
         after = (SEPARATOR + self._tail).encode() + self._record(script)
         started = time.perf_counter()
+        part: slice | None
         try:
             if len(script.body) <= ONE_MESSAGE_LIMIT:
-                results, file_results = _round_trip(self.conn, script.body + after), None
+                results, part, ran = _round_trip(self.conn, script.body + after), _WHOLE, None
             else:  # joined to its record, a big file would be copied whole once more
-                results, file_results = self._in_transaction(script.body, after)
+                results, part, ran = self._in_parts(script, after)
         except KeyboardInterrupt as stop:
             self._rollback_if_open()
             raise self._interrupted(script, stop, []) from None
@@ -158,21 +187,29 @@ class Session:
         failed = _first_error(results)
         if failed:
             self._rollback_if_open()
-            after_file = file_results is not None and failed[0] >= file_results  # its position is not the file's
-            raise self._failure(script, failed[1], statement_index=failed[0], after_file=after_file)
+            if part is None:
+                raise self._failure(script, failed[1], after_file=True)
+            raise self._failure(script, failed[1], statement_index=failed[0], part=part)
         # Every statement returns a result; then the reset, the tracking and history rows (and a COMMIT).
-        statements = file_results if file_results is not None else len(results) - self._tail_results - 2
+        statements = ran if ran is not None else len(results) - self._tail_results - 2
         return Applied(script.migration.version, script.name, script.migration.checksum, statements, elapsed_ms,
                        wrapper_removed=script.wrapper_removed)  # fmt: skip
 
-    def _in_transaction(self, body: bytes, after: bytes) -> tuple[list[PGresult], int]:
-        """The file alone inside BEGIN, then its record and COMMIT: three round trips, no copy of the file."""
+    def _in_parts(self, script: Script, after: bytes) -> tuple[list[PGresult], slice | None, int]:
+        """BEGIN, the file a part per message, then its record and COMMIT: no message holds much of a big file.
+
+        Returns the last message's results, the part of the file it held (None: the record), and
+        how many of the file's statements ran.
+        """
         self._send("BEGIN")
-        results = _round_trip(self.conn, body)
-        file_results = len(results)
-        if _first_error(results) is None:
-            results += _round_trip(self.conn, after + b";\nCOMMIT")
-        return results, file_results
+        ran = 0
+        with closing(_ahead(script.parts())) as parts:
+            for part in parts:
+                results = _round_trip(self.conn, script.body[part])
+                if _first_error(results) is not None:
+                    return results, part, ran
+                ran += len(results)
+        return _round_trip(self.conn, after + b";\nCOMMIT"), None, ran
 
     def _rollback_if_open(self) -> None:
         if self.conn.info.transaction_status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):
@@ -248,16 +285,18 @@ class Session:
         statement: Statement | None = None,
         kept: list[Statement] | None = None,
         after_file: bool = False,
+        part: slice = _WHOLE,
     ) -> MigrationFailed:
+        """Why the file failed and where; ``part`` is the part of the file the failing message held."""
         sqlstate = _field(result, _Field.SQLSTATE) or "?????"
         message = _field(result, _Field.MESSAGE_PRIMARY) or "unknown error"
         position = _field(result, _Field.STATEMENT_POSITION)
         offset = int(position) if position else None
         if statement is not None and offset is not None:
             offset += statement.start  # the server counts from the start of the statement sent
-        if after_file:
-            offset = None  # a position in what followed the file, not in the file
-        text = script.text()
+        if after_file:  # a position in what followed the file, not in the file
+            offset = statement_index = None
+        text = "" if after_file else script.body[part].decode("utf-8")
         where = locate(text, offset, statement_index)
         if statement is not None and where.line is None:
             where = Location(statement_line=statement.line)
@@ -265,6 +304,7 @@ class Session:
             opened = unterminated(text)  # the server saw the string end inside runner's own statements
             if opened is not None:
                 where, message = opened
+        where = _in_file(where, script.body, part.start)
         if sqlstate == _SYNTAX_ERROR and message.startswith("unterminated"):
             message = message.split(" at or near ")[0]  # what follows quotes runner's own statements
         message = " ".join(message.split())  # one line, whatever the server quoted

@@ -10,12 +10,14 @@ cannot run at all outside psql, so they are refused up front (exit 2), naming th
 - psql features: meta-commands (``\\set``, ``\\i``) and ``COPY ... FROM stdin`` with inline data.
 
 Most files contain none of the words these need, and are sent as they are without being
-parsed: parsing a big file costs far more memory than the file itself.
+parsed: parsing a big file costs far more memory than the file itself. Such a file, when it is
+big, is also cut into parts at statement ends, so that it can be sent a part per message.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from runner import directives
@@ -23,11 +25,19 @@ from runner.errors import BadInput
 from runner.files import Migration
 
 # The words a refused statement or a transaction control needs: a file with none of them needs no parsing.
-_WORDS = ("begin", "start", "commit", "end", "rollback", "abort", "savepoint", "release", "prepare", "concurrently",
-          "vacuum", "database", "system", "tablespace", "cluster", "stdin")  # fmt: skip
-_NEEDLES = tuple(word.encode() for word in _WORDS) + (b"\\",)
-_WORD = re.compile(rb"\\|\b(?:" + "|".join(_WORDS).encode() + rb")\b")
-_CHUNK = 1 << 20
+_WORDS = frozenset(b"begin start commit end rollback abort savepoint release prepare concurrently vacuum database "
+                   b"system tablespace cluster stdin".split())  # fmt: skip
+# Letters lower-cased, digits and _ kept, every other byte a space: what is left splits into words as regex \b would.
+_WORD_BYTES = bytes(b | 0x20 if 65 <= b <= 90 or 97 <= b <= 122 else b if 48 <= b <= 57 or b == 95 else 32
+                    for b in range(256))  # fmt: skip
+_CHUNK = 1 << 16  # small enough to stay in the processor's cache
+# A file up to this size travels in one message with its record; a bigger one inside BEGIN ... COMMIT,
+# in parts of about this size when it can be cut (see _cuts). The server runs 1 MB parts as fast as
+# bigger ones, and the next window is scanned while a part is sent: small ones keep memory low.
+ONE_MESSAGE_LIMIT = 1_000_000
+# Added after a piece of a file to split it: a statement of its own, or the end of the piece's last one.
+# The backslash tells it from the file's statements: a file that is cut has none.
+_END = "\nSELECT \\"
 _COPY_FROM_STDIN = re.compile(r"^\s*copy\b[^;]*?\bfrom\s+stdin\b", re.IGNORECASE | re.MULTILINE)
 _META_LINE = re.compile(r"^[ \t]*(\\\S*)", re.MULTILINE)
 _NO_TRANSACTION_HINT = f"put it in a file of its own whose first line is `-- {directives.PREFIX} no-transaction`"
@@ -50,26 +60,85 @@ class Script:
     settings: dict[str, str] = field(default_factory=dict)
     statements: tuple[Statement, ...] = ()  # no-transaction files run one statement at a time
     wrapper_removed: bool = False
+    cuttable: bool = False  # when big, cut into parts at statement ends (see _cuts)
 
     @property
     def name(self) -> str:
         return self.migration.name
+
+    def parts(self) -> Iterator[slice]:
+        """The parts of the body, each sent as a message of its own: all of it, unless it is cut.
+
+        Found one at a time, so that the next one can be looked for while the server runs one.
+        """
+        start = 0
+        for end in _cuts(self.body) if self.cuttable else ():
+            yield slice(start, end)
+            start = end
+        yield slice(start, len(self.body))
 
     def text(self) -> str:
         return self.body.decode("utf-8")
 
 
 def _suspect(sql: bytes) -> bool:
-    """Whether the file has one of the words, in any case: a fast substring test first, then the whole word.
+    """Whether the file has a backslash, or one of the words in any case.
 
-    A chunk at a time, lower-cased, so a big file is never copied whole.
+    A chunk at a time, turned into words by one translation and a split (C code, a pass or two
+    over each byte), so a big file is neither copied whole nor searched once per word.
     """
-    overlap = max(map(len, _NEEDLES))
-    for start in range(0, len(sql), _CHUNK):
-        chunk = sql[max(0, start - overlap) : start + _CHUNK].lower()
-        if any(needle in chunk for needle in _NEEDLES) and _WORD.search(chunk):
-            return True
-    return False
+    if b"\\" in sql:
+        return True
+    overlap = max(map(len, _WORDS))  # a word across two chunks is whole in the second one
+    return any(
+        not _WORDS.isdisjoint(sql[max(0, start - overlap) : start + _CHUNK].translate(_WORD_BYTES).split())
+        for start in range(0, len(sql), _CHUNK)
+    )
+
+
+def _cuts(sql: bytes) -> Iterator[int]:
+    """Where a big file can be cut into parts of about ONE_MESSAGE_LIMIT bytes: just after a `;` ending a statement.
+
+    Sent as one message, a 50 MB file costs libpq a copy of it, and the server a parse of all of it
+    before the first statement runs. Only for a file without BEGIN and without a backslash: there
+    PostgreSQL's scanner finds the same statement ends as the server (BEGIN ATOMIC bodies hold `;`,
+    and standard_conforming_strings=off reads a backslash in a string differently). A window of the
+    file at a time, ending at a `;`, so the whole file is never decoded at once.
+    """
+    start, size = 0, ONE_MESSAGE_LIMIT
+    while len(sql) - start > ONE_MESSAGE_LIMIT:
+        end = sql.rfind(b";", start, start + size) + 1
+        text = str(memoryview(sql)[start:end], "utf-8")  # decoded without a copy of the bytes first
+        cut = _last_end(text)
+        if cut:
+            start = end - len(text[cut:].encode("utf-8"))
+            yield start
+            size = ONE_MESSAGE_LIMIT
+        elif start + size >= len(sql):
+            break  # no statement ends in the rest: it is one part
+        else:
+            size *= 2  # a statement longer than the window
+
+
+def _last_end(text: str) -> int:
+    """Just after the last `;` of ``text`` that ends a statement, found by PostgreSQL's scanner (pglast); 0 if none.
+
+    ``text`` starts at a statement and may end anywhere, even inside a string or a comment.
+    With _END added, its last statement runs to the end, so its length says where it starts,
+    and the `;` before is the one: pglast's slices would say it too, but cost twice as much.
+    """
+    from pglast import parser
+
+    try:
+        statements = parser.split(text + _END, with_parser=False)
+        if statements and statements[-1].endswith("\\"):  # _END's, not the file's
+            return text.rfind(";", 0, len(text) + len(_END) - len(statements[-1])) + 1
+        # _END is inside an open parenthesis, so the last statement is one of the file's
+        slices = parser.split(text, with_parser=False, only_slices=True)
+    except parser.ParseError as exc:  # text ends inside a string or a comment: look before it
+        index = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else 0
+        return _last_end(text[:index]) if 0 < index < len(text) else 0
+    return text.rfind(";", 0, slices[-1].start) + 1 if slices else 0
 
 
 def _line(text: str, offset: int) -> int:
@@ -236,7 +305,7 @@ def prepare(migration: Migration) -> Script:
     if wanted.no_transaction:
         return _no_transaction(migration, wanted)
     if not _suspect(migration.sql):
-        return Script(migration, migration.sql, settings=wanted.settings)
+        return Script(migration, migration.sql, settings=wanted.settings, cuttable=True)
     text = migration.text()
     statements, _ = _parse(migration, text)
     if statements is None:  # a syntax error: the server reports it with its line, and nothing is kept
