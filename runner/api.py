@@ -7,6 +7,7 @@ failures are raised as runner.errors types.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from runner import db, directives, history, manual, schema, tracking
 from runner.apply import Applied, Session
 from runner.db import Database
 from runner.errors import BadInput, ConnectionFailed, MigrationFailed, Refused
-from runner.files import NAME_RULE, discover
+from runner.files import NAME_RULE, Migration, discover
 from runner.indexes import InvalidIndex, invalid_indexes
 from runner.lock import DEFAULT_WAIT_S, migration_lock
 from runner.plan import Entry, Plan, State, make_plan
@@ -314,6 +315,10 @@ def _apply_all(
         tracking.upgrade(conn, target)
         history.ensure(conn, target)
         session = Session(conn, target, settings)
+    # Each record carries the file's code checksum, whose parse is the costliest part of it: work
+    # the next ones out on another thread while the server runs this file (pglast parses without the GIL).
+    if len(scripts) > 1:
+        threading.Thread(target=_code_checksums, args=([s.migration for s in scripts[1:]],), daemon=True).start()
     applied: list[Applied] = []
     for script in scripts:
         try:
@@ -325,6 +330,11 @@ def _apply_all(
         applied.append(done)
         emit(done)
     return applied
+
+
+def _code_checksums(migrations: list[Migration]) -> None:
+    for migration in migrations:
+        _ = migration.code_checksum  # computed once and kept by the Migration
 
 
 def _log_failure(conn: psycopg.Connection, target: tracking.TrackingTable, script: Script, failure: Exception) -> None:

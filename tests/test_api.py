@@ -12,6 +12,7 @@ from psycopg.conninfo import make_conninfo
 
 import runner
 from runner.errors import LockTimeout
+from runner.files import read_migration
 
 ADVISORY_LOCKS = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
 
@@ -71,3 +72,15 @@ def test_a_connection_runner_cannot_use_is_refused_and_nothing_runs(dsn: str, mi
         runner.migrate(conn, migrations)
     conn.close()
     assert query(dsn, "SELECT count(*) FROM pg_class WHERE relname IN ('a', 'b', 'runner_migrations')") == [(0,)]
+
+
+def test_every_record_carries_its_own_files_code_checksum(dsn: str, migrations: Path) -> None:
+    # Worked out ahead, on another thread, while the server runs the file before.
+    for version in range(1, 6):
+        write(migrations, f"{version}_t.sql", f"-- {version}\nCREATE TABLE t{version} (n int DEFAULT {version});\n")
+    runner.migrate(dsn, migrations)
+    entries = runner.status(dsn, migrations).entries
+    assert [e.record.sql_checksum for e in entries if e.record] == [
+        read_migration(migrations / f"{v}_t.sql", v).code_checksum for v in range(1, 6)
+    ]
+    assert len({e.record.sql_checksum for e in entries if e.record}) == 5
