@@ -21,7 +21,7 @@ NAME_RULE = "<version>_<description>.sql, for example 0015_add_due_date.sql"
 MAX_VERSION = 2**63 - 1  # the tracking table stores versions as bigint
 UTF8_BOM = b"\xef\xbb\xbf"
 CHECKSUM_ALGORITHM = "sha256"
-CODE_CHECKSUM_LIMIT = 1_000_000  # bytes: a bigger file is not scanned, and any edit to it counts as an edit
+CODE_CHECKSUM_LIMIT = 1_000_000  # bytes: a bigger file is not parsed, and any edit to it counts as an edit
 # The keys of source positions in pglast's JSON tree. A key, never a value: a quote inside a
 # JSON string is escaped. The comma goes too, so an omitted zero position leaves the same text.
 _POSITIONS = re.compile(

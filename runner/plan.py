@@ -71,7 +71,7 @@ def make_plan(files: list[Migration], records: list[Record]) -> Plan:
             detail = f"checksum {short(record.checksum)} when applied, {short(f.checksum)} now"
             if record.name != f.name:
                 detail += f"; recorded as {record.name}"
-            # Only now, for an edited file, is it worth scanning the SQL.
+            # Only now, for an edited file, is it worth parsing the SQL.
             harmless = record.sql_checksum is not None and f.code_checksum == record.sql_checksum
             if harmless:
                 detail += "; comments or whitespace only, the SQL is the same"
