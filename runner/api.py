@@ -58,7 +58,16 @@ class Starting:
     count: int
 
 
-Event = Note | DriftWarning | SchemaWarning | Starting | Applied
+@dataclass(frozen=True)
+class Applying:
+    """A file is about to be sent: a progress display can name it while the server runs it."""
+
+    name: str
+    index: int  # 1-based, of ``total`` in this run
+    total: int
+
+
+Event = Note | DriftWarning | SchemaWarning | Starting | Applying | Applied
 OnEvent = Callable[[Event], None]
 
 
@@ -320,7 +329,8 @@ def _apply_all(
     if len(scripts) > 1:
         threading.Thread(target=_code_checksums, args=([s.migration for s in scripts[1:]],), daemon=True).start()
     applied: list[Applied] = []
-    for script in scripts:
+    for index, script in enumerate(scripts, 1):
+        emit(Applying(script.name, index, len(scripts)))
         try:
             done = _apply(session, script, retries, emit)
         except MigrationFailed as failure:

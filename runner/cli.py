@@ -148,7 +148,7 @@ def migrate(
         elif isinstance(event, api.SchemaWarning):
             line = f"changed outside runner: {event.difference.describe()}"
             _say(line, sys.stderr, "warning: ", "yellow")
-        else:
+        elif not isinstance(event, api.Applying):  # plain output says what was done, not what is starting
             _say(report.progress_line(event), progress)
 
     def work() -> tuple[int, dict[str, Any]]:
