@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 
-from runner import db, directives, history, manual, schema, tracking
+from runner import db, directives, history, manual, repeatable, schema, tracking
 from runner.apply import Applied, Session
 from runner.db import Database
 from runner.errors import BadInput, ConnectionFailed, MigrationFailed, Refused
@@ -97,7 +97,8 @@ class VerifyResult:
 
     @property
     def pending(self) -> list[Entry]:
-        return self.plan.having(State.PENDING)
+        """Files the next migrate runs: new ones, and repeatable files changed since they last ran."""
+        return self.plan.having(State.PENDING, State.OUTDATED)
 
     @property
     def clean(self) -> bool:
@@ -133,7 +134,7 @@ def _refuse_drift(plan: Plan, strict: bool, allow_out_of_order: bool) -> None:
     late = plan.having(State.OUT_OF_ORDER)
     if late and not allow_out_of_order:
         listed = ", ".join(e.name for e in late)
-        newest = max(e.version for e in plan.entries if e.record is not None)
+        newest = plan.newest
         raise Refused(
             f"{listed}: not applied and older than the newest applied version {newest} (merged out of order). "
             f"Nothing was applied; give the file(s) a version above {newest}, or pass --allow-out-of-order"
@@ -216,19 +217,31 @@ def _locked(
     on_event: OnEvent | None,
 ) -> Iterator[tuple[psycopg.Connection, tracking.TrackingTable, Plan]]:  # fmt: skip
     """The state of things, read once the migration lock is ours: a runner that waited changes nothing twice."""
-    files = discover(Path(directory))
+    files, again = _files(directory)
     target = tracking.TrackingTable.parse(table)
     with _connections(database, wait_for_db, on_event, lock=True) as (conn, holder):
         with migration_lock(holder, target.lock_key, lock_wait, _notes(on_event)):
             with _database_errors(f"preparing the tracking table {target}"):
-                plan = make_plan(files, tracking.read(conn, target, create=True))
+                plan = make_plan(files, tracking.read(conn, target, create=True), again, repeatable.read(conn, target))
             yield conn, target, plan
 
 
+def _files(directory: str | Path) -> tuple[list[Migration], list[Migration]]:
+    """The numbered files and the repeatable ones, all read before the database is touched."""
+    folder = Path(directory)
+    return discover(folder), repeatable.discover(folder)
+
+
 def _up_to(plan: Plan, to: int | None) -> list[Entry]:
-    if to is not None and not any(e.version == to and e.file is not None for e in plan.entries):
+    """What to run: with ``to``, the numbered files up to it, and the repeatable files only if that
+    leaves no numbered file behind (they are written against the newest schema)."""
+    if to is None:
+        return plan.to_run
+    if not any(e.version == to and e.file is not None for e in plan.entries):
         raise BadInput(f"--to {to}: no migration file has this version; see `runner status`")
-    return [e for e in plan.to_run if to is None or e.version <= to]
+    numbered = [e for e in plan.to_run if e.version is not None and e.version <= to]
+    held_back = any(e.version is not None and e.version > to for e in plan.to_run)
+    return numbered + ([] if held_back else [e for e in plan.to_run if e.repeatable])
 
 
 def _checks(
@@ -285,7 +298,8 @@ def migrate(
 
 
 def _own_tables(target: tracking.TrackingTable) -> list[str]:
-    return [str(target), str(history.table_of(target)), str(target.companion(schema.SUFFIX))]
+    return [str(t) for t in (target, history.table_of(target), repeatable.table_of(target),
+                             target.companion(schema.SUFFIX))]  # fmt: skip
 
 
 def _live_schema(conn: psycopg.Connection, target: tracking.TrackingTable) -> schema.Snapshot:
@@ -323,6 +337,8 @@ def _apply_all(
     with _database_errors("setting up the session"):
         tracking.upgrade(conn, target)
         history.ensure(conn, target)
+        if any(s.migration.version is None for s in scripts):
+            repeatable.ensure(conn, target)
         session = Session(conn, target, settings)
     # Each record carries the file's code checksum, whose parse is the costliest part of it: work
     # the next ones out on another thread while the server runs this file (pglast parses without the GIL).
@@ -408,7 +424,7 @@ def history_events(database: Database = None, table: str | None = None, limit: i
 class Step:
     """One file a migrate run would apply, and how."""
 
-    version: int
+    version: int | None  # None: a repeatable file
     name: str
     no_transaction: bool
     statements: int | None  # None when the parser cannot split the file (the server will say why)
@@ -498,11 +514,11 @@ def _connected(
     database: Database, directory: str | Path, table: str | None, wait_for_db: float, on_event: OnEvent | None
 ) -> Iterator[tuple[psycopg.Connection, tracking.TrackingTable, Plan]]:
     """The state of things, for the commands that only read: no lock, and nothing created."""
-    files = discover(Path(directory))
+    files, again = _files(directory)
     target = tracking.TrackingTable.parse(table)
     with _connections(database, wait_for_db, on_event) as (conn, _):
         with _database_errors(f"reading the tracking table {target}"):
-            plan = make_plan(files, tracking.read(conn, target))
+            plan = make_plan(files, tracking.read(conn, target), again, repeatable.read(conn, target))
         yield conn, target, plan
 
 

@@ -22,7 +22,7 @@ import psycopg
 from psycopg import generators, pq, sql
 from psycopg.pq.abc import PGresult
 
-from runner import history, tracking
+from runner import history, repeatable, tracking
 from runner.errors import Interrupted, MigrationFailed, Terminated
 from runner.indexes import InvalidIndex, invalid_indexes
 from runner.locate import SEPARATOR, Location, locate, unterminated
@@ -47,7 +47,7 @@ _CLIENT_CHECK = {"client_connection_check_interval": "1000ms"}
 
 @dataclass(frozen=True)
 class Applied:
-    version: int
+    version: int | None  # None: a repeatable file
     name: str
     checksum: str
     statements: int
@@ -166,7 +166,10 @@ class Session:
     def _record(self, script: Script, elapsed_ms: float | None = None) -> bytes:
         """The tracking row and its history row, sent in the file's transaction."""
         migration = script.migration
-        row = tracking.insert_statement(self.conn, self.table, migration, elapsed_ms)
+        if migration.version is None:
+            row = repeatable.record_statement(self.conn, self.table, migration, elapsed_ms)
+        else:
+            row = tracking.insert_statement(self.conn, self.table, migration, elapsed_ms)
         event = history.insert_statement(self.conn, self.table, "apply", migration.version, migration.name, None,
                                          migration.checksum)  # fmt: skip
         return row + b";\n" + event
@@ -248,10 +251,12 @@ class Session:
 
     def _recorded(self, script: Script) -> bool | None:
         """Whether the file's record exists: a cancel that came too late lets the transaction commit."""
+        migration = script.migration
         try:
+            if migration.version is None:
+                return repeatable.recorded(self.conn, self.table, migration)
             query = sql.SQL("SELECT 1 FROM {} WHERE version = %s AND checksum = %s").format(self.table.identifier)
-            row = self.conn.execute(query, (script.migration.version, script.migration.checksum)).fetchone()
-            return row is not None
+            return self.conn.execute(query, (migration.version, migration.checksum)).fetchone() is not None
         except (psycopg.Error, KeyboardInterrupt):
             return None
 

@@ -31,9 +31,9 @@ _POSITIONS = re.compile(
 
 @dataclass(frozen=True)
 class Migration:
-    """One versioned file, read once: the bytes we checksum are the bytes we run."""
+    """One file, read once: the bytes we checksum are the bytes we run."""
 
-    version: int
+    version: int | None  # None for a repeatable file (see runner.repeatable), named repeatable/<file>
     name: str
     path: str  # as found, for messages: a pathlib.Path per file costs more than reading it
     sql: bytes
@@ -118,7 +118,7 @@ def _read_bytes(path: str) -> bytes:
         os.close(fd)
 
 
-def read_migration(path: str | Path, version: int) -> Migration:
+def read_migration(path: str | Path, version: int | None, name: str | None = None) -> Migration:
     """Read and validate one file; raise BadInput naming the file and the place of the problem."""
     path = os.fspath(path)
     try:
@@ -141,7 +141,7 @@ def read_migration(path: str | Path, version: int) -> Migration:
     if nul >= 0:
         raise BadInput(f"{path}: contains a NUL byte at line {_line_of(raw, nul)}; remove it")
     sql = normalise(raw)
-    return Migration(version=version, name=os.path.basename(path), path=path, sql=sql, checksum=checksum(sql))
+    return Migration(version, name or os.path.basename(path), path, sql, checksum(sql))
 
 
 def parse_name(name: str) -> int | None:
@@ -152,7 +152,7 @@ def parse_name(name: str) -> int | None:
     return int(match["version"])
 
 
-def _check_entry(entry: os.DirEntry[str], inside: Path) -> None:
+def check_entry(entry: os.DirEntry[str], inside: Path) -> None:
     """A migration is a regular file of the folder: a link may point only to a file in the folder too."""
     try:
         entry.name.encode("utf-8")
@@ -200,7 +200,7 @@ def discover(directory: Path) -> list[Migration]:
         name = entry.name
         if name.startswith(".") or not name.lower().endswith(".sql"):
             continue
-        _check_entry(entry, inside)
+        check_entry(entry, inside)
         if not name.endswith(".sql"):
             raise BadInput(f"{entry.path}: rename it to end in lower-case .sql ({NAME_RULE})")
         version = parse_name(name)

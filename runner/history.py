@@ -27,7 +27,7 @@ class Event:
     id: int
     recorded_at: datetime
     action: str  # apply, accept, mark, baseline, unmark
-    version: int
+    version: int | None  # None: a repeatable file
     name: str
     old_checksum: str | None
     new_checksum: str | None
@@ -44,12 +44,15 @@ def ensure(conn: psycopg.Connection, tracking: TrackingTable) -> None:
     """Create the history table beside the tracking table, or check that the one there is ours."""
     table = table_of(tracking)
     found = conn.execute(
-        "SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a "
+        "SELECT array_agg(a.attname::text ORDER BY a.attnum), bool_or(a.attname = 'version' AND a.attnotnull) "
+        "FROM pg_attribute a "
         "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
         (str(table.identifier.as_string(conn)),),
     ).fetchone()
     columns = found[0] if found else None
     if columns == _COLUMNS:
+        if found and found[1]:  # made by a runner before repeatable files, which have no version
+            conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN version DROP NOT NULL").format(table.identifier))
         return
     if columns:
         raise BadInput(f"{table} exists but is not runner's history table (columns {', '.join(columns)}); "
@@ -61,7 +64,7 @@ def ensure(conn: psycopg.Connection, tracking: TrackingTable) -> None:
                 id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
                 recorded_at  timestamptz NOT NULL DEFAULT now(),
                 action       text NOT NULL,
-                version      bigint NOT NULL,
+                version      bigint,
                 name         text NOT NULL,
                 old_checksum text,
                 new_checksum text,
@@ -78,7 +81,7 @@ def insert_statement(
     conn: psycopg.Connection,
     tracking: TrackingTable,
     action: str,
-    version: int,
+    version: int | None,
     name: str,
     old_checksum: str | None,
     new_checksum: str | None,

@@ -2,7 +2,7 @@
 
 ``accept`` re-records an applied file that was edited on purpose; ``mark`` records a file as
 applied without running it (it was run in psql); ``baseline`` marks every file up to a version
-when runner adopts an existing database; ``unmark`` forgets a record so the file runs again.
+when runner adopts an existing database; ``unmark`` forgets a record so the file runs again (a repeatable file's too).
 Each call changes the tracking table and appends to the history in one transaction.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from runner import history
+from runner import history, repeatable
 from runner.errors import BadInput
 from runner.plan import Entry, Plan, State
 from runner.tracking import TrackingTable
@@ -23,23 +23,28 @@ from runner.tracking import TrackingTable
 @dataclass(frozen=True)
 class Change:
     action: str
-    version: int
+    version: int | None  # None: a repeatable file
     name: str
     old_checksum: str | None
     new_checksum: str | None
 
 
 def _pick(plan: Plan, wanted: list[str]) -> list[Entry]:
-    """The entries named by version number, file name or path, in version order; BadInput for an unknown one."""
-    by_version = {e.version: e for e in plan.entries}
+    """The entries named by version number, file name or path, in plan order; BadInput for an unknown one."""
+    by_version = {e.version: e for e in plan.entries if e.version is not None}
     by_name = {e.name: e for e in plan.entries}
-    picked: dict[int, Entry] = {}
+    picked: set[str] = set()
     for item in wanted:
-        entry = by_version.get(int(item)) if item.isdigit() else by_name.get(Path(item).name)
+        path = Path(item)
+        entry = (
+            by_version.get(int(item))
+            if item.isdigit()
+            else by_name.get(f"{repeatable.PREFIX}{path.name}" if path.parent.name == repeatable.FOLDER else path.name)
+        )
         if entry is None:
             raise BadInput(f"{item}: no migration file or record has this version or name; see `runner status`")
-        picked[entry.version] = entry
-    return [picked[v] for v in sorted(picked)]
+        picked.add(entry.name)
+    return [e for e in plan.entries if e.name in picked]
 
 
 def _refuse(entries: list[Entry], allowed: tuple[State, ...], why: str) -> None:
@@ -98,6 +103,8 @@ def mark(
 ) -> list[Change]:
     """Record files as applied without running them."""
     entries = _pick(plan, wanted)
+    _refuse([e for e in entries if e.repeatable], (), "a repeatable file is not marked: migrate runs it whenever it "
+            "is new or changed, and running it again is harmless")  # fmt: skip
     _refuse(entries, (State.PENDING, State.OUT_OF_ORDER), "only a file that is not applied can be marked")
     changes = [Change(action, e.version, e.name, None, e.file.checksum if e.file else None) for e in entries]
     _write(conn, table, changes, [_insert(table, e) for e in entries])
@@ -106,19 +113,27 @@ def mark(
 
 def baseline(conn: psycopg.Connection, table: TrackingTable, plan: Plan, version: int) -> list[Change]:
     """Mark every file up to and including ``version`` that is not applied yet: adopting an existing database."""
-    if not any(e.version <= version for e in plan.entries if e.file is not None):
+    if not any(e.version is not None and e.version <= version for e in plan.entries if e.file is not None):
         raise BadInput(f"no migration file has a version of {version} or less; nothing was changed")
-    wanted = [str(e.version) for e in plan.having(State.PENDING, State.OUT_OF_ORDER) if e.version <= version]
+    wanted = [str(e.version) for e in plan.having(State.PENDING, State.OUT_OF_ORDER)
+              if e.version is not None and e.version <= version]  # fmt: skip
     return mark(conn, table, plan, wanted, action="baseline")
 
 
 def unmark(conn: psycopg.Connection, table: TrackingTable, plan: Plan, wanted: list[str]) -> list[Change]:
     """Forget records, so their files run again on the next migrate."""
     entries = _pick(plan, wanted)
-    _refuse(entries, (State.APPLIED, State.EDITED, State.MISSING), "only a recorded migration can be unmarked")
+    _refuse(
+        entries,
+        (State.APPLIED, State.EDITED, State.MISSING, State.OUTDATED),
+        "only a recorded migration can be unmarked",
+    )
     changes = [Change("unmark", e.version, e.name, e.record.checksum if e.record else None, None) for e in entries]
     statements = [
-        sql.SQL("DELETE FROM {} WHERE version = {}").format(table.identifier, sql.Literal(e.version)) for e in entries
+        repeatable.forget_statement(table, e.name)
+        if e.version is None
+        else sql.SQL("DELETE FROM {} WHERE version = {}").format(table.identifier, sql.Literal(e.version))
+        for e in entries
     ]
     _write(conn, table, changes, statements)
     return changes

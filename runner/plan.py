@@ -6,6 +6,7 @@ same plan, so they can never disagree about what is pending or edited.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -19,17 +20,22 @@ class State(StrEnum):
     EDITED = "edited"  # applied, but the file changed since
     MISSING = "missing"  # applied, but the file is gone
     OUT_OF_ORDER = "out_of_order"  # not applied, and older than the newest applied version
+    OUTDATED = "outdated"  # a repeatable file changed since it last ran: migrate runs it again
 
 
 @dataclass(frozen=True)
 class Entry:
-    version: int
+    version: int | None  # None: a repeatable file (see runner.repeatable)
     name: str
     state: State
     file: Migration | None
     record: Record | None
     detail: str = ""
     harmless: bool = False  # edited in comments or whitespace only: the SQL is what ran
+
+    @property
+    def repeatable(self) -> bool:
+        return self.version is None
 
 
 @dataclass(frozen=True)
@@ -41,8 +47,14 @@ class Plan:
 
     @property
     def to_run(self) -> list[Entry]:
-        """Files not applied yet, in version order (out-of-order ones only run when allowed)."""
-        return self.having(State.PENDING, State.OUT_OF_ORDER)
+        """Files not applied yet in version order (out-of-order ones only run when allowed), then the
+        repeatable files that are new or changed, in name order."""
+        return self.having(State.PENDING, State.OUT_OF_ORDER, State.OUTDATED)
+
+    @property
+    def newest(self) -> int | None:
+        """The newest applied version."""
+        return max((e.version for e in self.entries if e.record is not None and e.version is not None), default=None)
 
     @property
     def drift(self) -> list[Entry]:
@@ -55,11 +67,20 @@ def short(checksum: str) -> str:
     return f"{algorithm}:{digest[:12]}" if digest else checksum[:19]
 
 
-def make_plan(files: list[Migration], records: list[Record]) -> Plan:
-    by_version = {r.version: r for r in records}
+def make_plan(
+    files: Sequence[Migration], records: Sequence[Record], repeatables: Sequence[Migration] = (),
+    again: Sequence[Record] = (),
+) -> Plan:  # fmt: skip
+    """Numbered files with the tracking table's records, then repeatable files with theirs (``again``)."""
+    return Plan(_versioned(files, records) + _repeatable(repeatables, again))
+
+
+def _versioned(files: Sequence[Migration], records: Sequence[Record]) -> list[Entry]:
+    by_version = {r.version: r for r in records if r.version is not None}
     newest = max(by_version, default=None)
     entries: list[Entry] = []
     for f in files:
+        assert f.version is not None
         record = by_version.pop(f.version, None)
         if record is None:
             if newest is not None and f.version < newest:
@@ -82,7 +103,29 @@ def make_plan(files: list[Migration], records: list[Record]) -> Plan:
         else:
             entries.append(Entry(f.version, f.name, State.APPLIED, f, record))
     for record in by_version.values():
-        detail = f"applied {record.executed_at:%Y-%m-%d %H:%M:%S %Z}, file not found"
-        entries.append(Entry(record.version, record.name, State.MISSING, None, record, detail))
-    entries.sort(key=lambda e: e.version)
-    return Plan(entries)
+        entries.append(Entry(record.version, record.name, State.MISSING, None, record, _gone(record)))
+    entries.sort(key=lambda e: e.version or 0)
+    return entries
+
+
+def _repeatable(files: Sequence[Migration], records: Sequence[Record]) -> list[Entry]:
+    by_name = {r.name: r for r in records}
+    entries: list[Entry] = []
+    for f in files:
+        record = by_name.pop(f.name, None)
+        if record is None:
+            entries.append(Entry(None, f.name, State.PENDING, f, None))
+        elif not checksum_matches(record.checksum, f):
+            detail = f"checksum {short(record.checksum)} when last run, {short(f.checksum)} now; migrate runs it again"
+            entries.append(Entry(None, f.name, State.OUTDATED, f, record, detail))
+        else:
+            entries.append(Entry(None, f.name, State.APPLIED, f, record))
+    for record in by_name.values():
+        detail = f"{_gone(record)}; if it was removed on purpose, `runner unmark {record.name}` forgets it"
+        entries.append(Entry(None, record.name, State.MISSING, None, record, detail))
+    entries.sort(key=lambda e: e.name)
+    return entries
+
+
+def _gone(record: Record) -> str:
+    return f"applied {record.executed_at:%Y-%m-%d %H:%M:%S %Z}, file not found"

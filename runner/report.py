@@ -53,7 +53,7 @@ def verify_lines(result: VerifyResult) -> list[str]:
     labels = {State.EDITED: "edited", State.MISSING: "missing", State.OUT_OF_ORDER: "out of order"}
     lines = [f"{labels[e.state]:<13}{e.name}: {e.detail}" for e in result.drift]
     lines += [f"{'harmless':<13}{e.name}: {e.detail}" for e in result.harmless]
-    lines += [f"{'pending':<13}{e.name}" for e in result.pending]
+    lines += [f"{e.state.value:<13}{e.name}{': ' + e.detail if e.detail else ''}" for e in result.pending]
     lines += [f"{'invalid':<13}{index.describe()}" for index in result.invalid_indexes]
     lines += [f"{'schema':<13}{d.describe()}" for d in result.schema_drift]
     if not result.schema_recorded:
@@ -73,7 +73,7 @@ def print_status_table(plan: Plan) -> None:
     from rich.table import Table
 
     styles = {State.APPLIED: "green", State.PENDING: "yellow", State.EDITED: "red",
-              State.MISSING: "red", State.OUT_OF_ORDER: "magenta"}  # fmt: skip
+              State.MISSING: "red", State.OUT_OF_ORDER: "magenta", State.OUTDATED: "yellow"}  # fmt: skip
     columns = ["Version", "Name", "State", "Executed at"]
     with_detail = any(e.detail for e in plan.entries)
     table = Table(show_edge=False, header_style="bold")
@@ -81,7 +81,8 @@ def print_status_table(plan: Plan) -> None:
         table.add_column(column, justify="right" if column == "Version" else "left", no_wrap=column != "Detail")
     for e in plan.entries:
         executed = f"{e.record.executed_at:%Y-%m-%d %H:%M:%S}" if e.record else ""
-        row = [str(e.version), e.name, f"[{styles[e.state]}]{e.state.value}[/]", executed]
+        version = "" if e.version is None else str(e.version)  # a repeatable file has none
+        row = [version, e.name, f"[{styles[e.state]}]{e.state.value}[/]", executed]
         table.add_row(*row, *([e.detail] if with_detail else []))
     # On a terminal, fit its width; in a pipe or a log, never cut a file name short.
     console = Console(width=None if sys.stdout.isatty() else 1000)
@@ -96,6 +97,7 @@ def entry_doc(e: Entry) -> dict[str, Any]:
     return {
         "version": e.version,
         "name": e.name,
+        "repeatable": e.repeatable,
         "state": e.state.value,
         "checksum": e.file.checksum if e.file else e.record.checksum if e.record else None,
         "applied_checksum": e.record.checksum if e.record else None,
@@ -215,8 +217,9 @@ def print_history(events: list[Event]) -> None:
     for e in events:
         detail = e.error or (f"{_short(e.old_checksum)} -> {_short(e.new_checksum)}" if e.old_checksum else "")
         style = "green" if e.outcome == "ok" else "red"
-        table.add_row(f"{e.recorded_at:%Y-%m-%d %H:%M:%S}", e.action, str(e.version), e.name,
-                      f"[{style}]{e.outcome}[/]", e.recorded_by, detail)  # fmt: skip
+        version = "" if e.version is None else str(e.version)
+        table.add_row(f"{e.recorded_at:%Y-%m-%d %H:%M:%S}", e.action, version, e.name, f"[{style}]{e.outcome}[/]",
+                      e.recorded_by, detail)  # fmt: skip
     console = Console(width=None if sys.stdout.isatty() else 1000)
     console.print(table if events else "No history yet")
 

@@ -37,9 +37,9 @@ _NULLABLE = {"sql_checksum"}
 
 @dataclass(frozen=True)
 class Record:
-    """A row of the tracking table."""
+    """A row of the tracking table, or of the table of repeatable files (no version)."""
 
-    version: int
+    version: int | None
     name: str
     checksum: str
     executed_at: datetime
@@ -237,20 +237,21 @@ def read(conn: psycopg.Connection, table: TrackingTable, *, create: bool = False
     return [Record(*row) for row in rows]
 
 
+def duration_ms(elapsed_ms: float | None) -> sql.Composable:
+    """The time a file took: measured by the server when the file and its record travel in one message.
+
+    statement_timestamp() is when the whole message arrived, clock_timestamp() is now, after the
+    file ran. A file sent in several messages passes the time it took instead.
+    """
+    if elapsed_ms is not None:
+        return sql.Literal(elapsed_ms)
+    return sql.SQL("(extract(epoch FROM pg_catalog.clock_timestamp() - pg_catalog.statement_timestamp()) * 1000)")
+
+
 def insert_statement(
     conn: psycopg.Connection, table: TrackingTable, migration: Migration, elapsed_ms: float | None = None
 ) -> bytes:
-    """The INSERT that travels with the migration, in the same transaction.
-
-    Execution time is measured by the server: statement_timestamp() is when the whole message
-    (file and INSERT) arrived, clock_timestamp() is now, after the file ran. A file run one
-    statement at a time passes the time it took instead.
-    """
-    took = (
-        sql.SQL("(extract(epoch FROM pg_catalog.clock_timestamp() - pg_catalog.statement_timestamp()) * 1000)")
-        if elapsed_ms is None
-        else sql.Literal(elapsed_ms)
-    )
+    """The INSERT that travels with the migration, in the same transaction."""
     return (
         sql.SQL(
             "INSERT INTO {} (version, name, checksum, sql_checksum, execution_ms) VALUES ({}, {}, {}, {}, {}::integer)"
@@ -261,7 +262,7 @@ def insert_statement(
             sql.Literal(migration.name),
             sql.Literal(migration.checksum),
             sql.Literal(migration.code_checksum),
-            took,
+            duration_ms(elapsed_ms),
         )
         .as_bytes(conn)
     )

@@ -1,0 +1,133 @@
+"""Repeatable migrations: files under ``<dir>/repeatable/``, applied again whenever they change.
+
+Views, functions, triggers and grants are easier to keep as one file holding their current
+definition than as a trail of numbered files. Such a file has no version: it runs after the
+numbered ones, in name order, the first time it is seen and again each time its checksum
+differs from the one recorded, and never otherwise. It is named ``repeatable/<file>``
+everywhere (status, history, ``runner unmark``), which no numbered file can be called.
+
+Its record lives beside the tracking table, in ``<table>_repeatable``: one row per file,
+replaced in the same transaction as each run of the file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from runner import tracking
+from runner.errors import BadInput
+from runner.files import Migration, check_entry, read_migration
+from runner.tracking import Record, TrackingTable
+
+FOLDER = "repeatable"
+PREFIX = FOLDER + "/"
+SUFFIX = "_repeatable"
+_COLUMNS = ["name", "checksum", "executed_at", "execution_ms", "applied_by"]
+
+
+def discover(directory: Path) -> list[Migration]:
+    """The repeatable files of a migrations folder, in name order; none when it has no such folder."""
+    folder = directory / FOLDER
+    if not folder.is_dir():
+        if folder.exists():
+            raise BadInput(f"{folder} is not a folder; repeatable migrations go in a folder of that name")
+        return []
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        raise BadInput(f"cannot list {folder} ({exc.strerror}); check its permissions") from None
+    inside = folder.resolve()
+    found = []
+    for entry in entries:
+        if entry.name.startswith(".") or not entry.name.lower().endswith(".sql"):
+            continue
+        check_entry(entry, inside)
+        if not entry.name.endswith(".sql") or entry.name == ".sql":
+            raise BadInput(f"{entry.path}: rename it to end in lower-case .sql, for example views.sql")
+        found.append(read_migration(entry.path, None, PREFIX + entry.name))
+    return found
+
+
+def table_of(target: TrackingTable) -> TrackingTable:
+    return target.companion(SUFFIX)
+
+
+def _columns(conn: psycopg.Connection, table: TrackingTable) -> list[str] | None:
+    """The table's column names, or None when there is no such table; BadInput for one that is not ours."""
+    row = conn.execute(
+        "SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a "
+        "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
+        (table.identifier.as_string(conn),),
+    ).fetchone()
+    columns: list[str] | None = row[0] if row else None
+    if columns is not None and columns != _COLUMNS:
+        listed = ", ".join(columns)
+        raise BadInput(f"{table} exists but is not runner's table of repeatable migrations (columns {listed}); "
+                       "runner will not change it. Pass --table to use another name")  # fmt: skip
+    return columns
+
+
+def read(conn: psycopg.Connection, target: TrackingTable) -> list[Record]:
+    """What was recorded of each repeatable file, by name; none before the first one ran."""
+    table = table_of(target)
+    if _columns(conn, table) is None:
+        return []
+    rows = conn.execute(
+        sql.SQL("SELECT {} FROM {} ORDER BY name").format(
+            sql.SQL(", ").join(map(sql.Identifier, _COLUMNS)), table.identifier
+        )
+    ).fetchall()
+    return [Record(None, *row) for row in rows]
+
+
+def ensure(conn: psycopg.Connection, target: TrackingTable) -> None:
+    """Create the table beside the tracking table, before the first repeatable file is recorded."""
+    table = table_of(target)
+    if _columns(conn, table) is not None:
+        return
+    conn.execute(
+        sql.SQL(
+            """
+            CREATE TABLE IF NOT EXISTS {} (
+                name         text PRIMARY KEY,
+                checksum     text NOT NULL,
+                executed_at  timestamptz NOT NULL DEFAULT now(),
+                execution_ms integer NOT NULL,
+                applied_by   text NOT NULL DEFAULT session_user
+            )
+            """
+        ).format(table.identifier)
+    )
+
+
+def record_statement(
+    conn: psycopg.Connection, target: TrackingTable, migration: Migration, elapsed_ms: float | None = None
+) -> bytes:
+    """The row of a file that just ran, replacing the one of its previous run, in the file's transaction."""
+    return (
+        sql.SQL(
+            "INSERT INTO {} (name, checksum, execution_ms) VALUES ({}, {}, {}::integer) ON CONFLICT (name) DO UPDATE "
+            "SET checksum = excluded.checksum, executed_at = excluded.executed_at, "
+            "execution_ms = excluded.execution_ms, applied_by = excluded.applied_by"
+        )
+        .format(
+            table_of(target).identifier,
+            sql.Literal(migration.name),
+            sql.Literal(migration.checksum),
+            tracking.duration_ms(elapsed_ms),
+        )
+        .as_bytes(conn)
+    )
+
+
+def forget_statement(target: TrackingTable, name: str) -> sql.Composed:
+    return sql.SQL("DELETE FROM {} WHERE name = {}").format(table_of(target).identifier, sql.Literal(name))
+
+
+def recorded(conn: psycopg.Connection, target: TrackingTable, migration: Migration) -> bool:
+    query = sql.SQL("SELECT 1 FROM {} WHERE name = %s AND checksum = %s").format(table_of(target).identifier)
+    return conn.execute(query, (migration.name, migration.checksum)).fetchone() is not None
