@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import psycopg
 from helpers import SQL_DIR, query, runner_cli
 
+from runner import repeatable
 from runner.files import discover
 
 EXPECTED = [
@@ -27,12 +31,13 @@ EXPECTED = [
 
 def test_the_fourteen_files_in_their_order() -> None:
     assert [m.name for m in discover(SQL_DIR)] == EXPECTED
+    assert [m.name for m in repeatable.discover(SQL_DIR)] == ["repeatable/kpi_views.sql"]
 
 
 def test_all_files_apply_to_an_empty_database_then_each_runs_again_harmlessly(dsn: str) -> None:
     result = runner_cli("migrate", "--dsn", dsn, "--dir", SQL_DIR)
     assert result.returncode == 0, result.stderr
-    assert "Applied 14 migration(s)" in result.stdout
+    assert "Applied 15 migration(s)" in result.stdout
     tables = {r[0] for r in query(dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     assert {"workflow_requests", "approval_levels", "participants", "documents", "subscriptions", "activities",
             "work_notes", "work_note_attachments", "tat_alerts", "holidays", "admin_config",
@@ -48,7 +53,7 @@ def test_all_files_apply_to_an_empty_database_then_each_runs_again_harmlessly(ds
     # Each file again, directly, bypassing the tracking table: the guards make it harmless,
     # in one transaction per file (as runner runs it) and outside one (as psql does).
     with psycopg.connect(dsn, autocommit=True) as conn:
-        for migration in discover(SQL_DIR):
+        for migration in discover(SQL_DIR) + repeatable.discover(SQL_DIR):
             with conn.transaction():
                 conn.execute(migration.sql)  # type: ignore[call-overload]
             conn.execute(migration.sql)  # type: ignore[call-overload]
@@ -56,3 +61,26 @@ def test_all_files_apply_to_an_empty_database_then_each_runs_again_harmlessly(ds
     again = runner_cli("migrate", "--dsn", dsn, "--dir", SQL_DIR)
     assert again.stdout.strip() == "All migrations are up to date"
     assert query(dsn, "SELECT count(*) FROM runner_migrations") == [(14,)]
+    assert query(dsn, "SELECT name FROM runner_migrations_repeatable") == [("repeatable/kpi_views.sql",)]
+
+
+def _views(dsn: str) -> list[tuple[object, ...]]:
+    return query(dsn, "SELECT viewname, definition FROM pg_views WHERE schemaname = 'public' ORDER BY 1")
+
+
+def test_a_database_migrated_before_the_views_became_repeatable_keeps_them_as_they_were(
+    dsn: str, tmp_path: Path
+) -> None:
+    numbered = tmp_path / "sql"  # the folder as it was: the fourteen numbered files, no repeatable/
+    shutil.copytree(SQL_DIR, numbered, ignore=shutil.ignore_patterns(repeatable.FOLDER))
+    assert runner_cli("migrate", "--dsn", dsn, "--dir", numbered).returncode == 0
+    views = _views(dsn)
+    assert len(views) == 6
+
+    now = runner_cli("migrate", "--dsn", dsn, "--dir", SQL_DIR)
+    assert now.returncode == 0, now.stderr
+    completed = [line.split()[1] for line in now.stdout.splitlines() if line.startswith("Completed:")]
+    assert completed == ["repeatable/kpi_views.sql"]
+    assert _views(dsn) == views
+    verify = runner_cli("verify", "--dsn", dsn, "--dir", SQL_DIR)
+    assert verify.returncode == 0 and "No drift" in verify.stdout, verify.stdout
