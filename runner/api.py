@@ -491,10 +491,13 @@ def lint(
         migrations = []
         for name in files:
             path = Path(name)
+            again = path.parent.name == repeatable.FOLDER and path.suffix == ".sql"
             version = parse_name(path.name)
-            if version is None or not path.is_file():
-                raise BadInput(f"{name}: not a migration file (expected an existing {NAME_RULE})")
-            migrations.append(read_migration(path, version))
+            if (version is None and not again) or not path.is_file():
+                raise BadInput(f"{name}: not a migration file (expected an existing {NAME_RULE}, "
+                               f"or a file of a {repeatable.FOLDER}/ folder)")  # fmt: skip
+            migrations.append(read_migration(path, None, repeatable.PREFIX + path.name) if again
+                              else read_migration(path, version))  # fmt: skip
     else:
         plan = _read(database, directory, table, 0, on_event)
         migrations = [e.file for e in plan.to_run if e.file is not None]

@@ -23,8 +23,11 @@ def _project(folder: Path) -> None:
     write(folder, "1_orders.sql", "CREATE TABLE orders (id int PRIMARY KEY, total int NOT NULL);\n")
     write(folder / "repeatable", "views.sql", VIEW.format(limit=100))
     # Named to sort first, yet it runs after the numbered files: it needs the table of 2_lines.sql.
-    write(folder / "repeatable", "a_function.sql",
-          "CREATE OR REPLACE FUNCTION line_count() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM lines';\n")
+    write(
+        folder / "repeatable",
+        "a_function.sql",
+        "CREATE OR REPLACE FUNCTION line_count() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM lines';\n",
+    )
     write(folder, "2_lines.sql", "CREATE TABLE lines (order_id int REFERENCES orders);\n")  # fmt: skip
 
 
@@ -172,3 +175,12 @@ def test_the_library_reports_repeatable_files_too(dsn: str, migrations: Path) ->
         assert [a.version for a in result.applied][-2:] == [None, None]
         write(migrations / "repeatable", "views.sql", VIEW.format(limit=7))
         assert [e.name for e in runner.verify(conn, migrations).pending] == ["repeatable/views.sql"]
+
+
+def test_lint_takes_a_repeatable_file_by_path_and_as_a_pending_one(dsn: str, migrations: Path) -> None:
+    write(migrations / "repeatable", "views.sql", "CREATE OR REPLACE VIEW v AS SELECT 1 AS one;\n")
+    by_path = _run(dsn, migrations, "lint", "--json", str(migrations / "repeatable" / "views.sql"))
+    pending = _run(dsn, migrations, "lint", "--json")
+    assert by_path.returncode == pending.returncode == 0, by_path.stderr + pending.stderr
+    assert {f["file"] for f in json.loads(pending.stdout)["findings"]} == {str(migrations / "repeatable" / "views.sql")}
+    assert json.loads(by_path.stdout) == json.loads(pending.stdout)
