@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -84,3 +86,11 @@ def test_every_record_carries_its_own_files_code_checksum(dsn: str, migrations: 
         read_migration(migrations / f"{v}_t.sql", v).code_checksum for v in range(1, 6)
     ]
     assert len({e.record.sql_checksum for e in entries if e.record}) == 5
+
+
+def test_importing_runner_or_its_pytest_plugin_costs_no_driver_import() -> None:
+    """pytest loads the plugin in every session of a project that installs runner: it must stay cheap."""
+    code = "import sys, runner, runner.pytest_plugin; print(sorted(m for m in sys.modules if m.startswith('psycopg')))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout == "[]\n"
+    code = "import sys, runner; runner.migrate; print('psycopg' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout == "True\n"
