@@ -1,33 +1,27 @@
 """Shared fixtures: a real PostgreSQL, and a fresh database for every test.
 
-The server is $DATABASE_URL when set, else the project's embedded PostgreSQL. Each test gets
-a database of its own, created here and dropped afterwards, so no test depends on another.
+The server is runner's own pytest plugin's (runner/pytest_plugin.py): $DATABASE_URL when set,
+else the project's embedded PostgreSQL. Each test gets a database of its own, created here and
+dropped afterwards, so no test depends on another. A test that needs the project's sql/ folder
+applied asks for the plugin's ``runner_db`` instead: migrated once per session, copied per test.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from helpers import ROOT
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 
 @pytest.fixture(scope="session")
-def server_dsn() -> Iterator[str]:
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        yield url
-        return
-    from runner import embedded
-
-    with embedded.server(ROOT) as dsn:
-        yield dsn
+def server_dsn(runner_server_dsn: str) -> str:
+    """The plugin's server, under the name the tests have always used."""
+    return runner_server_dsn
 
 
 @pytest.fixture
