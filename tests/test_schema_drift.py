@@ -17,11 +17,10 @@ from runner import schema
 
 
 @pytest.fixture
-def project(dsn: str, tmp_path: Path) -> Path:
-    """The project's own migrations, applied."""
+def project(tmp_path: Path) -> Path:
+    """A copy of the project's own migrations, the ones ``runner_db`` (runner's pytest plugin) was migrated with."""
     folder = tmp_path / "sql"
     shutil.copytree(SQL_DIR, folder)
-    assert runner_cli("migrate", "--dsn", dsn, "--dir", folder).returncode == 0
     return folder
 
 
@@ -30,16 +29,21 @@ def _verify(dsn: str, folder: Path, *args: str) -> tuple[int, list[str]]:
     return result.returncode, result.stdout.splitlines()
 
 
-def test_a_freshly_migrated_database_has_no_schema_drift(dsn: str, project: Path) -> None:
-    assert _verify(dsn, project) == (0, ["No drift: 14 applied"])
+def test_a_freshly_migrated_database_has_no_schema_drift(runner_db: str, project: Path) -> None:
+    assert _verify(runner_db, project) == (0, ["No drift: 15 applied"])
     # runner's own tables (tracking, history, schema) are never part of the schema it compares
-    snapshot = query(dsn, "SELECT snapshot::text FROM runner_migrations_schema")[0][0]
+    snapshot = query(runner_db, "SELECT snapshot::text FROM runner_migrations_schema")[0][0]
     assert "runner_migrations" not in str(snapshot)
 
 
-def test_the_recorded_digest_is_the_live_one_until_something_changes(dsn: str, project: Path) -> None:
-    own = ["public.runner_migrations", "public.runner_migrations_history", "public.runner_migrations_schema"]
-    with psycopg.connect(dsn, autocommit=True) as conn:
+def test_the_recorded_digest_is_the_live_one_until_something_changes(runner_db: str, project: Path) -> None:
+    own = [
+        "public.runner_migrations",
+        "public.runner_migrations_history",
+        "public.runner_migrations_repeatable",
+        "public.runner_migrations_schema",
+    ]
+    with psycopg.connect(runner_db, autocommit=True) as conn:
         table = sql.Identifier("runner_migrations_schema")
         recorded = schema.recorded_digest(conn, table)
         assert recorded and recorded == schema.digest(conn, own) == schema.taken(conn, own)[1]
@@ -49,53 +53,53 @@ def test_the_recorded_digest_is_the_live_one_until_something_changes(dsn: str, p
         assert schema.digest(conn, own) != recorded
 
 
-def test_a_schema_recorded_before_digests_is_still_compared(dsn: str, project: Path) -> None:
-    query(dsn, "ALTER TABLE runner_migrations_schema DROP COLUMN digest")
-    assert _verify(dsn, project) == (0, ["No drift: 14 applied"])
-    query(dsn, "CREATE TABLE tmp_fix (id int)")
-    assert _verify(dsn, project)[1][0] == "schema       table tmp_fix: not created by any migration"
+def test_a_schema_recorded_before_digests_is_still_compared(runner_db: str, project: Path) -> None:
+    query(runner_db, "ALTER TABLE runner_migrations_schema DROP COLUMN digest")
+    assert _verify(runner_db, project) == (0, ["No drift: 15 applied"])
+    query(runner_db, "CREATE TABLE tmp_fix (id int)")
+    assert _verify(runner_db, project)[1][0] == "schema       table tmp_fix: not created by any migration"
     write(project, "0015_later.sql", "CREATE TABLE IF NOT EXISTS later (id int);\n")
-    assert runner_cli("migrate", "--dsn", dsn, "--dir", project).returncode == 0  # records it, with a digest
-    assert query(dsn, "SELECT digest IS NOT NULL FROM runner_migrations_schema") == [(True,)]
-    assert _verify(dsn, project) == (0, ["No drift: 15 applied"])
+    assert runner_cli("migrate", "--dsn", runner_db, "--dir", project).returncode == 0  # records it, with a digest
+    assert query(runner_db, "SELECT digest IS NOT NULL FROM runner_migrations_schema") == [(True,)]
+    assert _verify(runner_db, project) == (0, ["No drift: 16 applied"])
 
 
-def test_verify_names_each_change_made_by_hand(dsn: str, project: Path) -> None:
-    query(dsn, """
+def test_verify_names_each_change_made_by_hand(runner_db: str, project: Path) -> None:
+    query(runner_db, """
         ALTER TABLE approval_levels ALTER COLUMN skip_reason TYPE varchar(100);
         DROP INDEX idx_tat_alerts_due;
         CREATE TABLE tmp_fix (id int);
     """)  # fmt: skip
-    code, lines = _verify(dsn, project)
+    code, lines = _verify(runner_db, project)
     assert code == 1
     assert lines == [
         "schema       table tmp_fix: not created by any migration",
         "schema       column approval_levels.skip_reason: type text -> character varying(100)",
         "schema       index idx_tat_alerts_due: dropped",
-        "Drift found: 14 applied, 3 schema change(s)",
+        "Drift found: 15 applied, 3 schema change(s)",
     ]
-    doc = json.loads(runner_cli("verify", "--dsn", dsn, "--dir", project, "--json").stdout)
+    doc = json.loads(runner_cli("verify", "--dsn", runner_db, "--dir", project, "--json").stdout)
     assert [d["text"] for d in doc["schema_drift"]] == [line.removeprefix("schema       ") for line in lines[:3]]
     assert doc["clean"] is False and doc["schema_recorded"] is True
 
 
-def test_migrate_warns_of_changes_made_by_hand_then_records_the_new_schema(dsn: str, project: Path) -> None:
-    query(dsn, "CREATE TABLE tmp_fix (id int)")
+def test_migrate_warns_of_changes_made_by_hand_then_records_the_new_schema(runner_db: str, project: Path) -> None:
+    query(runner_db, "CREATE TABLE tmp_fix (id int)")
     write(project, "0015_later.sql", "CREATE TABLE IF NOT EXISTS later (id int);\n")
-    planned = runner_cli("plan", "--dsn", dsn, "--dir", project)
+    planned = runner_cli("plan", "--dsn", runner_db, "--dir", project)
     assert "warning: changed outside runner: table tmp_fix: not created by any migration" in planned.stderr
-    result = runner_cli("migrate", "--dsn", dsn, "--dir", project)
+    result = runner_cli("migrate", "--dsn", runner_db, "--dir", project)
     assert result.returncode == 0, result.stderr
     assert "warning: changed outside runner: table tmp_fix: not created by any migration" in result.stderr
-    assert _verify(dsn, project) == (0, ["No drift: 15 applied"])
+    assert _verify(runner_db, project) == (0, ["No drift: 16 applied"])
 
 
-def test_a_file_run_by_hand_and_marked_is_not_schema_drift(dsn: str, project: Path) -> None:
+def test_a_file_run_by_hand_and_marked_is_not_schema_drift(runner_db: str, project: Path) -> None:
     write(project, "0015_notes.sql", "CREATE TABLE IF NOT EXISTS release_notes (id int);\n")
-    query(dsn, "CREATE TABLE IF NOT EXISTS release_notes (id int)")  # the DBA ran it in psql
-    assert _verify(dsn, project)[0] == 1
-    assert runner_cli("mark", "15", "--dsn", dsn, "--dir", project).returncode == 0
-    assert _verify(dsn, project) == (0, ["No drift: 15 applied"])
+    query(runner_db, "CREATE TABLE IF NOT EXISTS release_notes (id int)")  # the DBA ran it in psql
+    assert _verify(runner_db, project)[0] == 1
+    assert runner_cli("mark", "15", "--dsn", runner_db, "--dir", project).returncode == 0
+    assert _verify(runner_db, project) == (0, ["No drift: 16 applied"])
 
 
 def test_a_database_without_a_recorded_schema_says_so(dsn: str, migrations: Path) -> None:
@@ -110,30 +114,30 @@ def test_a_database_without_a_recorded_schema_says_so(dsn: str, migrations: Path
 
 
 @pytest.fixture
-def other(dsn: str, project: Path) -> Iterator[str]:
+def other(runner_db: str, project: Path) -> Iterator[str]:
     """A second database, migrated from the same files (staging beside production)."""
-    name = f"{psycopg.conninfo.conninfo_to_dict(dsn)['dbname']}_other"
-    with psycopg.connect(make_conninfo(dsn, dbname="postgres"), autocommit=True) as admin:
+    name = f"{psycopg.conninfo.conninfo_to_dict(runner_db)['dbname']}_other"
+    with psycopg.connect(make_conninfo(runner_db, dbname="postgres"), autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         try:
-            url = make_conninfo(dsn, dbname=name)
+            url = make_conninfo(runner_db, dbname=name)
             assert runner_cli("migrate", "--dsn", url, "--dir", project).returncode == 0
             yield url
         finally:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def test_diff_compares_two_live_databases(dsn: str, other: str) -> None:
-    same = runner_cli("diff", "--dsn", dsn, "--against", other)
+def test_diff_compares_two_live_databases(runner_db: str, other: str) -> None:
+    same = runner_cli("diff", "--dsn", runner_db, "--against", other)
     assert (same.returncode, same.stdout.strip()) == (0, "No differences")
     query(other, "ALTER TABLE work_notes ADD COLUMN pinned boolean; DROP VIEW vw_tat_alerts_by_month")
-    found = runner_cli("diff", "--dsn", dsn, "--against", other)
+    found = runner_cli("diff", "--dsn", runner_db, "--against", other)
     assert found.returncode == 1
     assert found.stdout.splitlines() == [
         "column work_notes.pinned: only in --against",
         "view vw_tat_alerts_by_month: missing from --against",
     ]
-    doc = json.loads(runner_cli("diff", "--dsn", dsn, "--against", other, "--json").stdout)
+    doc = json.loads(runner_cli("diff", "--dsn", runner_db, "--against", other, "--json").stdout)
     assert doc["same"] is False and len(doc["differences"]) == 2
-    unreachable = runner_cli("diff", "--dsn", dsn, "--against", "postgresql://x@127.0.0.1:1/x")
+    unreachable = runner_cli("diff", "--dsn", runner_db, "--against", "postgresql://x@127.0.0.1:1/x")
     assert_clean_error(unreachable, 5, "x@127.0.0.1:1/x")
