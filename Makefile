@@ -34,3 +34,9 @@ bench-quick: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# psql on the database `make migrate` built (the embedded one unless DATABASE_URL is set), kept up
+# while psql runs. For other tools: `runner db start`, then `runner db url`, then `runner db stop`.
+.PHONY: psql
+psql: install
+	$(BIN)/runner db shell

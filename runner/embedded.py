@@ -13,7 +13,8 @@ to it. No permission of any existing folder is changed.
 
 Lifetime. The server starts when the first runner of a project needs it and stops when the
 last one leaves: each user holds a shared lock on ``.runner/embedded.users``, and start/stop
-decisions are serialised by ``.runner/embedded.lock``.
+decisions are serialised by ``.runner/embedded.lock``. ``runner db start`` keeps it up past
+that, for psql or an application, until ``runner db stop`` (``.runner/embedded.kept``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ ROOT_BASE = Path("/var/lib") / SERVICE_USER
 PORT = 5432
 _MAX_SOCKET_PATH = 100  # Unix socket paths are limited to ~104-108 bytes
 _START_TIMEOUT_S = 60
+KEEP_FILE = "embedded.kept"  # `runner db start` writes the server's process id here; `runner db stop` removes it
 
 
 @dataclass(frozen=True)
@@ -220,26 +222,111 @@ def _where(lay: Layout) -> str:
         return str(lay.data_dir)
 
 
-@contextmanager
-def server(project: Path | None = None, on_note: Callable[[str], None] | None = None) -> Iterator[str]:
-    """Run the project's embedded server for the duration of the block; yields its DSN."""
+def _layout(project: Path | None) -> Layout:
     try:
-        lay = layout(project or Path.cwd())
+        return layout(project or Path.cwd())
     except OSError as exc:
         raise ConnectionFailed(
             f"the embedded PostgreSQL cannot be set up: {exc.strerror}: {exc.filename}; "
             "run runner from a folder you can write to, or set DATABASE_URL"
         ) from None
+
+
+@contextmanager
+def _deciding(lay: Layout) -> Iterator[None]:
+    """Hold the lock under which the server is started, stopped, or kept."""
+    with open(lay.state_dir / "embedded.lock", "a") as control:
+        fcntl.flock(control, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(control, fcntl.LOCK_UN)
+
+
+def _running_or_started(lay: Layout, on_note: Callable[[str], None] | None) -> None:
+    """Create the cluster on first use and start the server; the caller holds _deciding()."""
+    if not (lay.data_dir / "PG_VERSION").exists():
+        if on_note:
+            on_note(f"Creating the embedded PostgreSQL in {_where(lay)} (first run only)")
+        init_cluster(lay)
+    if not _running(lay):
+        start(lay)
+
+
+def _postmaster_pid(lay: Layout) -> str | None:
+    try:
+        return (lay.data_dir / "postmaster.pid").read_text().split("\n", 1)[0].strip() or None
+    except OSError:
+        return None
+
+
+def _kept(lay: Layout) -> bool:
+    """``runner db start`` asked to keep this very server up. Its note names the server's process, so
+    a note left from before a reboot or a crash does not keep the next server up."""
+    try:
+        kept = (lay.state_dir / KEEP_FILE).read_text().strip()
+    except OSError:
+        return False
+    return bool(kept) and kept == _postmaster_pid(lay)
+
+
+@dataclass(frozen=True)
+class State:
+    layout: Layout
+    created: bool
+    running: bool
+    kept: bool  # by `runner db start`, until `runner db stop`
+
+    @property
+    def where(self) -> str:
+        return _where(self.layout)
+
+
+def state(project: Path | None = None) -> State:
+    """Whether the project's embedded server exists, runs, and is kept running; changes nothing."""
+    lay = _layout(project)
+    created = (lay.data_dir / "PG_VERSION").exists()
+    running = created and _running(lay)
+    return State(lay, created, running, running and _kept(lay))
+
+
+def keep(project: Path | None = None, on_note: Callable[[str], None] | None = None) -> State:
+    """Start the server if needed and keep it up after this process, until release(): for psql, an IDE,
+    or an application pointed at ``runner db url``."""
+    lay = _layout(project)
+    with _deciding(lay):
+        _running_or_started(lay, on_note)
+        (lay.state_dir / KEEP_FILE).write_text(f"{_postmaster_pid(lay) or ''}\n")
+    return state(project)
+
+
+def release(project: Path | None = None) -> str:
+    """Undo keep(): stop the server unless a runner still uses it (the last one out then stops it).
+
+    Returns what happened: ``"stopped"``, ``"in use"`` or ``"not running"``.
+    """
+    lay = _layout(project)
+    with _deciding(lay), open(lay.state_dir / "embedded.users", "a") as users:
+        (lay.state_dir / KEEP_FILE).unlink(missing_ok=True)
+        if not ((lay.data_dir / "PG_VERSION").exists() and _running(lay)):
+            return "not running"
+        try:
+            fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return "in use"
+        stop(lay)
+        return "stopped"
+
+
+@contextmanager
+def server(project: Path | None = None, on_note: Callable[[str], None] | None = None) -> Iterator[str]:
+    """Run the project's embedded server for the duration of the block; yields its DSN."""
+    lay = _layout(project)
     with open(lay.state_dir / "embedded.lock", "a") as control, open(lay.state_dir / "embedded.users", "a") as users:
         fcntl.flock(control, fcntl.LOCK_EX)
         try:
             fcntl.flock(users, fcntl.LOCK_SH)
-            if not (lay.data_dir / "PG_VERSION").exists():
-                if on_note:
-                    on_note(f"Creating the embedded PostgreSQL in {_where(lay)} (first run only)")
-                init_cluster(lay)
-            if not _running(lay):
-                start(lay)
+            _running_or_started(lay, on_note)
         finally:
             fcntl.flock(control, fcntl.LOCK_UN)
         if on_note:
@@ -255,4 +342,5 @@ def server(project: Path | None = None, on_note: Callable[[str], None] | None = 
             except BlockingIOError:
                 pass  # another runner still uses the server; the last one out stops it
             else:
-                stop(lay)
+                if not _kept(lay):  # `runner db start` keeps it up until `runner db stop`
+                    stop(lay)

@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,6 @@ from typing import Any
 from runner import directives
 from runner.errors import BadInput, RunnerError
 from runner.files import Migration
-
-CONFIG_KEYS = ("exclude", "pg-version")  # of [tool.runner.lint]
 
 
 @dataclass(frozen=True)
@@ -97,22 +94,9 @@ def lint(migrations: list[Migration], *, exclude: Sequence[str] = (), pg_version
 
 
 def config(project: Path) -> dict[str, Any]:
-    """``[tool.runner.lint]`` of ``project/pyproject.toml`` as keyword arguments of lint(); defaults without it."""
-    path = project / "pyproject.toml"
-    try:
-        table = tomllib.loads(path.read_text("utf-8")).get("tool", {}).get("runner", {}).get("lint", {})
-    except FileNotFoundError:
-        table = {}
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise BadInput(f"{path}: cannot read it ({exc})") from None
-    for key in table:
-        if key not in CONFIG_KEYS:
-            raise BadInput(f"{path}: unknown key {key!r} in [tool.runner.lint]; runner knows {', '.join(CONFIG_KEYS)}")
-    exclude, pg_version = table.get("exclude", []), table.get("pg-version")
-    if not (isinstance(exclude, list) and all(isinstance(rule, str) for rule in exclude)):
-        raise BadInput(
-            f'{path}: [tool.runner.lint] exclude must be a list of squawk rule names, e.g. ["ban-drop-column"]'
-        )
-    if pg_version is not None and not isinstance(pg_version, str):
-        raise BadInput(f'{path}: [tool.runner.lint] pg-version must be a string, e.g. "16"')
-    return {"exclude": exclude, "pg_version": pg_version}
+    """``[tool.runner.lint]`` (read by runner.config, with the rest of the project's settings) as keyword
+    arguments of lint(); the defaults without it."""
+    from runner.config import lint_settings
+
+    found = lint_settings(project)
+    return {"exclude": list(found.exclude), "pg_version": found.pg_version}
