@@ -222,9 +222,18 @@ def _where(lay: Layout) -> str:
         return str(lay.data_dir)
 
 
+def _project() -> Path:
+    """The folder of the nearest pyproject.toml, where runner finds its settings, else the current one:
+    run from a sub-folder of the project, runner uses the project's server, not a new one."""
+    from runner.config import find_pyproject
+
+    found = find_pyproject()
+    return found.parent if found else Path.cwd()
+
+
 def _layout(project: Path | None) -> Layout:
     try:
-        return layout(project or Path.cwd())
+        return layout(project or _project())
     except OSError as exc:
         raise ConnectionFailed(
             f"the embedded PostgreSQL cannot be set up: {exc.strerror}: {exc.filename}; "

@@ -18,11 +18,14 @@ Fixtures:
 
 Options (command line, else ini key, else default):
 
-- ``--runner-dsn`` / ``runner_dsn``: the server; default ``$DATABASE_URL``, else libpq's ``PG*``
-  variables, else the embedded PostgreSQL of the project at pytest's rootdir, as ``runner`` does;
-- ``--runner-dir`` / ``runner_dir``: the migrations folder, default ``sql`` (relative to the
-  current folder on the command line, to the rootdir in the ini file);
-- ``--runner-table`` / ``runner_table``: the tracking table, default ``public.runner_migrations``.
+- ``--runner-dsn`` / ``runner_dsn``: the server; default as ``runner`` finds it: ``$DATABASE_URL``,
+  ``database-url`` of ``[tool.runner]``, libpq's ``PG*`` variables, else the embedded PostgreSQL of
+  the project at pytest's rootdir;
+- ``--runner-dir`` / ``runner_dir``: the migrations folder (relative to the current folder on the
+  command line, to the rootdir in the ini file); default as ``runner`` finds it (``RUNNER_DIR``,
+  ``dir`` of ``[tool.runner]``), else ``sql``;
+- ``--runner-table`` / ``runner_table``: the tracking table; default ``RUNNER_TABLE``, ``table`` of
+  ``[tool.runner]``, else ``public.runner_migrations``.
 """
 
 from __future__ import annotations
@@ -41,7 +44,6 @@ if TYPE_CHECKING:  # psycopg and runner's modules are imported by the fixtures t
     import psycopg
 
 PREFIX = "pytest_runner_"  # every database the plugin creates is named so
-DEFAULT_DIR = "sql"  # the same default as runner.api.DEFAULT_DIR, without importing it here
 
 _TOKEN = pytest.StashKey[str]()
 _COUNTER = pytest.StashKey["itertools.count[int]"]()
@@ -71,18 +73,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _settings(config: pytest.Config) -> Settings:
-    """Where the options are read, in one place: the command line, then the ini file, then the defaults."""
+    """Where the options are read, in one place: the command line, then the ini file, then what
+    ``runner`` itself would use from the rootdir (RUNNER_DIR, DATABASE_URL, [tool.runner], ...)."""
+    from runner import config as project
 
     def value(name: str) -> str | None:
         given = config.getoption(f"--runner-{name}") or config.getini(f"runner_{name}")
         return str(given) if given else None
 
+    with _failing_clearly("reading runner's settings"):
+        runner_settings = project.load(config.rootpath)
     given_dir = config.getoption("--runner-dir")
     if given_dir:  # a path typed on the command line is relative to where pytest was started
         directory = config.invocation_params.dir / given_dir
-    else:
-        directory = config.rootpath / (value("dir") or DEFAULT_DIR)
-    return Settings(value("dsn"), directory, value("table"))
+    else:  # relative to the rootdir; a dir from [tool.runner] is already absolute
+        directory = config.rootpath / (value("dir") or runner_settings.dir)
+    return Settings(value("dsn") or runner_settings.database_url, directory, value("table") or runner_settings.table)
 
 
 def _name(config: pytest.Config, suffix: str) -> str:
@@ -132,7 +138,7 @@ def _drop(server_dsn: str, name: str) -> None:
 @pytest.fixture(scope="session")
 def runner_server_dsn(pytestconfig: pytest.Config) -> Iterator[str]:
     """The server to create databases on; an embedded one runs until the session ends."""
-    dsn = _settings(pytestconfig).dsn or os.environ.get("DATABASE_URL")
+    dsn = _settings(pytestconfig).dsn
     if dsn:
         yield dsn
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -76,3 +77,12 @@ def test_wrong_password_exits_5_without_showing_it(project: Path) -> None:
     ok = runner_cli("migrate", "--dsn", right, "--dir", project / "sql")
     assert ok.returncode == 0, ok.stderr
     assert "right-horse-battery" not in ok.stdout + ok.stderr
+
+
+def test_from_a_sub_folder_the_projects_own_server_is_used(project: Path) -> None:
+    write(project, "pyproject.toml", '[tool.runner]\ndir = "sql"\n')
+    inside = runner_cli("migrate", cwd=project / "sql", env=_no_database_env())
+    assert inside.returncode == 0, inside.stderr
+    assert not (project / "sql" / ".runner").exists() and (project / ".runner").is_dir()
+    status = runner_cli("status", "--json", cwd=project, env=_no_database_env())
+    assert [m["state"] for m in json.loads(status.stdout)["migrations"]] == ["applied", "applied"]

@@ -149,6 +149,24 @@ def test_the_folder_and_table_come_from_the_ini_file_or_the_command_line(
     assert set(second) == {"public.from_option", "ops.done", "ops.done_history", "ops.done_schema"}
 
 
+def test_without_options_the_folder_and_table_are_the_ones_runner_uses(inner: pytest.Pytester) -> None:
+    write(inner.path / "db" / "main", "0001_from_pyproject.sql", "CREATE TABLE from_pyproject (id int);\n")
+    write(inner.path / "db" / "other", "0001_from_ini.sql", "CREATE TABLE from_ini (id int);\n")
+    write(inner.path, "pyproject.toml", '[tool.runner]\ndir = "db/main"\ntable = "audit.applied"\n')
+    inner.makepyfile(test_tables="from conftest import record\n\ndef test_it(runner_db):\n    record(runner_db)\n")
+    inner.runpytest_subprocess("-p", "no:cacheprovider", timeout=120).assert_outcomes(passed=1)
+    inner.makeini("[pytest]\nrunner_dir = db/other\n")  # the plugin's own setting wins
+    inner.runpytest_subprocess("-p", "no:cacheprovider", timeout=120).assert_outcomes(passed=1)
+    first, second = (s["tables"] for s in _seen(inner.path))
+    assert set(first) == {"public.from_pyproject", "audit.applied", "audit.applied_history", "audit.applied_schema"}
+    assert set(second) == {"public.from_ini", "audit.applied", "audit.applied_history", "audit.applied_schema"}
+
+    write(inner.path, "pyproject.toml", '[tool.runner]\ndirr = "db/main"\n')
+    typo = inner.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
+    typo.assert_outcomes(errors=1)
+    typo.stdout.fnmatch_lines(["runner: reading runner's settings: pyproject.toml: unknown key 'dirr' in *"])
+
+
 def test_a_failing_migration_fails_the_tests_that_need_it_with_runners_message(
     inner: pytest.Pytester, server_dsn: str
 ) -> None:
