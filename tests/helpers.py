@@ -26,6 +26,11 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def no_database_env(**extra: str) -> dict[str, str]:
+    """The environment of a runner that has no database given, neither a URL nor libpq's PG* variables."""
+    return {**{k: v for k, v in cli_env().items() if not k.startswith("PG")}, **extra}
+
+
 def runner_cli(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
                timeout: float = 120) -> subprocess.CompletedProcess[str]:  # fmt: skip
     """Run the real ``runner`` command in its own process."""

@@ -27,7 +27,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import typer
-from helpers import ROOT, assert_clean_error, cli_env, query, runner_cli, write
+from helpers import ROOT, assert_clean_error, cli_env, no_database_env, query, runner_cli, write
 
 from runner import cli, embedded
 
@@ -225,9 +225,9 @@ def test_completion_completes_commands_sub_commands_and_options() -> None:
     assert "--lock-timeout" in complete("runner migrate --lock")
 
 
-@pytest.mark.skipif(shutil.which("runner", path=str(BIN)) is None, reason="the runner script is not installed")
 def test_bash_completes_with_the_script_it_was_given(tmp_path: Path) -> None:
     """The real protocol: bash sources the script and asks it, the way a terminal's Tab does."""
+    assert shutil.which("runner", path=str(BIN)), "the runner script is installed beside this Python"
     script = runner_cli(env=cli_env(_RUNNER_COMPLETE="source_bash")).stdout
     write(tmp_path, "completion.bash", script)
     asks = f"source {tmp_path / 'completion.bash'}; COMP_WORDS=(runner db u); COMP_CWORD=2; " \
@@ -305,10 +305,6 @@ def test_every_runner_command_in_the_readme_exists() -> None:
 # runner db url / start / stop.
 
 
-def _no_database_env(**extra: str) -> dict[str, str]:
-    return {**{k: v for k, v in cli_env().items() if not k.startswith("PG")}, **extra}
-
-
 SECRET = "Hunter2-Secret"
 LIBPQ = {"PGHOST": "db.internal", "PGPORT": "6432", "PGUSER": "app", "PGDATABASE": "app", "PGPASSWORD": SECRET}
 
@@ -323,30 +319,22 @@ LIBPQ = {"PGHOST": "db.internal", "PGPORT": "6432", "PGUSER": "app", "PGDATABASE
     ],
 )
 def test_db_url_never_prints_a_password(tmp_path: Path, args: tuple[str, ...], env: dict[str, str], shown: str) -> None:
-    result = runner_cli("db", "url", *args, cwd=tmp_path, env=_no_database_env(**env))
+    result = runner_cli("db", "url", *args, cwd=tmp_path, env=no_database_env(**env))
     assert (result.returncode, result.stdout) == (0, shown + "\n"), result.stderr
     assert SECRET not in result.stdout + result.stderr
 
 
 def test_db_url_of_the_pyproject_database_names_its_source(tmp_path: Path) -> None:
     write(tmp_path, "pyproject.toml", '[tool.runner]\ndatabase-url = "postgresql://app@db.internal/app"\n')
-    result = runner_cli("db", "url", "--json", cwd=tmp_path, env=_no_database_env())
+    result = runner_cli("db", "url", "--json", cwd=tmp_path, env=no_database_env())
     assert json.loads(result.stdout) == {"url": "postgresql://app@db.internal/app", "source": "pyproject.toml",
                                          "running": None, "kept": False}  # fmt: skip
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Iterator[Path]:
-    """A project folder inside a private folder, as a home directory would be; its server is gone after."""
-    private = tmp_path / "private"
-    private.mkdir(mode=0o700)
-    project = private / "project"
-    write(project / "sql", "0001_create_things.sql", "CREATE TABLE IF NOT EXISTS things (id int);\n")
-    yield project
-    lay = embedded.layout(project)
-    embedded.stop(lay)
-    if lay.uid is not None:  # as root, the data lives outside the project
-        shutil.rmtree(lay.data_dir.parent, ignore_errors=True)
+def project(embedded_project: Path) -> Path:
+    write(embedded_project / "sql", "0001_create_things.sql", "CREATE TABLE IF NOT EXISTS things (id int);\n")
+    return embedded_project
 
 
 def _answers(url: str) -> bool:
@@ -358,7 +346,7 @@ def _answers(url: str) -> bool:
 
 
 def test_db_start_keeps_the_embedded_server_up_for_db_url_until_db_stop(project: Path) -> None:
-    env = _no_database_env()
+    env = no_database_env()
     before = runner_cli("db", "url", cwd=project, env=env)
     assert before.returncode == 0, before.stderr
     url = before.stdout.strip()
@@ -379,7 +367,7 @@ def test_db_start_keeps_the_embedded_server_up_for_db_url_until_db_stop(project:
     assert _answers(url), "a runner leaving does not stop a kept server"
     assert query(url, "SELECT name FROM runner_migrations") == [("0001_create_things.sql",)]
 
-    again = runner_cli("db", "start", cwd=project, env=_no_database_env(DATABASE_URL="postgresql://app@db/app"))
+    again = runner_cli("db", "start", cwd=project, env=no_database_env(DATABASE_URL="postgresql://app@db/app"))
     assert again.returncode == 0, again.stderr
     assert "note: DATABASE_URL is set, so the other commands use that database, not this one" in again.stderr
 
@@ -392,7 +380,7 @@ def test_db_start_keeps_the_embedded_server_up_for_db_url_until_db_stop(project:
 
 
 def test_db_stop_leaves_a_server_in_use_to_its_last_user(project: Path) -> None:
-    env = _no_database_env()
+    env = no_database_env()
     assert runner_cli("db", "start", cwd=project, env=env, timeout=300).returncode == 0
     with embedded.server(project) as url:  # another runner, still working
         stopping = runner_cli("db", "stop", cwd=project, env=env)
@@ -404,7 +392,7 @@ def test_db_stop_leaves_a_server_in_use_to_its_last_user(project: Path) -> None:
 
 def test_a_keep_note_from_an_earlier_server_keeps_nothing_up(project: Path) -> None:
     """After a reboot or a crash the note names a server that is gone; the next one stops as usual."""
-    env = _no_database_env()
+    env = no_database_env()
     assert runner_cli("db", "start", cwd=project, env=env, timeout=300).returncode == 0
     lay = embedded.layout(project)
     embedded.stop(lay)  # as a reboot would

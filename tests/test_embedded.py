@@ -4,34 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import assert_clean_error, cli_env, runner_cli, write
+from helpers import assert_clean_error, no_database_env, runner_cli, write
 
 from runner import embedded
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Iterator[Path]:
-    """A project folder inside a private (0700) folder, as a home directory would be."""
-    private = tmp_path / "private"
-    private.mkdir(mode=0o700)
-    project = private / "project"
-    write(project / "sql", "0001_create_things.sql", "CREATE TABLE IF NOT EXISTS things (id int);\n")
-    write(project / "sql", "0002_seed.sql", "INSERT INTO things VALUES (1);\n")
-    yield project
-    lay = embedded.layout(project)
-    embedded.stop(lay)
-    if lay.uid is not None:  # as root, the data lives outside the project
-        shutil.rmtree(lay.data_dir.parent, ignore_errors=True)
-
-
-def _no_database_env() -> dict[str, str]:
-    return {k: v for k, v in cli_env().items() if not k.startswith("PG")}
+def project(embedded_project: Path) -> Path:
+    write(embedded_project / "sql", "0001_create_things.sql", "CREATE TABLE IF NOT EXISTS things (id int);\n")
+    write(embedded_project / "sql", "0002_seed.sql", "INSERT INTO things VALUES (1);\n")
+    return embedded_project
 
 
 def _modes(path: Path) -> dict[Path, int]:
@@ -40,13 +26,13 @@ def _modes(path: Path) -> dict[Path, int]:
 
 def test_migrate_without_dsn_uses_the_embedded_server_and_stops_it_after(project: Path) -> None:
     modes_before = _modes(project)
-    first = runner_cli("migrate", cwd=project, env=_no_database_env(), timeout=300)
+    first = runner_cli("migrate", cwd=project, env=no_database_env(), timeout=300)
     assert first.returncode == 0, first.stderr
     notes = [line for line in first.stderr.splitlines() if "Using the embedded PostgreSQL" in line]
     assert len(notes) == 1, first.stderr
     assert "Applied 2 migration(s)" in first.stdout
 
-    second = runner_cli("migrate", cwd=project, env=_no_database_env(), timeout=300)
+    second = runner_cli("migrate", cwd=project, env=no_database_env(), timeout=300)
     assert second.returncode == 0, second.stderr
     assert "All migrations are up to date" in second.stdout
 
@@ -81,8 +67,8 @@ def test_wrong_password_exits_5_without_showing_it(project: Path) -> None:
 
 def test_from_a_sub_folder_the_projects_own_server_is_used(project: Path) -> None:
     write(project, "pyproject.toml", '[tool.runner]\ndir = "sql"\n')
-    inside = runner_cli("migrate", cwd=project / "sql", env=_no_database_env())
+    inside = runner_cli("migrate", cwd=project / "sql", env=no_database_env())
     assert inside.returncode == 0, inside.stderr
     assert not (project / "sql" / ".runner").exists() and (project / ".runner").is_dir()
-    status = runner_cli("status", "--json", cwd=project, env=_no_database_env())
+    status = runner_cli("status", "--json", cwd=project, env=no_database_env())
     assert [m["state"] for m in json.loads(status.stdout)["migrations"]] == ["applied", "applied"]
