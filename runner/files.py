@@ -152,7 +152,7 @@ def parse_name(name: str) -> int | None:
     return int(match["version"])
 
 
-def check_entry(entry: os.DirEntry[str], inside: Path) -> None:
+def _check_entry(entry: os.DirEntry[str], inside: Path) -> None:
     """A migration is a regular file of the folder: a link may point only to a file in the folder too."""
     try:
         entry.name.encode("utf-8")
@@ -180,30 +180,39 @@ def check_entry(entry: os.DirEntry[str], inside: Path) -> None:
         raise BadInput(f"{entry.path}: not a regular file; migrations must be plain .sql files")
 
 
-def discover(directory: Path) -> list[Migration]:
-    """All migrations in ``directory``, ordered by version.
+def sql_entries(directory: Path, rule: str) -> list[os.DirEntry[str]]:
+    """The ``*.sql`` files directly in ``directory``, in name order, each checked by _check_entry.
 
-    Only ``*.sql`` files directly in the folder count; other files and sub-folders are
-    ignored, and so are hidden files (editor lock and swap files start with a dot). A
-    folder, a broken link or a link leading outside the folder that is named ``*.sql`` is an error.
+    Other files and sub-folders are ignored, and so are hidden files (editor lock and swap files
+    start with a dot). ``rule`` is the naming rule a file ending in ``.SQL`` is told about.
     """
-    if not directory.is_dir():
-        problem = "is not a folder" if directory.exists() else "does not exist"
-        raise BadInput(f"migrations folder {directory} {problem}; create it or pass --dir")
-    found: dict[int, str] = {}
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
     except OSError as exc:
         raise BadInput(f"cannot list {directory} ({exc.strerror}); check its permissions") from None
     inside = directory.resolve()
+    found = []
     for entry in entries:
-        name = entry.name
-        if name.startswith(".") or not name.lower().endswith(".sql"):
+        if entry.name.startswith(".") or not entry.name.lower().endswith(".sql"):
             continue
-        check_entry(entry, inside)
-        if not name.endswith(".sql"):
-            raise BadInput(f"{entry.path}: rename it to end in lower-case .sql ({NAME_RULE})")
-        version = parse_name(name)
+        _check_entry(entry, inside)
+        if not entry.name.endswith(".sql"):
+            raise BadInput(f"{entry.path}: rename it to end in lower-case .sql ({rule})")
+        found.append(entry)
+    return found
+
+
+def discover(directory: Path) -> list[Migration]:
+    """All migrations in ``directory``, ordered by version (see sql_entries for which files count).
+
+    A folder, a broken link or a link leading outside the folder that is named ``*.sql`` is an error.
+    """
+    if not directory.is_dir():
+        problem = "is not a folder" if directory.exists() else "does not exist"
+        raise BadInput(f"migrations folder {directory} {problem}; create it or pass --dir")
+    found: dict[int, str] = {}
+    for entry in sql_entries(directory, NAME_RULE):
+        version = parse_name(entry.name)
         if version is None:
             raise BadInput(f"{entry.path}: not a migration file name; expected {NAME_RULE}")
         if version > MAX_VERSION:

@@ -12,7 +12,6 @@ replaced in the same transaction as each run of the file.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import psycopg
@@ -20,7 +19,7 @@ from psycopg import sql
 
 from runner import tracking
 from runner.errors import BadInput
-from runner.files import Migration, check_entry, read_migration
+from runner.files import Migration, read_migration, sql_entries
 from runner.tracking import Record, TrackingTable
 
 FOLDER = "repeatable"
@@ -36,20 +35,7 @@ def discover(directory: Path) -> list[Migration]:
         if folder.exists():
             raise BadInput(f"{folder} is not a folder; repeatable migrations go in a folder of that name")
         return []
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError as exc:
-        raise BadInput(f"cannot list {folder} ({exc.strerror}); check its permissions") from None
-    inside = folder.resolve()
-    found = []
-    for entry in entries:
-        if entry.name.startswith(".") or not entry.name.lower().endswith(".sql"):
-            continue
-        check_entry(entry, inside)
-        if not entry.name.endswith(".sql") or entry.name == ".sql":
-            raise BadInput(f"{entry.path}: rename it to end in lower-case .sql, for example views.sql")
-        found.append(read_migration(entry.path, None, PREFIX + entry.name))
-    return found
+    return [read_migration(e.path, None, PREFIX + e.name) for e in sql_entries(folder, "for example views.sql")]
 
 
 def table_of(target: TrackingTable) -> TrackingTable:
