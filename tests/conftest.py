@@ -8,13 +8,13 @@ applied asks for the plugin's ``runner_db`` instead: migrated once per session, 
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from helpers import remove_embedded
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -47,14 +47,9 @@ def migrations(tmp_path: Path) -> Path:
 def embedded_project(tmp_path: Path) -> Iterator[Path]:
     """A project folder inside a private (0700) folder, as a home directory would be; its embedded
     server is stopped and, as root, its data removed afterwards."""
-    from runner import embedded
-
     private = tmp_path / "private"
     private.mkdir(mode=0o700)
     project = private / "project"
     project.mkdir()
     yield project
-    lay = embedded.layout(project)
-    embedded.stop(lay)
-    if lay.uid is not None:  # as root, the data lives outside the project
-        shutil.rmtree(lay.data_dir.parent, ignore_errors=True)
+    remove_embedded(project)

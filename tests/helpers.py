@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,16 @@ def cli_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(extra)
     return env
+
+
+def remove_embedded(project: Path) -> None:
+    """Stop a test project's embedded server and, as root (the data then lives outside the project), remove it."""
+    from runner import embedded
+
+    lay = embedded.layout(project)
+    embedded.stop(lay)
+    if lay.uid is not None:
+        shutil.rmtree(lay.data_dir.parent, ignore_errors=True)
 
 
 def no_database_env(**extra: str) -> dict[str, str]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from helpers import assert_clean_error, query, runner_cli, write
+from helpers import assert_clean_error, query, remove_embedded, runner_cli, write
 from psycopg import sql
 
 from runner import embedded
@@ -399,6 +398,4 @@ def test_wrong_password_exits_5_shows_no_password_and_applies_nothing(tmp_path: 
             assert wrong not in output and right not in output
         assert _relations(url.replace(wrong, right)) == set()  # nothing applied, not even the tracking table
     finally:
-        embedded.stop(lay)
-        if lay.uid is not None:  # as root, the data lives outside the project
-            shutil.rmtree(lay.data_dir.parent, ignore_errors=True)
+        remove_embedded(project)

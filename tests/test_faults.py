@@ -19,7 +19,6 @@ After every fault, the next ``runner migrate`` applies the file cleanly.
 
 from __future__ import annotations
 
-import shutil
 import signal
 import socket
 import subprocess
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from helpers import ROOT, assert_clean_error, cli_env, query, runner_cli, write
+from helpers import ROOT, assert_clean_error, cli_env, query, remove_embedded, runner_cli, write
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from runner import embedded
@@ -245,30 +244,13 @@ def refused_port() -> socket.socket:
 
 
 @pytest.fixture
-def private_project(tmp_path: Path) -> Iterator[Path]:
-    """A project folder in a private (0700) folder, for a cluster of its own; stopped and removed afterwards."""
-    private = tmp_path / "private"
-    private.mkdir(mode=0o700)
-    project = private / "project"
-    project.mkdir()
-    yield project
-    lay = embedded.layout(project)
-    embedded.stop(lay)
-    if lay.uid is not None:  # as root, the data lives outside the project
-        shutil.rmtree(lay.data_dir.parent, ignore_errors=True)
-
-
-@pytest.fixture
 def workdir(tmp_path: Path) -> Iterator[Path]:
     """An empty folder to run from; should runner wrongly start an embedded server there, it is stopped."""
     folder = tmp_path / "work"
     folder.mkdir()
     yield folder
     if (folder / embedded.STATE_DIR).exists():
-        lay = embedded.layout(folder)
-        embedded.stop(lay)
-        if lay.uid is not None:
-            shutil.rmtree(lay.data_dir.parent, ignore_errors=True)
+        remove_embedded(folder)
 
 
 def libpq_variables(dsn: str) -> dict[str, str]:
@@ -368,12 +350,12 @@ def test_the_server_terminating_the_session_keeps_nothing_and_the_next_run_appli
     assert_next_run_applies_it(dsn, migrations)
 
 
-def test_a_server_restart_mid_migration_keeps_nothing_and_the_next_run_applies(private_project: Path) -> None:
-    dsn, result = restart_mid_migration(private_project)
+def test_a_server_restart_mid_migration_keeps_nothing_and_the_next_run_applies(embedded_project: Path) -> None:
+    dsn, result = restart_mid_migration(embedded_project)
     assert_clean_error(result, 5, "lost the connection while applying 0002_slow.sql")
     wait_until_lock_free(dsn)
     assert_only_the_first_file_kept(dsn)
-    assert_next_run_applies_it(dsn, private_project / "sql")
+    assert_next_run_applies_it(dsn, embedded_project / "sql")
 
 
 # --- the runner dies without a word -----------------------------------------------------------------------------------
@@ -469,14 +451,14 @@ def test_pgservice_names_the_server(dsn: str, migrations: Path, workdir: Path, t
     assert table_exists(dsn, "a") and recorded(dsn) == [1], "applied to the database of the service"
 
 
-def test_a_password_from_the_pgpass_file_is_used_and_never_shown(private_project: Path, tmp_path: Path) -> None:
+def test_a_password_from_the_pgpass_file_is_used_and_never_shown(embedded_project: Path, tmp_path: Path) -> None:
     secret = "pgpass-Only-S3cret"
-    lay = embedded.layout(private_project)
+    lay = embedded.layout(embedded_project)
     embedded.init_cluster(lay, password=secret)
     embedded.start(lay)
     dsn = lay.dsn()  # no password in it
     assert "password" not in conninfo_to_dict(dsn)
-    folder = private_project / "sql"
+    folder = embedded_project / "sql"
     write(folder, "0001_a.sql", "CREATE TABLE a (id int);\n")
 
     # Without the file, the login fails: the password below really comes from it.

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import query, write
+from helpers import query, remove_embedded, write
 
 from runner import embedded
 from runner.pytest_plugin import PREFIX
@@ -225,10 +224,7 @@ def embedded_project(inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) ->
     for variable in [v for v in os.environ if v == "DATABASE_URL" or v.startswith("PG")]:
         monkeypatch.delenv(variable)
     yield inner.path
-    lay = embedded.layout(inner.path)
-    embedded.stop(lay)
-    if lay.uid is not None:  # as root, the data lives outside the project
-        shutil.rmtree(lay.data_dir.parent, ignore_errors=True)
+    remove_embedded(inner.path)
 
 
 def test_without_a_server_the_projects_embedded_postgresql_is_used(
