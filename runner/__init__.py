@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from runner.api import MigrateResult, VerifyResult, migrate, status, verify
-    from runner.errors import BadInput, ConnectionFailed, LockTimeout, MigrationFailed, Refused, RunnerError
+    from runner.errors import BadInput, ConnectionFailed, LockLost, LockTimeout, MigrationFailed, Refused, RunnerError
 
 _WHERE = {
     "MigrateResult": "runner.api",
@@ -26,12 +26,13 @@ _WHERE = {
     "verify": "runner.api",
     "BadInput": "runner.errors",
     "ConnectionFailed": "runner.errors",
+    "LockLost": "runner.errors",
     "LockTimeout": "runner.errors",
     "MigrationFailed": "runner.errors",
     "Refused": "runner.errors",
     "RunnerError": "runner.errors",
 }
-__all__ = ["BadInput", "ConnectionFailed", "LockTimeout", "MigrateResult", "MigrationFailed", "Refused",
+__all__ = ["BadInput", "ConnectionFailed", "LockLost", "LockTimeout", "MigrateResult", "MigrationFailed", "Refused",
            "RunnerError", "VerifyResult", "migrate", "status", "verify"]  # fmt: skip
 
 

@@ -18,12 +18,12 @@ from typing import Any
 import psycopg
 
 from runner import db, directives, history, manual, repeatable, schema, tracking
-from runner.apply import Applied, Session
+from runner.apply import Applied, Session, Skipped
 from runner.db import Database
-from runner.errors import BadInput, ConnectionFailed, MigrationFailed, Refused
+from runner.errors import BadInput, ConnectionFailed, LockLost, MigrationFailed, Refused
 from runner.files import NAME_RULE, Migration, discover
 from runner.indexes import InvalidIndex, invalid_indexes
-from runner.lock import DEFAULT_WAIT_S, migration_lock
+from runner.lock import DEFAULT_WAIT_S, Held, migration_lock
 from runner.plan import Entry, Plan, State, make_plan
 from runner.preflight import ONE_MESSAGE_LIMIT, Script, prepare
 
@@ -67,7 +67,7 @@ class Applying:
     total: int
 
 
-Event = Note | DriftWarning | SchemaWarning | Starting | Applying | Applied
+Event = Note | DriftWarning | SchemaWarning | Starting | Applying | Applied | Skipped
 OnEvent = Callable[[Event], None]
 
 
@@ -76,6 +76,7 @@ class MigrateResult:
     plan: Plan  # as found before this run
     applied: list[Applied] = field(default_factory=list)
     warnings: list[Entry] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)  # applied by another runner while this one ran
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def _settings(lock_timeout: str | None, statement_timeout: str | None) -> dict[s
     return {name: directives.setting_value(value, option) for name, (option, value) in given.items() if value}
 
 
-def _apply(session: Session, script: Script, retries: int, emit: OnEvent) -> Applied:
+def _apply(session: Session, script: Script, retries: int, emit: OnEvent) -> Applied | Skipped:
     """Apply one file, retrying from a fresh transaction when it only gave up waiting for a lock."""
     attempt = 1
     while True:
@@ -208,22 +209,34 @@ def _connections(
                 yield conn, conn
                 return
             with db.connect(url) as holder:
+                if holder.info.server_version >= 140000:  # the lock's session is idle on purpose: keep it
+                    holder.execute("SET idle_session_timeout = 0")
                 yield conn, holder
+
+
+@dataclass(frozen=True)
+class _Locked:
+    """What a run that changes things works with, once the migration lock is ours."""
+
+    conn: psycopg.Connection
+    target: tracking.TrackingTable
+    plan: Plan
+    lock: Held
 
 
 @contextmanager
 def _locked(
     database: Database, directory: str | Path, table: str | None, lock_wait: float, wait_for_db: float,
     on_event: OnEvent | None,
-) -> Iterator[tuple[psycopg.Connection, tracking.TrackingTable, Plan]]:  # fmt: skip
+) -> Iterator[_Locked]:  # fmt: skip
     """The state of things, read once the migration lock is ours: a runner that waited changes nothing twice."""
     files, again = _files(directory)
     target = tracking.TrackingTable.parse(table)
     with _connections(database, wait_for_db, on_event, lock=True) as (conn, holder):
-        with migration_lock(holder, target.lock_key, lock_wait, _notes(on_event)):
+        with migration_lock(holder, target.lock_key, lock_wait, _notes(on_event), shared=holder is conn) as held:
             with _database_errors(f"preparing the tracking table {target}"):
                 plan = make_plan(files, tracking.read(conn, target, create=True), again, repeatable.read(conn, target))
-            yield conn, target, plan
+            yield _Locked(conn, target, plan, held)
 
 
 def _files(directory: str | Path) -> tuple[list[Migration], list[Migration]]:
@@ -283,7 +296,8 @@ def migrate(
     if isinstance(database, psycopg.Connection):  # RESET ALL takes it back to the encoding it was opened with
         settings["client_encoding"] = "UTF8"
     emit = on_event or (lambda event: None)
-    with _locked(database, directory, table, lock_wait, wait_for_db, on_event) as (conn, target, plan):
+    with _locked(database, directory, table, lock_wait, wait_for_db, on_event) as run:
+        conn, target, plan = run.conn, run.target, run.plan
         scripts, changed = _checks(conn, target, plan, strict, allow_out_of_order, to)
         warnings = plan.having(State.EDITED, State.MISSING)
         for entry in warnings:
@@ -291,10 +305,12 @@ def migrate(
         for difference in changed:
             emit(SchemaWarning(difference))
         emit(Starting(len(scripts)))
-        applied = _apply_all(conn, target, settings, scripts, retries, emit) if scripts else []
+        done = _apply_all(run, settings, scripts, retries, emit) if scripts else []
+        applied = [d for d in done if isinstance(d, Applied)]
         if applied or not schema.exists(conn, target.companion(schema.SUFFIX).identifier):
+            _stopped_if_lost(run.lock, applied, [])
             _record_schema(conn, target)
-    return MigrateResult(plan, applied, warnings)
+    return MigrateResult(plan, applied, warnings, [d for d in done if isinstance(d, Skipped)])
 
 
 def _own_tables(target: tracking.TrackingTable) -> list[str]:
@@ -330,32 +346,66 @@ def _record_schema(conn: psycopg.Connection, target: tracking.TrackingTable) -> 
 
 
 def _apply_all(
-    conn: psycopg.Connection, target: tracking.TrackingTable, settings: dict[str, str], scripts: list[Script],
-    retries: int, emit: OnEvent,
-) -> list[Applied]:  # fmt: skip
-    """Apply the scripts in order; a failure carries the files this run had applied before it."""
+    run: _Locked, settings: dict[str, str], scripts: list[Script], retries: int, emit: OnEvent
+) -> list[Applied | Skipped]:
+    """Apply the scripts in order; a failure carries the files this run had applied before it.
+
+    The lock is checked before each file: a runner whose lock session ended stops there (LockLost),
+    since another runner may hold the lock by now.
+    """
+    conn, target = run.conn, run.target
     with _database_errors("setting up the session"):
         tracking.upgrade(conn, target)
         history.ensure(conn, target)
         if any(s.migration.version is None for s in scripts):
             repeatable.ensure(conn, target)
-        session = Session(conn, target, settings)
+        session = Session(conn, target, settings, run.lock, lambda text: emit(Note(text)))
     # Each record carries the file's code checksum, whose parse is the costliest part of it: work
     # the next ones out on another thread while the server runs this file (pglast parses without the GIL).
     if len(scripts) > 1:
         threading.Thread(target=_code_checksums, args=([s.migration for s in scripts[1:]],), daemon=True).start()
-    applied: list[Applied] = []
+    done: list[Applied | Skipped] = []
     for index, script in enumerate(scripts, 1):
-        emit(Applying(script.name, index, len(scripts)))
+        applied = [d for d in done if isinstance(d, Applied)]
+        _stopped_if_lost(run.lock, applied, scripts[index - 1 :])
         try:
-            done = _apply(session, script, retries, emit)
+            emit(Applying(script.name, index, len(scripts)))
+            result = _apply(session, script, retries, emit)
         except MigrationFailed as failure:
-            failure.applied = list(applied)
+            failure.applied = applied
             _log_failure(conn, target, script, failure)
             raise
-        applied.append(done)
-        emit(done)
-    return applied
+        except LockLost as lost:  # inside a no-transaction file, before one of its statements
+            _log_failure(conn, target, script, lost)
+            raise _stopped(lost, applied, scripts[index - 1 :]) from None
+        done.append(result)
+        emit(result)
+    return done
+
+
+def _stopped_if_lost(lock: Held, applied: list[Applied], left: list[Script]) -> None:
+    try:
+        lock.check()
+    except LockLost as lost:
+        raise _stopped(lost, applied, left) from None
+
+
+def _stopped(lost: LockLost, applied: list[Applied], left: list[Script]) -> LockLost:
+    """What a runner that lost its lock did and did not do, in one message."""
+    names = [a.name for a in applied]
+    did = f"this run applied {_listed(names)}" if names else "this run applied nothing"
+    if left:
+        more = f" and {len(left) - 1} later file(s)" if len(left) > 1 else ""
+        rest = f"; {left[0].name}{more} were not applied by it, and another runner may be applying them now"
+    else:
+        rest = ", every file it had to run, but did not record the schema: the runner that holds the lock now does"
+    stopped = LockLost(f"lost the migration lock: {lost}. Stopped: {did}{rest}. See `runner status`")
+    stopped.applied = list(applied)
+    return stopped
+
+
+def _listed(names: list[str], shown: int = 3) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def _code_checksums(migrations: list[Migration]) -> None:
@@ -377,7 +427,8 @@ def _by_hand(
     what: Callable[[psycopg.Connection, tracking.TrackingTable, Plan], list[manual.Change]],
     database: Database, directory: str | Path, table: str | None, on_event: OnEvent | None,
 ) -> list[manual.Change]:  # fmt: skip
-    with _locked(database, directory, table, DEFAULT_WAIT_S, 0, on_event) as (conn, target, plan):
+    with _locked(database, directory, table, DEFAULT_WAIT_S, 0, on_event) as run:
+        conn, target, plan = run.conn, run.target, run.plan
         with _database_errors(f"changing {target}"):
             tracking.upgrade(conn, target)
             history.ensure(conn, target)

@@ -13,7 +13,8 @@ follows the last statement; what had run before a failure is kept, and the repor
 from __future__ import annotations
 
 import time
-from collections.abc import Generator, Iterator
+import zlib
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, replace
@@ -23,15 +24,17 @@ from psycopg import generators, pq, sql
 from psycopg.pq.abc import PGresult
 
 from runner import history, repeatable, tracking
-from runner.errors import Interrupted, MigrationFailed, Terminated
-from runner.indexes import InvalidIndex, invalid_indexes
+from runner.errors import Interrupted, LockLost, MigrationFailed, Terminated
+from runner.indexes import InvalidIndex, invalid_among, invalid_indexes
 from runner.locate import SEPARATOR, Location, locate, unterminated
+from runner.lock import Held, file_key, file_lock
 from runner.preflight import ONE_MESSAGE_LIMIT, Script, Statement
 
 _Status = pq.ExecStatus
 _Field = pq.DiagnosticField
 _SYNTAX_ERROR = "42601"
 _WHOLE = slice(0, None)
+_CLAIM = slice(0, 0)  # a failure in the claim sent ahead of a big file, before any of it
 
 # Sent after every file, inside its transaction: whatever session state the file changed
 # (SET, SET ROLE, temporary tables, prepared statements, cursors, LISTEN) is gone before the
@@ -59,6 +62,14 @@ class Applied:
     def empty(self) -> bool:
         """An empty or comment-only file: recorded like any other, reported as such."""
         return self.statements == 0
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file another runner applied while this one was on its way to it: none of it ran here."""
+
+    version: int | None
+    name: str
 
 
 def _round_trip(conn: psycopg.Connection, message: bytes) -> list[PGresult]:
@@ -139,9 +150,14 @@ def _kept(statements: list[Statement]) -> str:
 class Session:
     """The connection migrations run on, and the settings each migration starts from."""
 
-    def __init__(self, conn: psycopg.Connection, table: tracking.TrackingTable, settings: dict[str, str]) -> None:
+    def __init__(
+        self, conn: psycopg.Connection, table: tracking.TrackingTable, settings: dict[str, str],
+        lock: Held | None = None, on_note: Callable[[str], None] = lambda text: None,
+    ) -> None:  # fmt: skip
         self.conn = conn
         self.table = table
+        self.lock = lock  # checked before each statement of a no-transaction file
+        self.on_note = on_note
         baseline = dict(settings)
         if conn.info.server_version >= 140000:
             baseline.update(_CLIENT_CHECK)
@@ -155,34 +171,51 @@ class Session:
     def _send(self, text: str) -> None:
         self.conn.execute(text.encode())  # no parameters: the simple protocol, several statements allowed
 
-    def apply(self, script: Script) -> Applied:
-        """Apply one file with its tracking row; MigrationFailed says what, if anything, was kept."""
+    def apply(self, script: Script) -> Applied | Skipped:
+        """Apply one file with its tracking row; MigrationFailed says what, if anything, was kept.
+
+        Skipped when another runner applied the file first: it claimed the file's row before this one.
+        """
         if script.settings:
             self._send(_settings_sql(script.settings))
         if script.no_transaction:
             return self._apply_each(script)
         return self._apply_whole(script)
 
+    def _history(self, script: Script) -> bytes:
+        migration = script.migration
+        return history.insert_statement(self.conn, self.table, "apply", migration.version, migration.name, None,
+                                        migration.checksum)  # fmt: skip
+
     def _record(self, script: Script, elapsed_ms: float | None = None) -> bytes:
-        """The tracking row and its history row, sent in the file's transaction."""
+        """The tracking row and its history row, sent after the last statement of a no-transaction file."""
         migration = script.migration
         if migration.version is None:
             row = repeatable.record_statement(self.conn, self.table, migration, elapsed_ms)
         else:
             row = tracking.insert_statement(self.conn, self.table, migration, elapsed_ms)
-        event = history.insert_statement(self.conn, self.table, "apply", migration.version, migration.name, None,
-                                         migration.checksum)  # fmt: skip
-        return row + b";\n" + event
+        return row + b";\n" + self._history(script)
 
-    def _apply_whole(self, script: Script) -> Applied:
-        after = (SEPARATOR + self._tail).encode() + self._record(script)
+    def _claim(self, script: Script) -> bytes:
+        """The file's row, sent first in its transaction: a second runner at the same file stops here."""
+        module = repeatable if script.migration.version is None else tracking
+        return module.claim_statement(self.conn, self.table, script.migration) + b";\n"
+
+    def _finish(self, script: Script) -> bytes:
+        """After the file, in its transaction: the time it took into its row, and its history row."""
+        module = repeatable if script.migration.version is None else tracking
+        return module.timing_statement(self.conn, self.table, script.migration) + b";\n" + self._history(script)
+
+    def _apply_whole(self, script: Script) -> Applied | Skipped:
+        claim = self._claim(script)
+        after = (SEPARATOR + self._tail).encode() + self._finish(script)
         started = time.perf_counter()
         part: slice | None
         try:
             if len(script.body) <= ONE_MESSAGE_LIMIT:
-                results, part, ran = _round_trip(self.conn, script.body + after), _WHOLE, None
+                results, part, ran = _round_trip(self.conn, claim + script.body + after), _WHOLE, None
             else:  # joined to its record, a big file would be copied whole once more
-                results, part, ran = self._in_parts(script, after)
+                results, part, ran = self._in_parts(script, claim, after)
         except KeyboardInterrupt as stop:
             self._rollback_if_open()
             raise self._interrupted(script, stop, []) from None
@@ -190,21 +223,37 @@ class Session:
         failed = _first_error(results)
         if failed:
             self._rollback_if_open()
+            index, result = failed
+            shift = 0
+            if part is _WHOLE:  # that message began with the claim; the server counts from its start
+                shift = len(claim.decode("utf-8"))
+                position = _field(result, _Field.STATEMENT_POSITION)
+                if index == 0 and position and int(position) > shift:
+                    index = 1  # a syntax error in the file: the message as a whole did not parse
+                index -= 1
+            if part is _CLAIM or index < 0:
+                if _field(result, _Field.SQLSTATE) == tracking.CLAIMED_ELSEWHERE:
+                    return Skipped(script.migration.version, script.name)
+                raise self._failure(script, result, claim_failed=True)
             if part is None:
-                raise self._failure(script, failed[1], after_file=True)
-            raise self._failure(script, failed[1], statement_index=failed[0], part=part)
-        # Every statement returns a result; then the reset, the tracking and history rows (and a COMMIT).
-        statements = ran if ran is not None else len(results) - self._tail_results - 2
+                raise self._failure(script, result, after_file=True)
+            raise self._failure(script, result, statement_index=index, part=part, shift=shift)
+        # Every statement returns a result: the claim, the file's, then the reset, the timing and history rows.
+        statements = ran if ran is not None else len(results) - self._tail_results - 3
         return Applied(script.migration.version, script.name, script.migration.checksum, statements, elapsed_ms,
                        wrapper_removed=script.wrapper_removed)  # fmt: skip
 
-    def _in_parts(self, script: Script, after: bytes) -> tuple[list[PGresult], slice | None, int]:
-        """BEGIN, the file a part per message, then its record and COMMIT: no message holds much of a big file.
+    def _in_parts(self, script: Script, claim: bytes, after: bytes) -> tuple[list[PGresult], slice | None, int]:
+        """BEGIN and the claim, the file a part per message, then its record and COMMIT: no message holds much
+        of a big file.
 
-        Returns the last message's results, the part of the file it held (None: the record), and
-        how many of the file's statements ran.
+        Returns the last message's results, the part of the file it held (None: the record; _CLAIM: the
+        claim), and how many of the file's statements ran.
         """
         self._send("BEGIN")
+        results = _round_trip(self.conn, claim)
+        if _first_error(results) is not None:
+            return results, _CLAIM, 0
         ran = 0
         with closing(_ahead(script.parts())) as parts:
             for part in parts:
@@ -221,14 +270,32 @@ class Session:
             except psycopg.Error:
                 pass  # a lost connection rolls back on its own
 
-    def _apply_each(self, script: Script) -> Applied:
+    def _apply_each(self, script: Script) -> Applied | Skipped:
+        """A statement at a time, under a lock of the file's own (see lock.file_lock), and with the run-wide
+        lock checked before each statement: a runner that lost it stops before it runs anything more."""
+        migration = script.migration
+        version = migration.version if migration.version is not None else zlib.crc32(migration.name.encode())
+        if self.lock is None:
+            return self._run_each(script)
+        key = file_key(self.table.lock_key, version)
+        with file_lock(self.conn, key, script.name, self.lock, self.on_note) as waited:
+            if waited and self._recorded(script):
+                return Skipped(migration.version, script.name)  # the runner it waited for finished the file
+            return self._run_each(script)
+
+    def _run_each(self, script: Script) -> Applied:
         kept: list[Statement] = []
         started = time.perf_counter()
         for statement in script.statements:
             try:
+                if self.lock is not None:
+                    self.lock.check()
                 results = _round_trip(self.conn, statement.text.encode())
             except KeyboardInterrupt as stop:
                 raise self._interrupted(script, stop, kept) from None
+            except LockLost as lost:
+                raise LockLost(f"{lost}; {script.name} (no transaction) stopped before its statement at line "
+                               f"{statement.line}: {_kept(kept)}; the file was not recorded") from None  # fmt: skip
             failed = _first_error(results)
             if failed:
                 raise self._failure(script, failed[1], statement=statement, kept=kept)
@@ -242,12 +309,25 @@ class Session:
                 "kept: end the file with COMMIT",
                 details={"file": str(script.migration.path), "version": script.migration.version},
             )
+        self._refuse_invalid_indexes(script, kept)
         results = _round_trip(self.conn, self._tail.encode() + self._record(script, elapsed_ms))
         failed = _first_error(results)
         if failed:
             raise self._failure(script, failed[1], kept=kept, after_file=True)
         return Applied(script.migration.version, script.name, script.migration.checksum, len(kept), elapsed_ms,
                        no_transaction=True)  # fmt: skip
+
+    def _refuse_invalid_indexes(self, script: Script, kept: list[Statement]) -> None:
+        """An index the file builds that is INVALID now was left by an earlier failed build, which the file's
+        IF NOT EXISTS skipped: the file did not do its work, so it is not recorded."""
+        left = invalid_among(self.conn, [s.text for s in kept])
+        if left:
+            raise MigrationFailed(
+                f"{script.name} ran, but " + "; ".join(index.describe() for index in left)
+                + f". It runs without a transaction: {_kept(kept)}; the file was not recorded",
+                details={"file": str(script.migration.path), "version": script.migration.version,
+                         "invalid_indexes": [index.name for index in left], "statements_kept": [s.line for s in kept]},
+            )  # fmt: skip
 
     def _recorded(self, script: Script) -> bool | None:
         """Whether the file's record exists: a cancel that came too late lets the transaction commit."""
@@ -290,18 +370,21 @@ class Session:
         statement: Statement | None = None,
         kept: list[Statement] | None = None,
         after_file: bool = False,
+        claim_failed: bool = False,
         part: slice = _WHOLE,
+        shift: int = 0,
     ) -> MigrationFailed:
-        """Why the file failed and where; ``part`` is the part of the file the failing message held."""
+        """Why the file failed and where; ``part`` is the part of the file the failing message held, and
+        ``shift`` the characters of it that came before the file (the claim)."""
         sqlstate = _field(result, _Field.SQLSTATE) or "?????"
         message = _field(result, _Field.MESSAGE_PRIMARY) or "unknown error"
         position = _field(result, _Field.STATEMENT_POSITION)
-        offset = int(position) if position else None
+        offset = int(position) - shift if position else None
         if statement is not None and offset is not None:
             offset += statement.start  # the server counts from the start of the statement sent
-        if after_file:  # a position in what followed the file, not in the file
+        if after_file or claim_failed:  # a position in what followed the file, or came before it
             offset = statement_index = None
-        text = "" if after_file else script.body[part].decode("utf-8")
+        text = "" if after_file or claim_failed else script.body[part].decode("utf-8")
         where = locate(text, offset, statement_index)
         if statement is not None and where.line is None:
             where = Location(statement_line=statement.line)
@@ -313,7 +396,10 @@ class Session:
         if sqlstate == _SYNTAX_ERROR and message.startswith("unterminated"):
             message = message.split(" at or near ")[0]  # what follows quotes runner's own statements
         message = " ".join(message.split())  # one line, whatever the server quoted
-        if after_file or where.after_file:
+        if claim_failed:
+            summary = (f"{script.name} did not run: writing its row into {self.table}, which comes first, failed: "
+                       f"{message} (SQLSTATE {sqlstate})")  # fmt: skip
+        elif after_file or where.after_file:
             summary = f"{script.name} ran, but recording it in {self.table} failed: {message} (SQLSTATE {sqlstate})"
         else:
             place = where.describe()

@@ -100,6 +100,12 @@ def borrowed(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
             conn.autocommit = autocommit
 
 
+def application_name() -> str:
+    """``runner <pid>@<host>``: what a DBA needs to find the process, in pg_stat_activity and in lock messages."""
+    name = f"{APPLICATION_NAME} {os.getpid()}@{os.uname().nodename}"
+    return name.encode("ascii", "replace").decode()[:63]  # the server keeps 63 bytes of ASCII
+
+
 def connect(dsn: str) -> psycopg.Connection:
     """An autocommit connection; runner sends its own transaction boundaries."""
     url = _URL_AUTHORITY.match(dsn)
@@ -113,7 +119,7 @@ def connect(dsn: str) -> psycopg.Connection:
         raise BadInput(
             f"the connection string is not valid: {error_text(exc, dsn)}; expected postgresql://user@host:port/dbname"
         ) from None
-    defaults: dict[str, str | int] = {"connect_timeout": CONNECT_TIMEOUT_S, "application_name": APPLICATION_NAME}
+    defaults: dict[str, str | int] = {"connect_timeout": CONNECT_TIMEOUT_S, "application_name": application_name()}
     # Files are UTF-8 and are sent as bytes, so the session must read UTF-8 whatever the database encoding.
     conninfo = make_conninfo(dsn, **{k: v for k, v in defaults.items() if k not in params}, client_encoding="UTF8")
     try:

@@ -48,6 +48,20 @@ class LockTimeout(RunnerError):
     kind = "lock_timeout"
 
 
+class LockLost(RunnerError):
+    """The session holding the migration lock ended mid-run; this runner stopped before its next file or statement.
+
+    ``applied`` lists what this run committed before it stopped, as for MigrationFailed.
+    """
+
+    exit_code = 4
+    kind = "lock_lost"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.applied: list[object] = []
+
+
 class ConnectionFailed(RunnerError):
     """The server cannot be reached or refused the login."""
 

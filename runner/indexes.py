@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import psycopg
 
 _INVALID = """
-SELECT format('%I.%I', n.nspname, c.relname), format('%I.%I', tn.nspname, t.relname)
+SELECT format('%I.%I', n.nspname, c.relname), format('%I.%I', tn.nspname, t.relname), c.relname, t.relname
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indexrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -42,4 +42,42 @@ class InvalidIndex:
 
 
 def invalid_indexes(conn: psycopg.Connection) -> list[InvalidIndex]:
-    return [InvalidIndex(name, table) for name, table in conn.execute(_INVALID).fetchall()]
+    return [InvalidIndex(name, table) for name, table, _, _ in conn.execute(_INVALID).fetchall()]
+
+
+def _built_by(statements: list[str]) -> tuple[set[str], set[str]]:
+    """The names of the indexes that ``statements`` build (CREATE INDEX, REINDEX INDEX), and the tables of
+    those built without a name (PostgreSQL names them)."""
+    from pglast import ast, enums, parse_sql
+
+    names: set[str] = set()
+    tables: set[str] = set()
+    for text in statements:
+        if "index" not in text.lower():
+            continue
+        try:
+            nodes = [raw.stmt for raw in parse_sql(text)]
+        except Exception:  # it ran, so the server parsed it; pglast may lag behind the server's grammar
+            continue
+        for node in nodes:
+            if isinstance(node, ast.IndexStmt):
+                if node.idxname:
+                    names.add(node.idxname)
+                else:
+                    tables.add(node.relation.relname)
+            elif isinstance(node, ast.ReindexStmt) and node.relation is not None:
+                if node.kind == enums.ReindexObjectType.REINDEX_OBJECT_INDEX:
+                    names.add(node.relation.relname)
+                else:
+                    tables.add(node.relation.relname)
+    return names, tables
+
+
+def invalid_among(conn: psycopg.Connection, statements: list[str]) -> list[InvalidIndex]:
+    """The INVALID indexes among those ``statements`` build: a build that failed in an earlier run, which
+    CREATE INDEX CONCURRENTLY IF NOT EXISTS then skips without a word."""
+    names, tables = _built_by(statements)
+    if not (names or tables):
+        return []
+    return [InvalidIndex(name, table) for name, table, index, on in conn.execute(_INVALID).fetchall()
+            if index in names or on in tables]  # fmt: skip

@@ -17,7 +17,7 @@ import typer
 
 from runner import report
 from runner.api import Applying, Starting
-from runner.apply import Applied
+from runner.apply import Applied, Skipped
 
 
 def no_color() -> bool:
@@ -95,7 +95,7 @@ class MigrateProgress:
         if not self.out.quiet:
             say(text, err=self.out.as_json)
 
-    def __call__(self, event: Starting | Applying | Applied) -> None:
+    def __call__(self, event: Starting | Applying | Applied | Skipped) -> None:
         if isinstance(event, Starting):
             self.line(report.progress_line(event))
             if event.count and self.bar:
@@ -106,7 +106,8 @@ class MigrateProgress:
             elif self.out.verbose:
                 self.line(f"Applying {event.name} ({event.index}/{event.total})…")
         else:
-            self.line(completed_line(event, self.out.verbose))
+            skipped = isinstance(event, Skipped)
+            self.line(report.progress_line(event) if skipped else completed_line(event, self.out.verbose))
             if self._progress is not None:
                 self._progress.advance(self._task)
 

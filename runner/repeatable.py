@@ -110,6 +110,27 @@ def record_statement(
     )
 
 
+def claim_statement(conn: psycopg.Connection, target: TrackingTable, migration: Migration) -> bytes:
+    """The file's row with its new checksum, before it runs (see tracking.claimed): nothing is written, and
+    the claim fails, when another runner has recorded this very checksum meanwhile."""
+    insert = sql.SQL(
+        "INSERT INTO {} AS old (name, checksum, execution_ms) VALUES ({}, {}, 0) ON CONFLICT (name) DO UPDATE "
+        "SET checksum = excluded.checksum, executed_at = excluded.executed_at, execution_ms = 0, "
+        "applied_by = excluded.applied_by WHERE old.checksum IS DISTINCT FROM excluded.checksum"
+    ).format(table_of(target).identifier, sql.Literal(migration.name), sql.Literal(migration.checksum))
+    return tracking.claimed(insert).as_bytes(conn)
+
+
+def timing_statement(
+    conn: psycopg.Connection, target: TrackingTable, migration: Migration, elapsed_ms: float | None = None
+) -> bytes:
+    return (
+        sql.SQL("UPDATE {} SET execution_ms = {}::integer WHERE name = {}")
+        .format(table_of(target).identifier, tracking.duration_ms(elapsed_ms), sql.Literal(migration.name))
+        .as_bytes(conn)
+    )
+
+
 def forget_statement(target: TrackingTable, name: str) -> sql.Composed:
     return sql.SQL("DELETE FROM {} WHERE name = {}").format(table_of(target).identifier, sql.Literal(name))
 

@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from runner.api import DryRun, MigrateResult, Starting, VerifyResult
-from runner.apply import Applied
-from runner.errors import MigrationFailed, RunnerError
+from runner.apply import Applied, Skipped
+from runner.errors import LockLost, MigrationFailed, RunnerError
 from runner.history import Event
 from runner.manual import Change
 from runner.plan import Entry, Plan, State, short
@@ -24,10 +24,12 @@ def warning_line(entry: Entry) -> str:
     return f"{entry.name} changed after it was applied ({entry.detail}); run `runner verify` for details"
 
 
-def progress_line(event: Starting | Applied) -> str:
+def progress_line(event: Starting | Applied | Skipped) -> str:
     """The line migrate prints when it starts, and after each file."""
     if isinstance(event, Starting):
         return f"Running {event.count} pending migration(s)…" if event.count else "All migrations are up to date"
+    if isinstance(event, Skipped):
+        return f"Skipped: {event.name} (another runner applied it while this one waited; none of it ran here)"
     if event.empty:
         return f"Completed: {event.name} (empty file, recorded)"
     how = (
@@ -41,7 +43,8 @@ def progress_line(event: Starting | Applied) -> str:
 
 
 def migrate_summary(result: MigrateResult) -> str | None:
-    return f"Applied {len(result.applied)} migration(s)" if result.applied else None
+    skipped = f", skipped {len(result.skipped)} another runner applied" if result.skipped else ""
+    return f"Applied {len(result.applied)} migration(s){skipped}" if result.applied or result.skipped else None
 
 
 def counts(plan: Plan) -> str:
@@ -135,6 +138,7 @@ def migrate_doc(result: MigrateResult) -> dict[str, Any]:
         "ok": True,
         "applied": [applied_doc(a) for a in result.applied],
         "warnings": [entry_doc(e) for e in result.warnings],
+        "skipped": [{"version": s.version, "name": s.name} for s in result.skipped],
         "up_to_date": not result.applied,
     }
 
@@ -146,6 +150,7 @@ def error_doc(error: RunnerError) -> dict[str, Any]:
     }
     if isinstance(error, MigrationFailed):
         doc["error"].update(error.details)
+    if isinstance(error, MigrationFailed | LockLost):
         doc["applied"] = [applied_doc(a) for a in error.applied if isinstance(a, Applied)]
     return doc
 

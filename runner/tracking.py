@@ -248,6 +248,46 @@ def duration_ms(elapsed_ms: float | None) -> sql.Composable:
     return sql.SQL("(extract(epoch FROM pg_catalog.clock_timestamp() - pg_catalog.statement_timestamp()) * 1000)")
 
 
+# The SQLSTATE of a claim that found its row taken (division by zero, see claimed).
+CLAIMED_ELSEWHERE = "22012"
+
+
+def claimed(insert: sql.Composable) -> sql.Composed:
+    """``insert`` (an INSERT ... ON CONFLICT that writes nothing when the row is taken) as a statement
+    that fails when it wrote nothing.
+
+    Sent first in a file's transaction, it claims the file: a second runner that reaches the same
+    file waits on the row until the first commits, then fails here, before any of the file runs.
+    """
+    return sql.SQL("WITH claim AS ({} RETURNING 1) SELECT 1 / count(*) FROM claim").format(insert)
+
+
+def claim_statement(conn: psycopg.Connection, table: TrackingTable, migration: Migration) -> bytes:
+    """The file's row, written before the file runs, in its transaction; its time follows (timing_statement)."""
+    insert = sql.SQL(
+        "INSERT INTO {} (version, name, checksum, sql_checksum, execution_ms) VALUES ({}, {}, {}, {}, 0) "
+        "ON CONFLICT (version) DO NOTHING"
+    ).format(
+        table.identifier,
+        sql.Literal(migration.version),
+        sql.Literal(migration.name),
+        sql.Literal(migration.checksum),
+        sql.Literal(migration.code_checksum),
+    )
+    return claimed(insert).as_bytes(conn)
+
+
+def timing_statement(
+    conn: psycopg.Connection, table: TrackingTable, migration: Migration, elapsed_ms: float | None = None
+) -> bytes:
+    """The time the file took, into the row its claim wrote."""
+    return (
+        sql.SQL("UPDATE {} SET execution_ms = {}::integer WHERE version = {}")
+        .format(table.identifier, duration_ms(elapsed_ms), sql.Literal(migration.version))
+        .as_bytes(conn)
+    )
+
+
 def insert_statement(
     conn: psycopg.Connection, table: TrackingTable, migration: Migration, elapsed_ms: float | None = None
 ) -> bytes:

@@ -146,7 +146,7 @@ def test_a_record_that_fails_after_the_last_part_keeps_nothing(dsn: str, migrati
     runner.migrate(dsn, migrations)
     query(dsn, """
         CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no record'; END $$;
-        CREATE TRIGGER refuse BEFORE INSERT ON runner_migrations FOR EACH ROW EXECUTE FUNCTION refuse();
+        CREATE TRIGGER refuse BEFORE UPDATE ON runner_migrations FOR EACH ROW EXECUTE FUNCTION refuse();
     """)  # fmt: skip
     write(migrations, "0002_big.sql", _tricky_file(60))
     with pytest.raises(MigrationFailed, match="0002_big.sql ran, but recording it in .* failed: no record"):

@@ -48,7 +48,7 @@ NO_TX_QUICK = NO_TX + "CREATE TABLE IF NOT EXISTS kept_t (id int);\nCREATE TABLE
 # A backend of the runner (not of this test) in the current database, running a statement with the needle in it.
 _RUNNING = """
 SELECT pid FROM pg_stat_activity
-WHERE datname = current_database() AND application_name = 'runner' AND state = 'active'
+WHERE datname = current_database() AND application_name LIKE 'runner %%' AND state = 'active'
   AND pid <> pg_backend_pid() AND strpos(query, %s) > 0
 """
 _ADVISORY_LOCKS = """
@@ -67,12 +67,20 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def _signals_as_on_a_terminal() -> None:
+    """In the child, before runner starts: a shell that runs the suite in the background (`make test &`)
+    ignores SIGINT, and its children inherit that, so the signals these tests send would not arrive."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 @contextmanager
 def started(*args: str | Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:
     """The real command, running in the background; killed on the way out if a test left it running."""
     with subprocess.Popen(
         [sys.executable, "-m", "runner", *map(str, args)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env or clean_env(),
+        preexec_fn=_signals_as_on_a_terminal,
     ) as proc:  # fmt: skip
         try:
             yield proc
@@ -311,6 +319,20 @@ def test_a_signal_during_a_no_transaction_file_keeps_what_ran_and_records_nothin
     again = runner_cli("migrate", "--dsn", dsn, "--dir", migrations, "--lock-wait", "0", env=clean_env())
     assert again.returncode == 0, (again.stdout, again.stderr)
     assert table_exists(dsn, "never_t") and recorded(dsn) == [1]
+
+
+def test_a_signal_reaches_the_runner_even_when_the_suite_runs_in_the_background(dsn: str, migrations: Path) -> None:
+    # `make test &` from a script: the shell ignores SIGINT for the suite, and so would every runner it starts.
+    slow_project(migrations)
+    ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with started("migrate", "--dsn", dsn, "--dir", migrations) as proc:
+            wait_for_backend(dsn, proc)
+            proc.send_signal(signal.SIGINT)
+            result = finish(proc)
+    finally:
+        signal.signal(signal.SIGINT, ignored)
+    assert_clean_error(result, 130, "0002_slow.sql was interrupted (Ctrl-C) and rolled back")
 
 
 # --- the server ends the session --------------------------------------------------------------------------------------

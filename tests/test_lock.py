@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
 from helpers import SQL_DIR, assert_clean_error, cli_env, query, runner_cli, write
+from psycopg.conninfo import make_conninfo
 
+from runner.files import checksum
 from runner.tracking import TrackingTable
 
 
@@ -72,6 +78,7 @@ def test_lock_not_obtained_in_time_exits_4_naming_the_holder(dsn: str, migration
 def test_a_waiting_runner_says_who_holds_the_lock_then_proceeds(dsn: str, migrations: Path) -> None:
     write(migrations, "1_a.sql", "CREATE TABLE a (id int);\n")
     holder = _hold_lock(dsn)
+    pid = holder.info.backend_pid
     release = threading.Timer(1.5, holder.close)
     release.start()
     try:
@@ -79,7 +86,7 @@ def test_a_waiting_runner_says_who_holds_the_lock_then_proceeds(dsn: str, migrat
     finally:
         release.join()
     assert result.returncode == 0, result.stderr
-    assert "Waiting for the migration lock, held by pid" in result.stderr
+    assert f"Waiting for the migration lock, held by server backend pid {pid} (someone-else" in result.stderr
     assert "Applied 1 migration(s)" in result.stdout
 
 
@@ -110,3 +117,119 @@ def test_load_sixteen_runners_two_hundred_files_each_applied_exactly_once(dsn: s
     lines = [line for _, out, _ in outputs for line in out.splitlines()]
     applied = [int(line.split()[1]) for line in lines if line.startswith("Applied ")]
     assert sum(applied) == 200, outputs  # across all runners, every file once
+
+
+# --- the session holding the lock is lost -----------------------------------------------------------------------------
+
+# A slow file and a non-idempotent one, in a transaction and without: each leaves one row in effects per run of it.
+_EFFECTS = {
+    "0001_slow.sql": "SELECT pg_sleep(0.3);\nINSERT INTO effects VALUES ('0001_slow.sql');\n",
+    "0002_insert.sql": "INSERT INTO effects VALUES ('0002_insert.sql');\n",
+    "0003_slow_nt.sql": "-- runner: no-transaction\nSELECT pg_sleep(0.3);\n"
+    "INSERT INTO effects VALUES ('0003_slow_nt.sql');\n",
+    "0004_insert_nt.sql": "-- runner: no-transaction\nINSERT INTO effects VALUES ('0004_insert_nt.sql');\n",
+    "0005_slow.sql": "SELECT pg_sleep(0.3);\nINSERT INTO effects VALUES ('0005_slow.sql');\n",
+}
+_LOCK_HOLDER = """
+SELECT a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND a.datname = current_database()
+  AND a.application_name LIKE %s
+"""
+
+
+def _poll(check, seconds: float = 30):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while (found := check()) is None:
+        assert time.monotonic() < deadline, "gave up waiting"
+        time.sleep(0.02)
+    return found
+
+
+def _runner(dsn: str, folder: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "runner", "migrate", "--dsn", dsn, "--dir", str(folder)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())  # fmt: skip
+
+
+def _holder_of(dsn: str, proc: subprocess.Popen[str]) -> int | None:
+    rows = query(dsn, _LOCK_HOLDER, (f"runner {proc.pid}@%",))
+    return int(str(rows[0][0])) if rows else None
+
+
+def _completed(out: str) -> list[str]:
+    return [line.split()[1] for line in out.splitlines() if line.startswith("Completed: ")]
+
+
+def _round(server_dsn: str, folder: Path, delay: float) -> tuple[bool, list[str]]:
+    """Two runners start together: A takes the lock, B waits, and after ``delay`` the server ends A's lock session.
+
+    Returns whether A's session was ended while A ran, and what went wrong (nothing, when every file's
+    effect and record exists exactly once and both runners said honestly what they did).
+    """
+    name = f"runner_lost_{uuid.uuid4().hex[:10]}"
+    query(server_dsn, f"CREATE DATABASE {name}")
+    dsn = make_conninfo(server_dsn, dbname=name)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        query(dsn, "CREATE TABLE effects (file text)")
+        procs = [_runner(dsn, folder), _runner(dsn, folder)]
+        first = _poll(lambda: next((p for p in procs if _holder_of(dsn, p)), None))
+        second = procs[1 - procs.index(first)]  # it waits for the lock
+        _poll(lambda: query(dsn, "SELECT 1 FROM pg_stat_activity WHERE application_name LIKE %s",
+                            (f"runner {second.pid}@%",)) or None)  # fmt: skip
+        time.sleep(delay)
+        holder = _holder_of(dsn, first)
+        ended = holder is not None and query(dsn, "SELECT pg_terminate_backend(%s)", (holder,)) == [(True,)]
+        (a_out, a_err), (b_out, b_err) = first.communicate(timeout=60), second.communicate(timeout=60)
+        problems = []
+        effects = dict(query(dsn, "SELECT file, count(*) FROM effects GROUP BY file"))  # type: ignore[arg-type]
+        if effects != dict.fromkeys(_EFFECTS, 1):
+            problems.append(f"effects {effects}")
+        rows = query(dsn, "SELECT name, checksum FROM runner_migrations ORDER BY version")
+        if rows != [(n, checksum(t.encode())) for n, t in sorted(_EFFECTS.items())]:
+            problems.append(f"records {rows}")
+        completed = _completed(a_out) + _completed(b_out)
+        if sorted(completed) != sorted(_EFFECTS):
+            problems.append(f"each file said Completed by exactly one runner: {completed}")
+        skipped = [line.split()[1] for line in b_out.splitlines() if line.startswith("Skipped: ")]
+        a_errors = [line for line in a_err.splitlines() if line.startswith("error: ")]
+        if first.returncode == 4:
+            said = a_errors[0] if len(a_errors) == 1 else ""
+            done = _completed(a_out)
+            if "lost the migration lock" not in said or not all(f in said for f in done[:3]) or "Traceback" in a_err:
+                problems.append(f"A's message: {a_err!r}")
+            if not done and "this run applied nothing" not in said:
+                problems.append(f"A applied nothing and should say so: {said!r}")
+        elif first.returncode != 0 or a_errors:
+            problems.append(f"A exited {first.returncode}: {a_err!r}")
+        if second.returncode != 0 or "Traceback" in b_err or not set(skipped) <= set(_completed(a_out)):
+            problems.append(f"B exited {second.returncode}, skipping {skipped}: {b_out!r} {b_err!r}")
+        return ended, problems
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        query(server_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_a_runner_that_loses_its_lock_session_stops_and_no_file_runs_twice(server_dsn: str, tmp_path: Path) -> None:
+    folder = tmp_path / "sql"
+    for file, text in _EFFECTS.items():
+        write(folder, file, text)
+    delays = [0.035 * n for n in range(20)]  # from before the first file to the last: A runs for about 1 s
+    with ThreadPoolExecutor(4) as pool:
+        rounds = list(pool.map(lambda d: _round(server_dsn, folder, d), delays))
+    assert [problems for _, problems in rounds if problems] == []
+    assert sum(ended for ended, _ in rounds) >= 15, "the lock session was ended while the first runner ran"
+
+
+def test_a_waiting_runner_names_the_holding_runners_own_process_and_host(dsn: str, migrations: Path) -> None:
+    # The server's backend pid is not something to kill; the runner's own process id and host are.
+    write(migrations, "1_slow.sql", "SELECT pg_sleep(5);\n")
+    first = _runner(dsn, migrations)
+    try:
+        _poll(lambda: _holder_of(dsn, first))
+        result = runner_cli("migrate", "--dsn", dsn, "--dir", migrations, "--lock-wait", "0.5")
+        assert_clean_error(result, 4, f"held by runner process {first.pid} on {os.uname().nodename}",
+                           "server backend pid")  # fmt: skip
+    finally:
+        first.kill()

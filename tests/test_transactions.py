@@ -17,11 +17,12 @@ def _recorded(dsn: str) -> list[int]:
 
 
 def _refuse_record(dsn: str, version: int) -> None:
-    """Make the tracking INSERT of one version fail, as a full disk or a lost connection would."""
+    """Make the tracking row of one version fail once the file has run (its row is claimed before the file,
+    and its time written after it), as a full disk or a lost connection would."""
     query(dsn, f"""
         CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN IF NEW.version = {version} THEN RAISE EXCEPTION 'no record for you'; END IF; RETURN NEW; END $$;
-        CREATE TRIGGER refuse BEFORE INSERT ON runner_migrations FOR EACH ROW EXECUTE FUNCTION refuse();
+        CREATE TRIGGER refuse BEFORE UPDATE ON runner_migrations FOR EACH ROW EXECUTE FUNCTION refuse();
     """)  # fmt: skip
 
 
@@ -170,3 +171,28 @@ def test_a_big_file_whose_record_fails_keeps_nothing(dsn: str, migrations: Path)
     assert_clean_error(failed, 3, "2_big.sql ran, but recording it", "no record for you")
     assert query(dsn, "SELECT to_regclass('big')") == [(None,)]
     assert _recorded(dsn) == [1]
+
+
+def test_a_concurrent_index_left_invalid_by_an_earlier_run_is_not_reported_done(dsn: str, migrations: Path) -> None:
+    write(migrations, "1_table.sql", "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1), (1);\n")
+    write(migrations, "2_index.sql", "-- runner: no-transaction\n"
+                                     "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS t_id ON t (id);\n")  # fmt: skip
+    assert_clean_error(_migrate(dsn, migrations), 3, "2_index.sql failed", "23505")
+    query(dsn, "DELETE FROM t WHERE ctid = (SELECT max(ctid) FROM t)")  # the data is fixed; the index is not
+    again = _migrate(dsn, migrations)
+    # IF NOT EXISTS skipped the INVALID index: the file did nothing, and must not be recorded as done.
+    assert_clean_error(
+        again,
+        3,
+        "2_index.sql ran, but index public.t_id on public.t is INVALID",
+        "run `DROP INDEX CONCURRENTLY public.t_id;`, then `runner migrate` again",
+        "not recorded",
+    )
+    assert "Completed: 2_index.sql" not in again.stdout
+    assert _recorded(dsn) == [1]
+
+    query(dsn, "DROP INDEX CONCURRENTLY public.t_id")
+    done = _migrate(dsn, migrations)
+    assert done.returncode == 0, done.stderr
+    assert query(dsn, "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_id'::regclass") == [(True,)]
+    assert _recorded(dsn) == [1, 2]
