@@ -125,6 +125,14 @@ def _notes(on_event: OnEvent | None) -> Callable[[str], None] | None:
 
 
 def _refuse_drift(plan: Plan, strict: bool, allow_out_of_order: bool) -> None:
+    deleted = plan.having(State.DELETED)
+    if deleted:
+        first = deleted[0]
+        raise Refused(
+            f"{', '.join(e.name for e in deleted)}: {first.detail}. Nothing was applied. If its changes are in the "
+            f"database, `runner mark {first.version}` restores the record; to run it again, `runner unmark "
+            f"{first.version}` first"
+        )
     changed = plan.having(State.EDITED, State.MISSING)
     if strict and changed:
         listed = "; ".join(f"{e.name} ({e.state}: {e.detail})" for e in changed)
@@ -235,8 +243,21 @@ def _locked(
     with _connections(database, wait_for_db, on_event, lock=True) as (conn, holder):
         with migration_lock(holder, target.lock_key, lock_wait, _notes(on_event), shared=holder is conn) as held:
             with _database_errors(f"preparing the tracking table {target}"):
-                plan = make_plan(files, tracking.read(conn, target, create=True), again, repeatable.read(conn, target))
+                plan = _read_plan(conn, target, files, again, create=True)
             yield _Locked(conn, target, plan, held)
+
+
+def _read_plan(
+    conn: psycopg.Connection, target: tracking.TrackingTable, files: list[Migration], again: list[Migration],
+    *, create: bool = False,
+) -> Plan:  # fmt: skip
+    """The plan from the tracking tables, and from the history for the files without a record (usually none)."""
+    records = tracking.read(conn, target, create=create)
+    recorded = {r.version for r in records}
+    unrecorded = [f.version for f in files if f.version is not None and f.version not in recorded]
+    return make_plan(
+        files, records, again, repeatable.read(conn, target), history.last_actions(conn, target, unrecorded)
+    )
 
 
 def _files(directory: str | Path) -> tuple[list[Migration], list[Migration]]:
@@ -304,6 +325,9 @@ def migrate(
             emit(DriftWarning(entry))
         for difference in changed:
             emit(SchemaWarning(difference))
+        for entry in plan.having(State.PENDING):
+            if entry.unmarked and any(s.migration is entry.file for s in scripts):
+                emit(Note(f"{entry.name} was {entry.detail}"))
         emit(Starting(len(scripts)))
         done = _apply_all(run, settings, scripts, retries, emit) if scripts else []
         applied = [d for d in done if isinstance(d, Applied)]
@@ -572,7 +596,7 @@ def _connected(
     target = tracking.TrackingTable.parse(table)
     with _connections(database, wait_for_db, on_event) as (conn, _):
         with _database_errors(f"reading the tracking table {target}"):
-            plan = make_plan(files, tracking.read(conn, target), again, repeatable.read(conn, target))
+            plan = _read_plan(conn, target, files, again)
         yield conn, target, plan
 
 

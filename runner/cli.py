@@ -262,7 +262,7 @@ def status(
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
-    """Show every migration with its state: applied, pending, edited, missing, out_of_order or outdated.
+    """Show every migration with its state: applied, pending, edited, missing, out_of_order, deleted or outdated.
 
     Example: runner status --json
     """

@@ -104,10 +104,29 @@ def insert_statement(
     )
 
 
+def _exists(conn: psycopg.Connection, table: TrackingTable) -> bool:
+    return conn.execute("SELECT to_regclass(%s)", (table.identifier.as_string(conn),)).fetchone() != (None,)
+
+
+def last_actions(
+    conn: psycopg.Connection, tracking: TrackingTable, versions: list[int]
+) -> dict[int, tuple[str, datetime]]:
+    """For each of ``versions`` the history knows, its last successful action and when: what tells a
+    tracking row deleted by hand (the history says applied) from one `runner unmark` removed."""
+    table = table_of(tracking)
+    if not versions or not _exists(conn, table):
+        return {}
+    query = sql.SQL(
+        "SELECT DISTINCT ON (version) version, action, recorded_at FROM {} "
+        "WHERE version = ANY(%s) AND outcome = 'ok' ORDER BY version, id DESC"
+    ).format(table.identifier)
+    return {version: (action, at) for version, action, at in conn.execute(query, (versions,)).fetchall()}
+
+
 def read(conn: psycopg.Connection, tracking: TrackingTable, limit: int | None = None) -> list[Event]:
     """The newest ``limit`` events (all when None), oldest first."""
     table = table_of(tracking)
-    if conn.execute("SELECT to_regclass(%s)", (table.identifier.as_string(conn),)).fetchone() == (None,):
+    if not _exists(conn, table):
         return []
     query = sql.SQL("SELECT {} FROM {} ORDER BY id DESC LIMIT {}").format(
         sql.SQL(", ").join(map(sql.Identifier, _COLUMNS)), table.identifier, sql.Literal(limit)

@@ -105,7 +105,9 @@ def mark(
     entries = _pick(plan, wanted)
     _refuse([e for e in entries if e.repeatable], (), "a repeatable file is not marked: migrate runs it whenever it "
             "is new or changed, and running it again is harmless")  # fmt: skip
-    _refuse(entries, (State.PENDING, State.OUT_OF_ORDER), "only a file that is not applied can be marked")
+    _refuse(
+        entries, (State.PENDING, State.OUT_OF_ORDER, State.DELETED), "only a file that is not applied can be marked"
+    )
     changes = [Change(action, e.version, e.name, None, e.file.checksum if e.file else None) for e in entries]
     _write(conn, table, changes, [_insert(table, e) for e in entries])
     return changes
@@ -125,7 +127,7 @@ def unmark(conn: psycopg.Connection, table: TrackingTable, plan: Plan, wanted: l
     entries = _pick(plan, wanted)
     _refuse(
         entries,
-        (State.APPLIED, State.EDITED, State.MISSING, State.OUTDATED),
+        (State.APPLIED, State.EDITED, State.MISSING, State.OUTDATED, State.DELETED),
         "only a recorded migration can be unmarked",
     )
     changes = [Change("unmark", e.version, e.name, e.record.checksum if e.record else None, None) for e in entries]

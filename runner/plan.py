@@ -6,8 +6,9 @@ same plan, so they can never disagree about what is pending or edited.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from runner.files import Migration, checksum_matches
@@ -21,6 +22,11 @@ class State(StrEnum):
     MISSING = "missing"  # applied, but the file is gone
     OUT_OF_ORDER = "out_of_order"  # not applied, and older than the newest applied version
     OUTDATED = "outdated"  # a repeatable file changed since it last ran: migrate runs it again
+    DELETED = "deleted"  # the history says it was applied, but its tracking row is gone: deleted by hand
+
+
+# The history's actions after which a file is applied; after "unmark" it is to run again.
+APPLIED_ACTIONS = ("apply", "mark", "baseline", "accept")
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,7 @@ class Entry:
     record: Record | None
     detail: str = ""
     harmless: bool = False  # edited in comments or whitespace only: the SQL is what ran
+    unmarked: bool = False  # pending because `runner unmark` forgot its record: it runs again, in version order
 
     @property
     def repeatable(self) -> bool:
@@ -58,7 +65,7 @@ class Plan:
 
     @property
     def drift(self) -> list[Entry]:
-        return self.having(State.EDITED, State.MISSING, State.OUT_OF_ORDER)
+        return self.having(State.EDITED, State.MISSING, State.OUT_OF_ORDER, State.DELETED)
 
 
 def short(checksum: str) -> str:
@@ -69,20 +76,34 @@ def short(checksum: str) -> str:
 
 def make_plan(
     files: Sequence[Migration], records: Sequence[Record], repeatables: Sequence[Migration] = (),
-    again: Sequence[Record] = (),
+    again: Sequence[Record] = (), last: Mapping[int, tuple[str, datetime]] | None = None,
 ) -> Plan:  # fmt: skip
-    """Numbered files with the tracking table's records, then repeatable files with theirs (``again``)."""
-    return Plan(_versioned(files, records) + _repeatable(repeatables, again))
+    """Numbered files with the tracking table's records, then repeatable files with theirs (``again``).
+
+    ``last`` is, for versions without a record, the history's last action and its time (history.last_actions):
+    applied by the history but not by the table is a record deleted by hand; unmarked is pending by intent.
+    """
+    return Plan(_versioned(files, records, last or {}) + _repeatable(repeatables, again))
 
 
-def _versioned(files: Sequence[Migration], records: Sequence[Record]) -> list[Entry]:
+def _versioned(
+    files: Sequence[Migration], records: Sequence[Record], last: Mapping[int, tuple[str, datetime]]
+) -> list[Entry]:
     by_version = {r.version: r for r in records if r.version is not None}
     newest = max(by_version, default=None)
     entries: list[Entry] = []
     for f in files:
         assert f.version is not None
         record = by_version.pop(f.version, None)
-        if record is None:
+        action, at = last.get(f.version, ("", None))
+        if record is None and action in APPLIED_ACTIONS:
+            detail = (f"record deleted by hand: the history says it was applied ({action}, {at:%Y-%m-%d %H:%M:%S %Z}) "
+                      "and no `runner unmark` removed its record")  # fmt: skip
+            entries.append(Entry(f.version, f.name, State.DELETED, f, None, detail))
+        elif record is None and action == "unmark":
+            detail = f"unmarked {at:%Y-%m-%d %H:%M:%S %Z}: migrate runs it again"
+            entries.append(Entry(f.version, f.name, State.PENDING, f, None, detail, unmarked=True))
+        elif record is None:
             if newest is not None and f.version < newest:
                 detail = f"version {f.version} is older than the newest applied version {newest}"
                 entries.append(Entry(f.version, f.name, State.OUT_OF_ORDER, f, None, detail))

@@ -53,7 +53,8 @@ def counts(plan: Plan) -> str:
 
 
 def verify_lines(result: VerifyResult) -> list[str]:
-    labels = {State.EDITED: "edited", State.MISSING: "missing", State.OUT_OF_ORDER: "out of order"}
+    labels = {State.EDITED: "edited", State.MISSING: "missing", State.OUT_OF_ORDER: "out of order",
+              State.DELETED: "deleted"}  # fmt: skip
     lines = [f"{labels[e.state]:<13}{e.name}: {e.detail}" for e in result.drift]
     lines += [f"{'harmless':<13}{e.name}: {e.detail}" for e in result.harmless]
     lines += [f"{e.state.value:<13}{e.name}{': ' + e.detail if e.detail else ''}" for e in result.pending]
@@ -76,7 +77,8 @@ def print_status_table(plan: Plan) -> None:
     from rich.table import Table
 
     styles = {State.APPLIED: "green", State.PENDING: "yellow", State.EDITED: "red",
-              State.MISSING: "red", State.OUT_OF_ORDER: "magenta", State.OUTDATED: "yellow"}  # fmt: skip
+              State.MISSING: "red", State.OUT_OF_ORDER: "magenta", State.OUTDATED: "yellow",
+              State.DELETED: "red"}  # fmt: skip
     columns = ["Version", "Name", "State", "Executed at"]
     with_detail = any(e.detail for e in plan.entries)
     table = Table(show_edge=False, header_style="bold")

@@ -205,3 +205,46 @@ def test_db_shell_runs_psql_on_the_target_database(dsn: str, migrations: Path) -
     assert query(dsn, "SELECT to_regclass('a')::text") == [("a",)]
     failed = runner_cli("db", "shell", "--dsn", dsn, "--", "-c", "SELECT 1 / 0")
     assert failed.returncode == 1 and "division by zero" in failed.stderr  # psql's own exit code and message
+
+
+def test_a_record_deleted_by_hand_is_refused_by_migrate_and_reported_by_verify(dsn: str, migrations: Path) -> None:
+    _three(migrations)
+    write(migrations, "4_log.sql", "INSERT INTO a VALUES (4);\n")  # not idempotent: it must never run twice
+    assert _run(dsn, migrations, "migrate").returncode == 0
+    query(dsn, "DELETE FROM runner_migrations WHERE version IN (2, 4)")  # no `runner unmark` in the history
+
+    refused = _run(dsn, migrations, "migrate")
+    assert_clean_error(refused, 1, "2_b.sql, 4_log.sql: record deleted by hand", "Nothing was applied",
+                       "`runner mark 2` restores the record", "`runner unmark 2` first")  # fmt: skip
+    assert query(dsn, "SELECT count(*) FROM a") == [(1,)]
+    assert_clean_error(_run(dsn, migrations, "plan"), 1, "record deleted by hand")
+    verify = _run(dsn, migrations, "verify")
+    assert verify.returncode == 1
+    assert "deleted      4_log.sql: record deleted by hand: the history says it was applied (apply, " in verify.stdout
+    states = {m["name"]: m["state"] for m in json.loads(_run(dsn, migrations, "status", "--json").stdout)["migrations"]}
+    assert states == {"1_a.sql": "applied", "2_b.sql": "deleted", "3_c.sql": "applied", "4_log.sql": "deleted"}
+
+    # Put right on purpose: 2 is in the database (mark restores its record), 4 is to run again (unmark).
+    assert _run(dsn, migrations, "mark", "2").returncode == 0
+    assert _run(dsn, migrations, "unmark", "4").returncode == 0
+    done = _run(dsn, migrations, "migrate")
+    assert done.returncode == 0, done.stderr
+    assert "Completed: 4_log.sql" in done.stdout and "2_b.sql" not in done.stdout
+    assert query(dsn, "SELECT count(*) FROM a") == [(2,)]
+    assert _run(dsn, migrations, "verify").returncode == 0
+
+
+def test_an_unmarked_file_runs_again_even_when_later_files_are_applied(dsn: str, migrations: Path) -> None:
+    _three(migrations)
+    assert _run(dsn, migrations, "migrate").returncode == 0
+    query(dsn, "DROP TABLE b")
+    unmarked = _run(dsn, migrations, "unmark", "2")
+    assert unmarked.stdout.strip() == "Unmarked 2_b.sql: its record is gone, and the next migrate runs it"
+    status = json.loads(_run(dsn, migrations, "status", "--json").stdout)["migrations"]
+    assert [(m["name"], m["state"]) for m in status][1] == ("2_b.sql", "pending")
+    done = _run(dsn, migrations, "migrate")  # not refused as out of order: unmark said it would run
+    assert done.returncode == 0, done.stderr
+    assert "2_b.sql was unmarked " in done.stderr and "migrate runs it again" in done.stderr
+    assert "Completed: 2_b.sql" in done.stdout
+    assert query(dsn, "SELECT to_regclass('b')::text") == [("b",)]
+    assert [v for v, *_ in _records(dsn)] == [1, 2, 3]
