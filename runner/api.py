@@ -28,6 +28,7 @@ from runner.plan import Entry, Plan, State, make_plan
 from runner.preflight import ONE_MESSAGE_LIMIT, Script, prepare
 
 DEFAULT_DIR = "sql"
+SCHEMA = "(schema)"  # the name of `runner accept --schema` in the history
 LOCK_NOT_AVAILABLE = "55P03"  # the SQLSTATE of a lock_timeout
 _MAX_BACKOFF_S = 30.0
 
@@ -281,7 +282,7 @@ def _up_to(plan: Plan, to: int | None) -> list[Entry]:
 def _checks(
     conn: psycopg.Connection, target: tracking.TrackingTable, plan: Plan, strict: bool, allow_out_of_order: bool,
     to: int | None,
-) -> tuple[list[Script], list[schema.Difference]]:  # fmt: skip
+) -> tuple[list[Script], _SchemaCheck]:  # fmt: skip
     """What migrate checks before anything runs, shared with plan so the two never disagree.
 
     Every file to run is checked, and the schema compared with the recorded one (only when
@@ -289,8 +290,7 @@ def _checks(
     """
     _refuse_drift(plan, strict, allow_out_of_order)
     scripts = [prepare(entry.file) for entry in _up_to(plan, to) if entry.file is not None]
-    changed = (_schema_drift(conn, target) or []) if scripts else []
-    return scripts, changed
+    return scripts, _schema_check(conn, target) if scripts else _SchemaCheck([])
 
 
 def migrate(
@@ -319,11 +319,11 @@ def migrate(
     emit = on_event or (lambda event: None)
     with _locked(database, directory, table, lock_wait, wait_for_db, on_event) as run:
         conn, target, plan = run.conn, run.target, run.plan
-        scripts, changed = _checks(conn, target, plan, strict, allow_out_of_order, to)
+        scripts, before = _checks(conn, target, plan, strict, allow_out_of_order, to)
         warnings = plan.having(State.EDITED, State.MISSING)
         for entry in warnings:
             emit(DriftWarning(entry))
-        for difference in changed:
+        for difference in before.differences or []:
             emit(SchemaWarning(difference))
         for entry in plan.having(State.PENDING):
             if entry.unmarked and any(s.migration is entry.file for s in scripts):
@@ -333,7 +333,7 @@ def migrate(
         applied = [d for d in done if isinstance(d, Applied)]
         if applied or not schema.exists(conn, target.companion(schema.SUFFIX).identifier):
             _stopped_if_lost(run.lock, applied, [])
-            _record_schema(conn, target)
+            _record_schema(conn, target, before)
     return MigrateResult(plan, applied, warnings, [d for d in done if isinstance(d, Skipped)])
 
 
@@ -347,24 +347,53 @@ def _live_schema(conn: psycopg.Connection, target: tracking.TrackingTable) -> sc
         return schema.snapshot(conn, _own_tables(target))
 
 
-def _schema_drift(conn: psycopg.Connection, target: tracking.TrackingTable) -> list[schema.Difference] | None:
-    """How the live schema differs from the recorded one; None when none is recorded.
+@dataclass(frozen=True)
+class _SchemaCheck:
+    """The recorded schema compared with the live one, before any file runs."""
 
-    The usual answer, nothing, comes from comparing digests, without reading either snapshot.
+    differences: list[schema.Difference] | None  # None: no schema is recorded yet
+    recorded: schema.Snapshot | None = None  # both read only when the digests differ
+    live: schema.Snapshot | None = None
+
+
+def _schema_check(conn: psycopg.Connection, target: tracking.TrackingTable) -> _SchemaCheck:
+    """How the live schema differs from the recorded one.
+
+    The usual answer, nothing, comes from comparing digests, without reading either snapshot. The
+    tables of other runners in the database are left out of both sides, even of a snapshot recorded
+    before runner left them out.
     """
     table = target.companion(schema.SUFFIX).identifier
     with _database_errors("reading the recorded schema"):
         recorded_digest = schema.recorded_digest(conn, table)
         if recorded_digest and recorded_digest == schema.digest(conn, _own_tables(target)):
-            return []
+            return _SchemaCheck([])
         recorded = schema.load(conn, table)
-    return schema.differences(recorded, _live_schema(conn, target)) if recorded is not None else None
+        if recorded is None:
+            return _SchemaCheck(None)
+        recorded = schema.without(recorded, *schema.runners(conn))
+    live = _live_schema(conn, target)
+    return _SchemaCheck(schema.differences(recorded, live), recorded, live)
 
 
-def _record_schema(conn: psycopg.Connection, target: tracking.TrackingTable) -> None:
-    """The schema as the files leave it: what verify compares the live catalog with."""
+def _schema_drift(conn: psycopg.Connection, target: tracking.TrackingTable) -> list[schema.Difference] | None:
+    """How the live schema differs from the recorded one; None when none is recorded."""
+    return _schema_check(conn, target).differences
+
+
+def _record_schema(
+    conn: psycopg.Connection, target: tracking.TrackingTable, before: _SchemaCheck | None = None
+) -> None:
+    """The schema as the files leave it: what verify compares the live catalog with.
+
+    A change made outside runner before this run (``before``) is not the files' work, and stays drift
+    until `runner accept --schema`: the objects this run changed are recorded as they are now, the rest
+    as they were recorded, with no digest (it would say the live schema is the recorded one).
+    """
     with _database_errors("reading the schema from the catalogs"):
         live, digest = schema.taken(conn, _own_tables(target))
+    if before is not None and before.differences and before.recorded is not None and before.live is not None:
+        live, digest = schema.carried(before.recorded, before.live, live), None
     with _database_errors("recording the schema"), conn.transaction():
         schema.save(conn, target.companion(schema.SUFFIX).identifier, live, digest)
 
@@ -468,6 +497,19 @@ def accept(database: Database = None, directory: str | Path = DEFAULT_DIR, table
     return _by_hand(lambda c, t, p: manual.accept(c, t, p, files), database, directory, table, on_event)
 
 
+def accept_schema(database: Database = None, directory: str | Path = DEFAULT_DIR, table: str | None = None,
+                  *, on_event: OnEvent | None = None) -> list[schema.Difference]:  # fmt: skip
+    """Record the live schema as it is: the changes made outside runner are accepted on purpose, and verify stops
+    reporting them. Returns those changes."""
+    with _locked(database, directory, table, DEFAULT_WAIT_S, 0, on_event) as run:
+        accepted = _schema_drift(run.conn, run.target) or []
+        with _database_errors(f"changing {run.target}"), run.conn.transaction():
+            history.ensure(run.conn, run.target)
+            run.conn.execute(history.insert_statement(run.conn, run.target, "accept", None, SCHEMA, None, None))
+            _record_schema(run.conn, run.target)
+    return accepted
+
+
 def mark(database: Database = None, directory: str | Path = DEFAULT_DIR, table: str | None = None,
          versions: list[str] | None = None, *, on_event: OnEvent | None = None) -> list[manual.Change]:  # fmt: skip
     """Record files as applied without running them: a DBA already ran them by hand."""
@@ -542,8 +584,8 @@ def dry_run(
 ) -> DryRun:
     """What migrate would do, with every check and warning it would give; changes nothing."""
     with _connected(database, directory, table, wait_for_db, on_event) as (conn, target, plan):
-        scripts, changed = _checks(conn, target, plan, strict, allow_out_of_order, to)
-    return DryRun(plan, [_step(s) for s in scripts], plan.having(State.EDITED, State.MISSING), changed)
+        scripts, before = _checks(conn, target, plan, strict, allow_out_of_order, to)
+    return DryRun(plan, [_step(s) for s in scripts], plan.having(State.EDITED, State.MISSING), before.differences or [])
 
 
 def lint(

@@ -370,6 +370,9 @@ def accept(
     context: typer.Context,
     files: Files = None,
     all_edited: Annotated[bool, typer.Option("--all", help="Accept every edited file.")] = False,
+    whole_schema: Annotated[
+        bool, typer.Option("--schema", help="Accept the schema as it is: changes made outside runner stop being drift.")
+    ] = False,
     dsn: Dsn = None,
     dir: Dir = None,
     table: Table = None,
@@ -377,16 +380,35 @@ def accept(
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
-    """Record the new checksum of applied files that were edited on purpose (the SQL is not run).
+    """Record the new checksum of applied files that were edited on purpose (the SQL is not run), or, with
+    --schema, the schema as it is now, so that verify stops reporting changes made outside runner.
 
     Example: runner accept sql/0003_create_participants.sql
     """
     out = _output(context, quiet, verbose, as_json)
-    if not files and not all_edited:
-        _usage("name the edited files to accept, or pass --all", "runner accept")
-    wanted = None if all_edited else files
-    _changes(context, out, lambda s: api.accept(s.database_url, _folder(s), s.table, wanted, on_event=_notes(out)),
-             "Nothing to accept")  # fmt: skip
+    if not (files or all_edited or whole_schema):
+        _usage("name the edited files to accept, or pass --all (every edited file) or --schema (changes made "
+               "outside runner)", "runner accept")  # fmt: skip
+    if not whole_schema:
+        wanted = None if all_edited else files
+        _changes(context, out, lambda s: api.accept(s.database_url, _folder(s), s.table, wanted, on_event=_notes(out)),
+                 "Nothing to accept")  # fmt: skip
+        return
+
+    def work() -> tuple[int, dict[str, Any]]:
+        s = _settings(context, out)
+        changes = []
+        if files or all_edited:
+            changes = api.accept(s.database_url, _folder(s), s.table, None if all_edited else files,
+                                 on_event=_notes(out))  # fmt: skip
+        accepted = api.accept_schema(s.database_url, _folder(s), s.table, on_event=_notes(out))
+        if not as_json:
+            for line in [report.change_line(c) for c in changes] + report.schema_accepted_lines(accepted):
+                say(line)
+        return 0, {"ok": True, "changes": [report.change_doc(c) for c in changes],
+                   "schema": [report.difference_doc(d) for d in accepted]}  # fmt: skip
+
+    _run(out, work)
 
 
 @app.command(epilog=EPILOG)

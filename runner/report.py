@@ -60,6 +60,8 @@ def verify_lines(result: VerifyResult) -> list[str]:
     lines += [f"{e.state.value:<13}{e.name}{': ' + e.detail if e.detail else ''}" for e in result.pending]
     lines += [f"{'invalid':<13}{index.describe()}" for index in result.invalid_indexes]
     lines += [f"{'schema':<13}{d.describe()}" for d in result.schema_drift]
+    if result.schema_drift:
+        lines.append("Changes made outside runner stay drift until `runner accept --schema` records them")
     if not result.schema_recorded:
         lines.append("No schema recorded yet: the next `runner migrate` records it, and verify then compares with it")
     verdict = "Drift found" if not result.clean else "No drift"
@@ -178,6 +180,13 @@ def change_line(change: Change) -> str:
     if change.action == "unmark":
         return f"Unmarked {change.name}: its record is gone, and the next migrate runs it"
     return f"Marked {change.name} as applied ({change.action}; the file was not run)"
+
+
+def schema_accepted_lines(accepted: list[Difference]) -> list[str]:
+    if not accepted:
+        return ["Recorded the schema as it is; it had no changes made outside runner"]
+    return [f"Accepted {len(accepted)} change(s) made outside runner into the recorded schema:",
+            *(f"  {d.describe()}" for d in accepted)]  # fmt: skip
 
 
 def change_doc(change: Change) -> dict[str, Any]:

@@ -64,10 +64,26 @@ def _not_in_extension(catalog: str, oid: str) -> str:
 
 
 # The relations of the snapshot (tables, views, sequences, indexes, ...): user schemas only, neither
-# runner's own tables (%(exclude)s) nor extension members.
+# runner's own tables (%(exclude)s) nor extension members, nor the tables of any runner sharing the
+# database under another --table: a tracking table says whose it is in its comment (%(comment)s), and
+# its companions are named after it (%(suffixes)s). Nor a schema runner made for a tracking table alone.
 _RELATIONS = f"""
-WITH excluded AS (
+WITH runner_tables AS (
+    SELECT c.oid, c.relnamespace, {_qualified("n.nspname", "c.relname")} AS name
+    FROM pg_description d
+    JOIN pg_class t ON d.classoid = 'pg_class'::regclass AND d.objoid = t.oid AND d.objsubid = 0
+    JOIN pg_class c ON c.relnamespace = t.relnamespace
+         AND c.relname::text IN (SELECT t.relname || s FROM unnest(%(suffixes)s::text[]) AS s)
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE d.description = %(comment)s AND t.relkind IN ('r', 'p')
+), runner_schemas AS (
+    SELECT DISTINCT r.relnamespace AS oid FROM runner_tables r
+    WHERE r.relnamespace <> 'public'::regnamespace
+      AND NOT EXISTS (SELECT FROM pg_class c WHERE c.relnamespace = r.relnamespace
+                      AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND c.oid NOT IN (SELECT oid FROM runner_tables))
+), excluded AS (
     SELECT to_regclass(x) AS oid FROM unnest(%(exclude)s::text[]) AS x WHERE to_regclass(x) IS NOT NULL
+    UNION SELECT oid FROM runner_tables
 ), rel AS (
     SELECT c.oid, c.relkind, {_qualified("n.nspname", "c.relname")} AS name, quote_ident(n.nspname) AS schema,
            c.relpersistence, c.relispartition, c.relpartbound, c.reloptions
@@ -84,6 +100,7 @@ _QUERIES = (
     SELECT 'schema', quote_ident(n.nspname), '{{}}'::json
     FROM pg_namespace n
     WHERE {_user_schema("n.nspname")} AND {_not_in_extension("pg_namespace", "n.oid")}
+      AND n.oid NOT IN (SELECT oid FROM runner_schemas)
     """,
     """
     SELECT 'extension', quote_ident(e.extname),
@@ -213,6 +230,17 @@ _KINDS = f"""
 _DIGEST = "(SELECT md5(string_agg(kind || ' ' || objects::text, ' ' ORDER BY kind)) FROM kinds)"
 _SNAPSHOT = f"{_KINDS} SELECT kind, objects, {_DIGEST} FROM kinds"
 _DIGEST_ONLY = f"{_KINDS} SELECT {_DIGEST}"
+_RUNNERS = f"""{_RELATIONS}
+SELECT 'table', name FROM runner_tables UNION ALL SELECT 'schema', quote_ident(nspname) FROM pg_namespace
+WHERE oid IN (SELECT oid FROM runner_schemas)
+"""
+
+
+def _parameters(exclude: Iterable[str]) -> dict[str, object]:
+    from runner import history, repeatable, tracking
+
+    suffixes = ["", history.SUFFIX, SUFFIX, repeatable.SUFFIX]
+    return {"exclude": list(exclude), "comment": tracking.COMMENT, "suffixes": suffixes}
 
 
 # The parts of a SELECT where only its own FROM is in scope.
@@ -279,7 +307,7 @@ def taken(conn: psycopg.Connection, exclude: Iterable[str] = ()) -> tuple[Snapsh
     """
     snap: Snapshot = {kind: {} for kind in KINDS}
     with _reading(conn):
-        rows = conn.execute(_SNAPSHOT, {"exclude": list(exclude)}).fetchall()
+        rows = conn.execute(_SNAPSHOT, _parameters(exclude)).fetchall()
     for kind, objects, _ in rows:
         for name, attributes in sorted(objects.items()):
             if kind in ("view", "materialized view"):
@@ -298,7 +326,7 @@ def digest(conn: psycopg.Connection, exclude: Iterable[str] = ()) -> str:
     """A digest of the catalogs' own text: when it is the one recorded, nothing has changed, and
     neither snapshot needs to be read. Computed by the server, so nothing is sent or parsed."""
     with _reading(conn):
-        row = conn.execute(_DIGEST_ONLY, {"exclude": list(exclude)}).fetchone()
+        row = conn.execute(_DIGEST_ONLY, _parameters(exclude)).fetchone()
     return row[0] if row and row[0] else ""
 
 
@@ -328,6 +356,46 @@ def _comes_with_parent(attributes: dict[str, str], parents: set[tuple[str, str]]
         if attribute in attributes
         for kind in kinds
     )
+
+
+def runners(conn: psycopg.Connection) -> tuple[set[str], set[str]]:
+    """The tables of every runner in the database (by their names in a snapshot), and the schemas made for them."""
+    with _reading(conn):
+        rows = conn.execute(_RUNNERS, _parameters(())).fetchall()
+    return {name for kind, name in rows if kind == "table"}, {name for kind, name in rows if kind == "schema"}
+
+
+def without(snap: Snapshot, tables: set[str], schemas: set[str]) -> Snapshot:
+    """``snap`` without those tables (and their columns, indexes, constraints, sequences, triggers) and schemas:
+    a snapshot recorded before runner left other runners' tables out is read as if it had."""
+    if not (tables or schemas):
+        return snap
+
+    def theirs(kind: str, name: str, attributes: dict[str, str]) -> bool:
+        owner = attributes.get("table") or attributes.get("owned by", "").rpartition(".")[0]
+        return (kind == "table" and name in tables) or owner in tables or (kind == "schema" and name in schemas)
+
+    return {kind: {n: a for n, a in objects.items() if not theirs(kind, n, a)} for kind, objects in snap.items()}
+
+
+def carried(recorded: Snapshot, before: Snapshot, after: Snapshot) -> Snapshot:
+    """``recorded``, with each object that changed from ``before`` to ``after`` as it is ``after``.
+
+    What a run's files did is recorded; what was changed by hand before the run is not, so it stays
+    a difference from the live schema until someone accepts it.
+    """
+    result = {kind: dict(objects) for kind, objects in recorded.items()}
+    for kind in before.keys() | after.keys():
+        old, new = before.get(kind, {}), after.get(kind, {})
+        if old == new:
+            continue
+        objects = result.setdefault(kind, {})
+        for name in old.keys() | new.keys():
+            if name not in new:
+                objects.pop(name, None)
+            elif old.get(name) != new[name]:
+                objects[name] = new[name]
+    return result
 
 
 def differences(recorded: Snapshot, live: Snapshot) -> list[Difference]:

@@ -19,6 +19,8 @@ from runner.errors import BadInput
 from runner.files import Migration
 
 DEFAULT_TABLE = "public.runner_migrations"
+# On every tracking table runner creates: how the schema snapshot of any runner tells runner's tables apart.
+COMMENT = "Migrations applied by runner: one row per file."
 _PLAIN_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _MAX_IDENTIFIER_BYTES = 63  # PostgreSQL silently truncates longer names
 
@@ -207,11 +209,7 @@ def _create(conn: psycopg.Connection, table: TrackingTable) -> None:
             """
         ).format(table.identifier)
     )
-    conn.execute(
-        sql.SQL("COMMENT ON TABLE {} IS {}").format(
-            table.identifier, sql.Literal("Migrations applied by runner: one row per file.")
-        )
-    )
+    conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(table.identifier, sql.Literal(COMMENT)))
 
 
 def upgrade(conn: psycopg.Connection, table: TrackingTable) -> None:

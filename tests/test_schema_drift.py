@@ -58,6 +58,7 @@ def test_a_schema_recorded_before_digests_is_still_compared(runner_db: str, proj
     assert _verify(runner_db, project) == (0, ["No drift: 15 applied"])
     query(runner_db, "CREATE TABLE tmp_fix (id int)")
     assert _verify(runner_db, project)[1][0] == "schema       table tmp_fix: not created by any migration"
+    query(runner_db, "DROP TABLE tmp_fix")
     write(project, "0015_later.sql", "CREATE TABLE IF NOT EXISTS later (id int);\n")
     assert runner_cli("migrate", "--dsn", runner_db, "--dir", project).returncode == 0  # records it, with a digest
     assert query(runner_db, "SELECT digest IS NOT NULL FROM runner_migrations_schema") == [(True,)]
@@ -76,6 +77,7 @@ def test_verify_names_each_change_made_by_hand(runner_db: str, project: Path) ->
         "schema       table tmp_fix: not created by any migration",
         "schema       column approval_levels.skip_reason: type text -> character varying(100)",
         "schema       index idx_tat_alerts_due: dropped",
+        "Changes made outside runner stay drift until `runner accept --schema` records them",
         "Drift found: 15 applied, 3 schema change(s)",
     ]
     doc = json.loads(runner_cli("verify", "--dsn", runner_db, "--dir", project, "--json").stdout)
@@ -83,15 +85,59 @@ def test_verify_names_each_change_made_by_hand(runner_db: str, project: Path) ->
     assert doc["clean"] is False and doc["schema_recorded"] is True
 
 
-def test_migrate_warns_of_changes_made_by_hand_then_records_the_new_schema(runner_db: str, project: Path) -> None:
-    query(runner_db, "CREATE TABLE tmp_fix (id int)")
+def test_a_change_made_by_hand_stays_drift_after_later_migrations_until_accepted(runner_db: str, project: Path) -> None:
+    query(
+        runner_db, "CREATE TABLE tmp_fix (id int); ALTER TABLE approval_levels ALTER COLUMN skip_reason SET DEFAULT 'x'"
+    )
     write(project, "0015_later.sql", "CREATE TABLE IF NOT EXISTS later (id int);\n")
     planned = runner_cli("plan", "--dsn", runner_db, "--dir", project)
     assert "warning: changed outside runner: table tmp_fix: not created by any migration" in planned.stderr
     result = runner_cli("migrate", "--dsn", runner_db, "--dir", project)
     assert result.returncode == 0, result.stderr
     assert "warning: changed outside runner: table tmp_fix: not created by any migration" in result.stderr
-    assert _verify(runner_db, project) == (0, ["No drift: 16 applied"])
+    # The deploy recorded what its file did (the table later), not the DBA's changes: verify still names them.
+    hand_made = [
+        "schema       table tmp_fix: not created by any migration",
+        "schema       column approval_levels.skip_reason: default (none) -> 'x'::text",
+        "Changes made outside runner stay drift until `runner accept --schema` records them",
+    ]
+    assert _verify(runner_db, project) == (1, [*hand_made, "Drift found: 16 applied, 2 schema change(s)"])
+    write(project, "0016_more.sql", "ALTER TABLE later ADD COLUMN IF NOT EXISTS note text;\n")
+    assert runner_cli("migrate", "--dsn", runner_db, "--dir", project).returncode == 0
+    assert _verify(runner_db, project) == (1, [*hand_made, "Drift found: 17 applied, 2 schema change(s)"])
+
+    accepted = runner_cli("accept", "--schema", "--dsn", runner_db, "--dir", project)
+    assert accepted.returncode == 0, accepted.stderr
+    assert accepted.stdout.splitlines() == [
+        "Accepted 2 change(s) made outside runner into the recorded schema:",
+        "  table tmp_fix: not created by any migration",
+        "  column approval_levels.skip_reason: default (none) -> 'x'::text",
+    ]
+    assert _verify(runner_db, project) == (0, ["No drift: 17 applied"])
+    assert query(runner_db, "SELECT action, name FROM runner_migrations_history ORDER BY id DESC LIMIT 1") == [
+        ("accept", "(schema)")
+    ]
+    assert query(runner_db, "SELECT digest IS NOT NULL FROM runner_migrations_schema") == [(True,)]
+
+
+def test_another_projects_runner_tables_are_not_schema_drift(runner_db: str, project: Path, tmp_path: Path) -> None:
+    write(tmp_path / "other", "1_nothing.sql", "SELECT 1;\n")
+    for table in ("other_migrations", "ops.migrations"):  # beside ours, and in a schema of its own
+        done = runner_cli("migrate", "--dsn", runner_db, "--dir", tmp_path / "other", "--table", table)
+        assert done.returncode == 0, done.stderr
+        assert _verify(runner_db, project) == (0, ["No drift: 15 applied"])
+        code, lines = _verify(runner_db, tmp_path / "other", "--table", table)
+        assert (code, lines[-1]) == (0, "No drift: 1 applied"), lines
+    # A snapshot recorded by an earlier runner, which counted the other project's tables, reads the same.
+    comment = "COMMENT ON TABLE {} IS {}"
+    for table in ("public.other_migrations", "ops.migrations"):
+        query(runner_db, comment.format(table, "NULL"))
+    assert runner_cli("accept", "--schema", "--dsn", runner_db, "--dir", project).returncode == 0
+    recorded = str(query(runner_db, "SELECT snapshot::text FROM runner_migrations_schema")[0][0])
+    assert "other_migrations_history" in recorded and "ops.migrations" in recorded
+    for table in ("public.other_migrations", "ops.migrations"):
+        query(runner_db, comment.format(table, "'Migrations applied by runner: one row per file.'"))
+    assert _verify(runner_db, project) == (0, ["No drift: 15 applied"])
 
 
 def test_a_file_run_by_hand_and_marked_is_not_schema_drift(runner_db: str, project: Path) -> None:
