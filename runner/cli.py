@@ -737,6 +737,10 @@ def main() -> None:
             context = getattr(usage, "ctx", None)
             command = context.command_path if context else "runner"
             text = f"{_without_stray_envvar(usage).rstrip('.')}; see `{command} --help`"
+            from runner.db import redact  # a DSN typed without --dsn is quoted back as an unexpected argument
+
+            for argument in sys.argv[1:]:
+                text = redact(text, argument)
             say(text, err=True, prefix="error: ", color="red")
             if "--json" in sys.argv[1:]:
                 print(json.dumps({"ok": False, "error": {"kind": "usage", "exit_code": code, "message": text}}))
