@@ -136,6 +136,10 @@ def _settings(context: typer.Context, out: Output) -> config.Settings:
         for key in config.KEYS:
             if key.field in used:
                 out.detail(f"  {key.name} = {_shown_value(settings, key.field)} ({settings.sources[key.field]})")
+        if "database_url" in used:  # which server, and why: a PGPASSWORD left set is enough to leave the embedded one
+            from runner.db import choose
+
+            out.detail(f"Database: {choose(settings.database_url, settings.sources['database_url'])}")
     return settings
 
 
@@ -580,9 +584,14 @@ def url(
         if target.source == "embedded" and not target.running:
             out.note(f"note: the embedded PostgreSQL in {target.where} is not running, so this URL does not answer "
                      "yet; `runner db start` starts it and keeps it up until `runner db stop`")  # fmt: skip
+        if target.source == "libpq environment":  # even a PGPASSWORD alone leaves the embedded server
+            from runner.db import choose
+
+            out.note(f"note: runner uses {choose(None, target.source)}")
         if not as_json:
             say(target.url)
-        return 0, {"url": target.url, "source": target.source, "running": target.running, "kept": target.kept}
+        return 0, {"url": target.url, "source": target.source, "reason": target.reason, "running": target.running,
+                   "kept": target.kept}  # fmt: skip
 
     _run(out, work)
 

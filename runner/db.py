@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
@@ -142,8 +143,13 @@ def redact(text: str, dsn: str | None = None) -> str:
     return _KEYWORD_SECRET.sub(lambda m: m["head"] + "***", text)
 
 
-def describe(dsn: str) -> str:
-    """A short, password-free name of the target: user@host:port/dbname."""
+def describe(dsn: str, *, defaults: bool = False) -> str:
+    """A short, password-free name of the target: user@host:port/dbname.
+
+    With ``defaults``, libpq's own choice fills in what neither the DSN nor its PG* variables say:
+    the user runner runs as, port 5432, the database named after the user, and its default Unix
+    socket, which psql's prompt calls [local].
+    """
     try:
         params = conninfo_to_dict(dsn)
     except psycopg.Error:
@@ -155,10 +161,47 @@ def describe(dsn: str) -> str:
     def param(key: str, variable: str) -> str:  # libpq takes what the DSN lacks from the environment
         return str(params.get(key) or os.environ.get(variable) or "")
 
-    host = param("host", "PGHOST") or param("hostaddr", "PGHOSTADDR") or "localhost"
+    host = param("host", "PGHOST") or param("hostaddr", "PGHOSTADDR") or ("[local]" if defaults else "localhost")
     port, user, dbname = param("port", "PGPORT"), param("user", "PGUSER"), param("dbname", "PGDATABASE")
+    if defaults:
+        import pwd  # libpq names the user after the effective uid, not $USER
+
+        user = user or pwd.getpwuid(os.geteuid()).pw_name
+        port, dbname = port or "5432", dbname or user
     # redacted too: a URL with an unencoded '/' in its password is read with a part of it as the port
     return redact(f"{user + '@' if user else ''}{host}{':' + port if port else ''}/{dbname}", dsn)
+
+
+def libpq_variables() -> list[str]:
+    """The PG* variables that are set: with no DSN, any of them makes runner use libpq's environment."""
+    return [variable for variable in LIBPQ_ENV if os.environ.get(variable)]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Which server the commands use, and why, as --verbose and `runner db url` say it."""
+
+    source: str  # where the DSN came from (--dsn, DATABASE_URL, a pyproject.toml), "libpq environment", "embedded"
+    name: str  # user@host:port/dbname, never with a password; empty for the embedded server
+    reason: str
+
+    def __str__(self) -> str:
+        if self.source == "embedded":
+            return f"the embedded PostgreSQL ({self.reason})"
+        if self.source == "libpq environment":
+            return f"{self.name} from libpq's environment ({self.reason}), not the embedded PostgreSQL"
+        return f"{self.name} ({self.reason})"
+
+
+def choose(dsn: str | None, source: str) -> Choice:
+    """The server of ``dsn`` (set in ``source``), else the one db.target() falls back to, and why."""
+    if dsn:
+        return Choice(source, describe(dsn), f"from {source}")
+    variables = libpq_variables()
+    if variables:
+        said = f"{', '.join(variables)} {'is' if len(variables) == 1 else 'are'} set"
+        return Choice("libpq environment", describe("", defaults=True), said)
+    return Choice("embedded", "", "no --dsn, DATABASE_URL, database-url or PG* variable is set")
 
 
 def error_text(exc: Exception, dsn: str | None = None) -> str:
@@ -231,7 +274,7 @@ def connect(dsn: str) -> psycopg.Connection:
                 text = redact(f'invalid port number: "{params.get("port") or os.environ.get("PGPORT")}"', dsn)
             raise BadInput(f"{where} is not valid: {text}") from None
         raise ConnectionFailed(
-            f"cannot connect to {describe(dsn)}: {error_text(exc, dsn)}; "
+            f"cannot connect to {describe(dsn, defaults=not dsn)}: {error_text(exc, dsn)}; "
             "check --dsn or DATABASE_URL and that the server is running"
         ) from None
     except psycopg.Error as exc:
@@ -269,7 +312,7 @@ def target(dsn: str | None, on_note: Callable[[str], None] | None = None) -> Ite
     if dsn:
         yield dsn
         return
-    if any(os.environ.get(variable) for variable in LIBPQ_ENV):
+    if libpq_variables():
         yield ""
         return
     from runner import embedded  # only the no-server default needs it

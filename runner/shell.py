@@ -57,6 +57,7 @@ class Target:
 
     url: str  # without a password
     source: str  # the flag, variable or file it came from; "libpq environment"; or "embedded"
+    reason: str  # why this database: "from --dsn", "PGPASSWORD is set", ...
     running: bool | None = None  # for the embedded server: whether it runs now
     kept: bool = False  # for the embedded server: kept up by `runner db start`
     where: str = ""  # for the embedded server: its data folder
@@ -86,12 +87,13 @@ def locate(database_url: str | None, source: str) -> Target:
     """
     from runner import db, embedded
 
+    chosen = db.choose(database_url, source)
     if database_url:
         db.parse(database_url)
-        return Target(db.redact(database_url, database_url), source)
-    if any(os.environ.get(variable) for variable in db.LIBPQ_ENV):
-        return Target(_env_url(), "libpq environment")
+        return Target(db.redact(database_url, database_url), source, chosen.reason)
+    if chosen.source == "libpq environment":
+        return Target(_env_url(), chosen.source, chosen.reason)
     found = embedded.state()
     lay = found.layout
     url = f"postgresql://postgres@/postgres?host={quote(str(lay.socket_dir), safe='/')}&port={embedded.PORT}"
-    return Target(url, "embedded", found.running, found.kept, found.where)
+    return Target(url, "embedded", chosen.reason, found.running, found.kept, found.where)

@@ -311,6 +311,49 @@ def test_db_shell_refuses_a_string_libpq_cannot_read_without_quoting_it(tmp_path
     assert 'invalid percent-encoded token: "***"' in result.stderr and A not in result.stdout + result.stderr
 
 
+# --- which database -----------------------------------------------------------------------------------------------
+
+
+def _user() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def test_verbose_says_a_pgpassword_alone_chose_libpqs_server_over_the_embedded_one(tmp_path: Path) -> None:
+    env = no_database_env(PGPASSWORD=RIGHT)
+    result = runner_cli("status", "-v", "--dir", "missing", cwd=tmp_path, env=env)  # stops before connecting
+    user = _user()
+    assert f"Database: {user}@[local]:5432/{user} from libpq's environment (PGPASSWORD is set), not the " \
+           "embedded PostgreSQL\n" in result.stderr  # fmt: skip
+    assert RIGHT not in result.stdout + result.stderr
+
+
+def test_verbose_names_the_server_and_where_it_came_from(tmp_path: Path) -> None:
+    given = runner_cli("status", "-v", "--dir", "missing", "--dsn", f"postgresql://bob:{RIGHT}@db.internal:6432/app",
+                       cwd=tmp_path, env=no_database_env())  # fmt: skip
+    assert "Database: bob@db.internal:6432/app (from --dsn)\n" in given.stderr and RIGHT not in given.stderr
+    libpq = runner_cli("status", "-v", "--dir", "missing", cwd=tmp_path,
+                       env=no_database_env(PGHOST="db.internal", PGUSER="app", PGDATABASE="app"))  # fmt: skip
+    assert "Database: app@db.internal:5432/app from libpq's environment (PGHOST, PGDATABASE, PGUSER are set), " \
+           "not the embedded PostgreSQL\n" in libpq.stderr  # fmt: skip
+    nothing = runner_cli("status", "-v", "--dir", "missing", cwd=tmp_path, env=no_database_env())
+    assert "Database: the embedded PostgreSQL (no --dsn, DATABASE_URL, database-url or PG* variable is set)\n" \
+           in nothing.stderr  # fmt: skip
+
+
+def test_db_url_says_why_libpqs_environment_was_chosen(tmp_path: Path) -> None:
+    env = no_database_env(PGPASSWORD=RIGHT)
+    shown = runner_cli("db", "url", cwd=tmp_path, env=env)
+    user = _user()
+    assert (shown.returncode, shown.stdout) == (0, "postgresql:///\n")
+    assert shown.stderr == f"note: runner uses {user}@[local]:5432/{user} from libpq's environment (PGPASSWORD is " \
+                           "set), not the embedded PostgreSQL\n"  # fmt: skip
+    doc = json.loads(runner_cli("db", "url", "--json", cwd=tmp_path, env=env).stdout)
+    assert doc == {"url": "postgresql:///", "source": "libpq environment", "reason": "PGPASSWORD is set",
+                   "running": None, "kept": False}  # fmt: skip
+
+
 def test_db_url_refuses_a_string_libpq_cannot_read(tmp_path: Path) -> None:
     result = runner_cli("db", "url", "--dsn", f"host=h user=bob password={A} {B} dbname=app", cwd=tmp_path,
                         env=cli_env())  # fmt: skip
