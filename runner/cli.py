@@ -136,6 +136,10 @@ def _settings(context: typer.Context, out: Output) -> config.Settings:
         for key in config.KEYS:
             if key.field in used:
                 out.detail(f"  {key.name} = {_shown_value(settings, key.field)} ({settings.sources[key.field]})")
+        if "database_url" in used:  # which server, and why: a PGPASSWORD left set is enough to leave the embedded one
+            from runner.db import choose
+
+            out.detail(f"Database: {choose(settings.database_url, settings.sources['database_url'])}")
     return settings
 
 
@@ -602,9 +606,14 @@ def url(
         if target.source == "embedded" and not target.running:
             out.note(f"note: the embedded PostgreSQL in {target.where} is not running, so this URL does not answer "
                      "yet; `runner db start` starts it and keeps it up until `runner db stop`")  # fmt: skip
+        if target.source == "libpq environment":  # even a PGPASSWORD alone leaves the embedded server
+            from runner.db import choose
+
+            out.note(f"note: runner uses {choose(None, target.source)}")
         if not as_json:
             say(target.url)
-        return 0, {"url": target.url, "source": target.source, "running": target.running, "kept": target.kept}
+        return 0, {"url": target.url, "source": target.source, "reason": target.reason, "running": target.running,
+                   "kept": target.kept}  # fmt: skip
 
     _run(out, work)
 
@@ -759,6 +768,10 @@ def main() -> None:
             context = getattr(usage, "ctx", None)
             command = context.command_path if context else "runner"
             text = f"{_without_stray_envvar(usage).rstrip('.')}; see `{command} --help`"
+            from runner.db import redact  # a DSN typed without --dsn is quoted back as an unexpected argument
+
+            for argument in sys.argv[1:]:
+                text = redact(text, argument)
             say(text, err=True, prefix="error: ", color="red")
             if "--json" in sys.argv[1:]:
                 print(json.dumps({"ok": False, "error": {"kind": "usage", "exit_code": code, "message": text}}))

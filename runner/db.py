@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
 
 import psycopg
 from psycopg import pq
@@ -20,31 +24,132 @@ CONNECT_TIMEOUT_S = 10
 LIBPQ_ENV = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGSERVICE")
 _WAIT_POLL_S = 0.5
 
+# The options whose value is a secret: the password, and the keys and passphrases beside it.
+SECRET_KEYS = ("password", "sslpassword", "oauth_client_secret", "scram_client_key", "scram_server_key")
+_SECRET_KEY = r"(?:ssl)?password|oauth_client_secret|scram_(?:client|server)_key"
+_URL_SCHEME = re.compile(r"^\s*postgres(?:ql)?://", re.IGNORECASE)
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@", re.IGNORECASE)
 _URL_AUTHORITY = re.compile(r"[a-z][a-z0-9+.-]*://(?P<authority>[^/?#]*)", re.IGNORECASE)
-# libpq's complaint about an option's value, found before any connection is tried
-_BAD_OPTION = re.compile(r"^(connection is bad: )?invalid .*value", re.IGNORECASE)
-_KEYWORD_PASSWORD = re.compile(r"(?P<head>password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+_QUERY_SECRET = re.compile(rf"(?P<head>[?&](?:{_SECRET_KEY})=)[^&#\s]*", re.IGNORECASE)
+_KEYWORD_SECRET = re.compile(rf"(?P<head>(?<![?&\w])(?:{_SECRET_KEY})\s*=\s*)(?:'(?:[^'\\]|\\.)*'?|(?:[^\s\\]|\\.)+)",
+                             re.IGNORECASE)  # fmt: skip
+_KEYWORD = re.compile(r"^\s*(?P<key>[a-z_]+)\s*=", re.IGNORECASE)
+# Where libpq may cut a secret and quote only a part of it: a '/' ends a URL's authority, a space
+# a key=value word, '&' and '=' a query parameter.
+_CUTS = re.compile(r"[\s/&=]+")
+_SHORTEST_PART = 3  # shorter parts of a secret are not worth blanking out of every message
+# libpq's complaints about an option's value (a port that is not a number, an unknown sslmode, a
+# service that is not defined): the connection string is wrong, whether or not a server is there.
+_BAD_OPTION = re.compile(
+    r'invalid [^:"]*("[^"]*" )?value|invalid port number|could not match \d+ (port numbers|host names) to \d+'
+    r'|could not parse network address|definition of service "[^"]*" not found|service file "[^"]*" not found'
+    r"|weak sslmode|is specified more than once|invalid SSL protocol version range|SSL support is not compiled in"
+    r"|Servname not supported",  # psycopg resolving a host name with a port that is not a number
+)
 
 
-def _password(dsn: str) -> str | None:
-    try:
-        return conninfo_to_dict(dsn).get("password")  # type: ignore[return-value]
-    except psycopg.Error:
-        return None
+@functools.cache
+def _libpq_keywords() -> frozenset[str]:
+    return frozenset(option.keyword.decode() for option in pq.Conninfo.get_defaults())
+
+
+def _words_after(text: str) -> list[str]:
+    """The words that follow a secret up to the next ``key=``: libpq reads an unquoted space as the end of
+    the value, so a password with a space in it spills into what it takes for more options, and quotes them."""
+    words = []
+    while text.strip():
+        key = _KEYWORD.match(text)
+        if key and key["key"] in _libpq_keywords():
+            break
+        word, _, text = text.lstrip().partition(" ")
+        words.append(word)
+    return words
+
+
+def _keyword_value(text: str) -> tuple[str, str]:
+    """The value at the start of ``text`` as libpq reads a key=value word (quoted or not), and what follows."""
+    quoted = text.startswith("'")
+    end = 1 if quoted else 0
+    while end < len(text):
+        if text[end] == "\\":
+            end += 2
+        elif quoted and text[end] == "'":
+            return text[: end + 1], text[end + 1 :]
+        elif not quoted and text[end].isspace():
+            break
+        else:
+            end += 1
+    return text[:end], text[end:]
+
+
+def _keyword_secrets(dsn: str) -> list[str]:
+    found = []
+    for match in re.finditer(rf"(?:^|\s)(?:{_SECRET_KEY})\s*=\s*", dsn, re.IGNORECASE):
+        raw, rest = _keyword_value(dsn[match.end() :])
+        found += [raw, re.sub(r"\\(.)", r"\1", raw.strip("'")), *_words_after(rest)]
+    return found
+
+
+def _url_secrets(dsn: str) -> list[str]:
+    rest = _URL_SCHEME.sub("", dsn, count=1)
+    found = []
+    # libpq's userinfo ends at the first '@'; the writer's may run to the last one (an unencoded '@' or '/')
+    for end in {rest.find("@"), rest.rfind("@")} - {-1}:
+        _, colon, password = rest[:end].partition(":")
+        if colon:
+            found.append(password)
+    for match in re.finditer(rf"[?&](?:{_SECRET_KEY})=", rest, re.IGNORECASE):
+        value, *others = rest[match.end() :].split("&")
+        found.append(value)
+        for other in others:  # an unencoded '&' in the value: libpq quotes what follows it
+            if other.partition("=")[0] in _libpq_keywords():
+                break
+            found.append(other)
+    return found + [unquote(piece) for piece in found]
+
+
+def secrets(dsn: str | None) -> list[str]:
+    """Every secret in ``dsn`` (and in PGPASSWORD), and each part of one that libpq may quote alone, longest first.
+
+    libpq's own parser finds them only in a string it can parse, and the strings it cannot parse
+    are the very ones whose errors quote them. So they are also looked for by hand: the userinfo
+    and the query of a URL, as written and decoded, and the value of a key=value secret, quoted or
+    not, with the words an unquoted space spilled it into.
+    """
+    found = {os.environ.get("PGPASSWORD", "")}
+    if dsn:
+        try:
+            params = conninfo_to_dict(dsn)
+        except psycopg.Error:
+            params = {}
+        found.update(str(params[key]) for key in SECRET_KEYS if params.get(key))
+        found.update(_url_secrets(dsn) if _URL_SCHEME.match(dsn) else _keyword_secrets(dsn))
+    parts = {part for whole in found for part in _CUTS.split(whole) if len(part) >= _SHORTEST_PART}
+    return sorted((found | parts) - {""}, key=len, reverse=True)
+
+
+def _blank(text: str, secret: str) -> str:
+    if len(secret) > _SHORTEST_PART:
+        return text.replace(secret, "***")
+    return re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", "***", text)  # not inside a word
 
 
 def redact(text: str, dsn: str | None = None) -> str:
-    """Remove any password (from a URL, a key=value string or the DSN itself) from ``text``."""
-    password = _password(dsn) if dsn else None
-    if password:
-        text = text.replace(password, "***")
+    """``text`` without any secret of ``dsn`` or PGPASSWORD, nor any other URL or key=value password in it."""
+    for secret in secrets(dsn):
+        text = _blank(text, secret)
     text = _URL_PASSWORD.sub(lambda m: m["head"] + "***@", text)
-    return _KEYWORD_PASSWORD.sub(lambda m: m["head"] + "***", text)
+    text = _QUERY_SECRET.sub(lambda m: m["head"] + "***", text)
+    return _KEYWORD_SECRET.sub(lambda m: m["head"] + "***", text)
 
 
-def describe(dsn: str) -> str:
-    """A short, password-free name of the target: user@host:port/dbname."""
+def describe(dsn: str, *, defaults: bool = False) -> str:
+    """A short, password-free name of the target: user@host:port/dbname.
+
+    With ``defaults``, libpq's own choice fills in what neither the DSN nor its PG* variables say:
+    the user runner runs as, port 5432, the database named after the user, and its default Unix
+    socket, which psql's prompt calls [local].
+    """
     try:
         params = conninfo_to_dict(dsn)
     except psycopg.Error:
@@ -56,9 +161,47 @@ def describe(dsn: str) -> str:
     def param(key: str, variable: str) -> str:  # libpq takes what the DSN lacks from the environment
         return str(params.get(key) or os.environ.get(variable) or "")
 
-    host = param("host", "PGHOST") or param("hostaddr", "PGHOSTADDR") or "localhost"
-    port, user = param("port", "PGPORT"), param("user", "PGUSER")
-    return f"{user + '@' if user else ''}{host}{':' + port if port else ''}/{param('dbname', 'PGDATABASE')}"
+    host = param("host", "PGHOST") or param("hostaddr", "PGHOSTADDR") or ("[local]" if defaults else "localhost")
+    port, user, dbname = param("port", "PGPORT"), param("user", "PGUSER"), param("dbname", "PGDATABASE")
+    if defaults:
+        import pwd  # libpq names the user after the effective uid, not $USER
+
+        user = user or pwd.getpwuid(os.geteuid()).pw_name
+        port, dbname = port or "5432", dbname or user
+    # redacted too: a URL with an unencoded '/' in its password is read with a part of it as the port
+    return redact(f"{user + '@' if user else ''}{host}{':' + port if port else ''}/{dbname}", dsn)
+
+
+def libpq_variables() -> list[str]:
+    """The PG* variables that are set: with no DSN, any of them makes runner use libpq's environment."""
+    return [variable for variable in LIBPQ_ENV if os.environ.get(variable)]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Which server the commands use, and why, as --verbose and `runner db url` say it."""
+
+    source: str  # where the DSN came from (--dsn, DATABASE_URL, a pyproject.toml), "libpq environment", "embedded"
+    name: str  # user@host:port/dbname, never with a password; empty for the embedded server
+    reason: str
+
+    def __str__(self) -> str:
+        if self.source == "embedded":
+            return f"the embedded PostgreSQL ({self.reason})"
+        if self.source == "libpq environment":
+            return f"{self.name} from libpq's environment ({self.reason}), not the embedded PostgreSQL"
+        return f"{self.name} ({self.reason})"
+
+
+def choose(dsn: str | None, source: str) -> Choice:
+    """The server of ``dsn`` (set in ``source``), else the one db.target() falls back to, and why."""
+    if dsn:
+        return Choice(source, describe(dsn), f"from {source}")
+    variables = libpq_variables()
+    if variables:
+        said = f"{', '.join(variables)} {'is' if len(variables) == 1 else 'are'} set"
+        return Choice("libpq environment", describe("", defaults=True), said)
+    return Choice("embedded", "", "no --dsn, DATABASE_URL, database-url or PG* variable is set")
 
 
 def error_text(exc: Exception, dsn: str | None = None) -> str:
@@ -106,29 +249,39 @@ def application_name() -> str:
     return name.encode("ascii", "replace").decode()[:63]  # the server keeps 63 bytes of ASCII
 
 
-def connect(dsn: str) -> psycopg.Connection:
-    """An autocommit connection; runner sends its own transaction boundaries."""
+def parse(dsn: str) -> dict[str, Any]:
+    """The options of a connection string; BadInput, without its secrets, when libpq cannot read it."""
     url = _URL_AUTHORITY.match(dsn)
     if url and url["authority"].count("@") > 1:  # the part after the first @ would be taken for the host
         raise BadInput(
             "the connection URL has more than one '@' before the host; write an '@' in the user name or password as %40"
         )
     try:
-        params = conninfo_to_dict(dsn)
+        return conninfo_to_dict(dsn)
     except psycopg.Error as exc:
         raise BadInput(
             f"the connection string is not valid: {error_text(exc, dsn)}; expected postgresql://user@host:port/dbname"
         ) from None
+
+
+
+def connect(dsn: str) -> psycopg.Connection:
+    """An autocommit connection; runner sends its own transaction boundaries."""
+    params = parse(dsn)
     defaults: dict[str, str | int] = {"connect_timeout": CONNECT_TIMEOUT_S, "application_name": application_name()}
     # Files are UTF-8 and are sent as bytes, so the session must read UTF-8 whatever the database encoding.
     conninfo = make_conninfo(dsn, **{k: v for k, v in defaults.items() if k not in params}, client_encoding="UTF8")
     try:
         return psycopg.connect(conninfo, autocommit=True)
     except psycopg.OperationalError as exc:
-        if _BAD_OPTION.match(str(exc)):
-            raise BadInput(f"the connection string is not valid: {error_text(exc, dsn)}") from None
+        if _BAD_OPTION.search(str(exc)):  # a port that is no number is the string's fault, not the server's
+            where = "the connection string" if dsn else "libpq's environment (its PG* variables)"
+            text = error_text(exc, dsn)
+            if "Servname not supported" in text:  # psycopg's words for it, where libpq's are clearer
+                text = redact(f'invalid port number: "{params.get("port") or os.environ.get("PGPORT")}"', dsn)
+            raise BadInput(f"{where} is not valid: {text}") from None
         raise ConnectionFailed(
-            f"cannot connect to {describe(dsn)}: {error_text(exc, dsn)}; "
+            f"cannot connect to {describe(dsn, defaults=not dsn)}: {error_text(exc, dsn)}; "
             "check --dsn or DATABASE_URL and that the server is running"
         ) from None
     except psycopg.Error as exc:
@@ -166,7 +319,7 @@ def target(dsn: str | None, on_note: Callable[[str], None] | None = None) -> Ite
     if dsn:
         yield dsn
         return
-    if any(os.environ.get(variable) for variable in LIBPQ_ENV):
+    if libpq_variables():
         yield ""
         return
     from runner import embedded  # only the no-server default needs it

@@ -33,8 +33,22 @@ def psql() -> str:
 
 
 def run(dsn: str, args: list[str]) -> int:
-    """psql's own exit code: 0 fine, 1 a fatal error of its own, 2 a bad connection, 3 an error in a script."""
-    return subprocess.run([psql(), "--no-psqlrc", "--set=ON_ERROR_STOP=1", f"--dbname={dsn}", *args]).returncode
+    """psql's own exit code: 0 fine, 1 a fatal error of its own, 2 a bad connection, 3 an error in a script.
+
+    The password never goes on psql's command line, where ``ps`` shows it to every local user: psql
+    finds it in PGPASSWORD, in its own environment, which only its user (and root) can read. A string
+    libpq cannot read is refused here, so psql never quotes it back with the password in it.
+    """
+    from psycopg.conninfo import make_conninfo
+
+    from runner import db
+
+    params = db.parse(dsn)
+    password = params.pop("password", None)
+    env = None if password is None else {**os.environ, "PGPASSWORD": str(password)}
+    conninfo = make_conninfo("", **params)
+    command = [psql(), "--no-psqlrc", "--set=ON_ERROR_STOP=1", f"--dbname={conninfo}", *args]
+    return subprocess.run(command, env=env).returncode
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,7 @@ class Target:
 
     url: str  # without a password
     source: str  # the flag, variable or file it came from; "libpq environment"; or "embedded"
+    reason: str  # why this database: "from --dsn", "PGPASSWORD is set", ...
     running: bool | None = None  # for the embedded server: whether it runs now
     kept: bool = False  # for the embedded server: kept up by `runner db start`
     where: str = ""  # for the embedded server: its data folder
@@ -67,15 +82,18 @@ def locate(database_url: str | None, source: str) -> Target:
 
     ``database_url`` is the configured one (flag, DATABASE_URL or pyproject.toml) and ``source``
     where it came from. Without one, as db.target() decides: libpq's environment, else the
-    project's embedded server, whose state is looked up but not changed.
+    project's embedded server, whose state is looked up but not changed. A string libpq cannot
+    read is a BadInput, as it is for every other command.
     """
     from runner import db, embedded
 
+    chosen = db.choose(database_url, source)
     if database_url:
-        return Target(db.redact(database_url, database_url), source)
-    if any(os.environ.get(variable) for variable in db.LIBPQ_ENV):
-        return Target(_env_url(), "libpq environment")
+        db.parse(database_url)
+        return Target(db.redact(database_url, database_url), source, chosen.reason)
+    if chosen.source == "libpq environment":
+        return Target(_env_url(), chosen.source, chosen.reason)
     found = embedded.state()
     lay = found.layout
     url = f"postgresql://postgres@/postgres?host={quote(str(lay.socket_dir), safe='/')}&port={embedded.PORT}"
-    return Target(url, "embedded", found.running, found.kept, found.where)
+    return Target(url, "embedded", chosen.reason, found.running, found.kept, found.where)

@@ -328,7 +328,7 @@ def test_db_url_of_the_pyproject_database_names_its_source(tmp_path: Path) -> No
     write(tmp_path, "pyproject.toml", '[tool.runner]\ndatabase-url = "postgresql://app@db.internal/app"\n')
     result = runner_cli("db", "url", "--json", cwd=tmp_path, env=no_database_env())
     assert json.loads(result.stdout) == {"url": "postgresql://app@db.internal/app", "source": "pyproject.toml",
-                                         "running": None, "kept": False}  # fmt: skip
+                                         "reason": "from pyproject.toml", "running": None, "kept": False}  # fmt: skip
 
 
 @pytest.fixture
@@ -359,7 +359,8 @@ def test_db_start_keeps_the_embedded_server_up_for_db_url_until_db_stop(project:
     assert "is running, and stays up until `runner db stop`" in started.stdout
     assert _answers(url), "the server outlives the command that started it"
     after = runner_cli("db", "url", "--json", cwd=project, env=env)
-    assert json.loads(after.stdout) == {"url": url, "source": "embedded", "running": True, "kept": True}
+    assert json.loads(after.stdout) == {"url": url, "source": "embedded", "running": True, "kept": True,
+                                        "reason": "no --dsn, DATABASE_URL, database-url or PG* variable is set"}
     assert after.stderr == ""
 
     migrated = runner_cli("migrate", cwd=project, env=env)

@@ -46,6 +46,25 @@ def test_malformed_connection_string_exits_2(migrations: Path, dsn: str) -> None
     assert SECRET not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(
+    ("dsn", "env", "says"),
+    [
+        ("postgresql://bob@127.0.0.1:99999/app", {}, 'is not valid: invalid port number: "99999"'),
+        ("postgresql://bob@localhost:abc/app", {}, 'the connection string is not valid: invalid port number: "abc"'),
+        ("host=127.0.0.1 port=1,2 user=bob", {}, "could not match 2 port numbers to 1 hosts"),
+        ("", {"PGHOST": "127.0.0.1", "PGPORT": "-1"},
+         "libpq's environment (its PG* variables) is not valid: invalid port number: \"-1\""),
+    ],
+    ids=["out-of-range", "not-a-number-after-a-host-name", "more-ports-than-hosts", "PGPORT"],
+)
+def test_an_invalid_port_is_a_bad_input_not_an_unreachable_server(
+    migrations: Path, dsn: str, env: dict[str, str], says: str
+) -> None:
+    write(migrations, "1_a.sql", "SELECT 1;\n")
+    result = runner_cli("migrate", *(["--dsn", dsn] if dsn else []), "--dir", migrations, env=cli_env(**env))
+    assert_clean_error(result, 2, says)
+
+
 def test_missing_database_exits_5(server_dsn: str, migrations: Path) -> None:
     write(migrations, "1_a.sql", "SELECT 1;\n")
     result = runner_cli("migrate", "--dsn", make_conninfo(server_dsn, dbname="no_such_db_here"), "--dir", migrations)
