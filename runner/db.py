@@ -264,7 +264,6 @@ def parse(dsn: str) -> dict[str, Any]:
         ) from None
 
 
-
 def connect(dsn: str) -> psycopg.Connection:
     """An autocommit connection; runner sends its own transaction boundaries."""
     params = parse(dsn)

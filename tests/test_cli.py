@@ -359,8 +359,13 @@ def test_db_start_keeps_the_embedded_server_up_for_db_url_until_db_stop(project:
     assert "is running, and stays up until `runner db stop`" in started.stdout
     assert _answers(url), "the server outlives the command that started it"
     after = runner_cli("db", "url", "--json", cwd=project, env=env)
-    assert json.loads(after.stdout) == {"url": url, "source": "embedded", "running": True, "kept": True,
-                                        "reason": "no --dsn, DATABASE_URL, database-url or PG* variable is set"}
+    assert json.loads(after.stdout) == {
+        "url": url,
+        "source": "embedded",
+        "running": True,
+        "kept": True,
+        "reason": "no --dsn, DATABASE_URL, database-url or PG* variable is set",
+    }
     assert after.stderr == ""
 
     migrated = runner_cli("migrate", cwd=project, env=env)

@@ -52,8 +52,11 @@ def test_malformed_connection_string_exits_2(migrations: Path, dsn: str) -> None
         ("postgresql://bob@127.0.0.1:99999/app", {}, 'is not valid: invalid port number: "99999"'),
         ("postgresql://bob@localhost:abc/app", {}, 'the connection string is not valid: invalid port number: "abc"'),
         ("host=127.0.0.1 port=1,2 user=bob", {}, "could not match 2 port numbers to 1 hosts"),
-        ("", {"PGHOST": "127.0.0.1", "PGPORT": "-1"},
-         "libpq's environment (its PG* variables) is not valid: invalid port number: \"-1\""),
+        (
+            "",
+            {"PGHOST": "127.0.0.1", "PGPORT": "-1"},
+            'libpq\'s environment (its PG* variables) is not valid: invalid port number: "-1"',
+        ),
     ],
     ids=["out-of-range", "not-a-number-after-a-host-name", "more-ports-than-hosts", "PGPORT"],
 )
