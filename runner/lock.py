@@ -23,7 +23,7 @@ from contextlib import contextmanager, suppress
 import psycopg
 from psycopg import pq
 
-from runner.errors import LockLost, LockTimeout
+from runner.errors import ConnectionFailed, LockLost, LockTimeout
 
 DEFAULT_WAIT_S = 120.0
 _POLL_S = 0.2
@@ -112,16 +112,24 @@ def migration_lock(
 ) -> Iterator[Held]:  # fmt: skip
     deadline = time.monotonic() + wait_s
     told = False
-    while not _try_lock(conn, key):
-        if time.monotonic() >= deadline:
-            raise LockTimeout(
-                f"the migration lock is held by {_holder(conn, _halves(key))}; gave up after {wait_s:g}s. "
-                "Wait for that run to finish, or raise --lock-wait"
-            )
-        if not told and on_note:
-            on_note(f"Waiting for the migration lock, held by {_holder(conn, _halves(key))}")
-            told = True
-        time.sleep(_POLL_S)
+    try:
+        while not _try_lock(conn, key):
+            if time.monotonic() >= deadline:
+                raise LockTimeout(
+                    f"the migration lock is held by {_holder(conn, _halves(key))}; gave up after {wait_s:g}s. "
+                    "Wait for that run to finish, or raise --lock-wait"
+                )
+            if not told and on_note:
+                on_note(f"Waiting for the migration lock, held by {_holder(conn, _halves(key))}")
+                told = True
+            time.sleep(_POLL_S)
+    except psycopg.OperationalError as exc:
+        from runner.db import error_text
+
+        raise ConnectionFailed(
+            f"lost the connection while waiting for the migration lock: {error_text(exc)}; nothing was applied. "
+            "Run `runner migrate` again"
+        ) from None
     try:
         yield Held(conn, key, shared)
     finally:

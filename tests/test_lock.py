@@ -233,3 +233,20 @@ def test_a_waiting_runner_names_the_holding_runners_own_process_and_host(dsn: st
                            "server backend pid")  # fmt: skip
     finally:
         first.kill()
+
+
+def test_a_waiting_runner_whose_session_is_ended_says_so_without_a_traceback(dsn: str, migrations: Path) -> None:
+    write(migrations, "1_a.sql", "CREATE TABLE a (id int);\n")
+    holder = _hold_lock(dsn)
+    try:
+        waiting = _runner(dsn, migrations)
+        sessions = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s"
+        _poll(lambda: query(dsn, sessions, (f"runner {waiting.pid}@%",)) == [(2,)] or None)  # both: it waits
+        query(dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE %s",
+              (f"runner {waiting.pid}@%",))  # fmt: skip
+        out, err = waiting.communicate(timeout=30)
+    finally:
+        holder.close()
+    result = subprocess.CompletedProcess(waiting.args, waiting.returncode, out, err)
+    assert_clean_error(result, 5, "lost the connection while waiting for the migration lock", "nothing was applied")
+    assert query(dsn, "SELECT to_regclass('a')") == [(None,)]
