@@ -49,7 +49,7 @@ from typing import IO
 from psycopg.conninfo import make_conninfo
 
 from runner.config import find_pyproject, shown
-from runner.errors import ConnectionFailed, Refused
+from runner.errors import ConnectionFailed, MigrationFailed, Refused
 
 STATE_DIR = ".runner"
 SERVICE_USER = "runner-pg"
@@ -615,9 +615,41 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+_NOT_AVAILABLE = re.compile(  # SQLSTATE 0A000 since PostgreSQL 15, 58P01 before
+    r'extension "(?P<name>[^"]+)" is not available'
+    r'|could not open extension control file "[^"]*/(?P<file>[^"/]+)\.control"'
+)
+_INSTEAD = {
+    "uuid-ossp": "use the built-in gen_random_uuid() (or uuidv7()) for uuid_generate_v4() and leave the extension out",
+    "pgcrypto": "if the file needs only gen_random_uuid(), leave the extension out: that function is built in",
+}
+_EMBEDDED = "The embedded PostgreSQL runner started (no --dsn or DATABASE_URL given)"
+
+
+def explained(failure: MigrationFailed) -> MigrationFailed:
+    """A file that failed on the embedded server because its build lacks a feature: why, and what to do."""
+    sqlstate, message = failure.details.get("sqlstate"), str(failure.details.get("server_message") or "")
+    missing = _NOT_AVAILABLE.search(message) if sqlstate in ("0A000", "58P01") else None
+    if missing:
+        name = missing["name"] or missing["file"]
+        instead = f"{_INSTEAD[name]}, or " if name in _INSTEAD else ""
+        why = (f"{_EMBEDDED} has no {name}: built without OpenSSL, libuuid and libxml, it lacks pgcrypto, sslinfo, "
+               f"uuid-ossp and xml2; {instead}point DATABASE_URL at a PostgreSQL server that has {name}")  # fmt: skip
+    elif sqlstate == "0A000" and "XML" in message:
+        why = f"{_EMBEDDED} is built without libxml, so it has no XML support; point DATABASE_URL at a full server"
+    else:
+        return failure
+    hinted = MigrationFailed(f"{failure}. {why}", details=failure.details)
+    hinted.applied = failure.applied
+    return hinted
+
+
 @contextmanager
 def server(project: Path | None = None, on_note: Callable[[str], None] | None = None) -> Iterator[str]:
-    """Run the project's embedded server for the duration of the block; yields its DSN."""
+    """Run the project's embedded server for the duration of the block; yields its DSN.
+
+    A migration that fails there for want of an extension the build lacks says so (see explained()).
+    """
     project = project or _project()
     with _lock_files(project) as (control, users):
         fcntl.flock(control, fcntl.LOCK_EX)
@@ -632,6 +664,8 @@ def server(project: Path | None = None, on_note: Callable[[str], None] | None = 
             on_note(f"Using the embedded PostgreSQL in {_where(lay)}{as_user} (no --dsn or DATABASE_URL given)")
         try:
             yield lay.dsn()
+        except MigrationFailed as failure:
+            raise explained(failure) from None
         finally:
             fcntl.flock(control, fcntl.LOCK_EX)
             fcntl.flock(users, fcntl.LOCK_UN)

@@ -156,6 +156,15 @@ def test_db_destroy_asks_first_refuses_without_a_terminal_and_deletes_with_yes(p
     assert again.stdout == "There is no embedded PostgreSQL in this project: nothing to delete\n"
 
 
+def test_a_migration_needing_an_extension_the_embedded_build_lacks_says_why_and_what_to_do(project: Path) -> None:
+    write(project / "sql", "0003_uuids.sql", 'CREATE EXTENSION IF NOT EXISTS "uuid-ossp";\n')
+    result = runner_cli("migrate", cwd=project, env=no_database_env(), timeout=300)
+    assert_clean_error(result, 3, '0003_uuids.sql failed in the statement at line 1: extension "uuid-ossp" is not '
+                       "available", "has no uuid-ossp: built without OpenSSL, libuuid and libxml",
+                       "use the built-in gen_random_uuid()", "point DATABASE_URL at a PostgreSQL server")  # fmt: skip
+    assert "Applied" not in result.stdout and "Completed: 0002_seed.sql" in result.stdout
+
+
 # Root and a normal user on one project. These need root, to make a project of another user's.
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the project is made for another user")
