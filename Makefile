@@ -32,8 +32,10 @@ bench: install
 bench-quick: install
 	$(BIN)/python bench/run.py --quick $(ARGS)
 
+# The embedded PostgreSQL (.runner/, or /var/lib/runner-pg as root) is kept: `runner db destroy` deletes it.
 clean:
 	rm -rf $(VENV) .pytest_cache
+	@if [ -d .runner ]; then echo "The embedded PostgreSQL is kept; to delete it too: make install && $(BIN)/runner db destroy"; fi
 
 # psql on the database `make migrate` built (the embedded one unless DATABASE_URL is set), kept up
 # while psql runs. For other tools: `runner db start`, then `runner db url`, then `runner db stop`.

@@ -54,8 +54,10 @@ Dsn = Annotated[
                       "else the embedded PostgreSQL in .runner/."),
 ]  # fmt: skip
 Dir = Annotated[
-    Path | None, typer.Option("--dir", envvar=_env("dir"), help="Folder of the migration files. Default: sql.")
-]
+    Path | None,
+    typer.Option("--dir", envvar=_env("dir"),
+                 help="Folder of the migration files. Default: sql, beside the nearest pyproject.toml."),
+]  # fmt: skip
 Table = Annotated[
     str | None,
     typer.Option("--table", envvar=_env("table"),
@@ -560,7 +562,7 @@ def diff(
 
 
 database = typer.Typer(
-    help="The target database itself: psql on it, its URL, and keeping the embedded one running.\n\n"
+    help="The target database itself: psql on it, its URL, and keeping the embedded one running (or deleting it).\n\n"
     'Example: runner db start && psql "$(runner db url)"',
     no_args_is_help=True,
 )
@@ -685,6 +687,56 @@ def stop(
         return 0, {"outcome": outcome, "data": where}
 
     _run(out, work)
+
+
+@database.command(epilog=EPILOG)
+def destroy(
+    context: typer.Context,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking (for scripts).")] = False,
+    as_json: Json = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+) -> None:
+    """Stop the project's embedded PostgreSQL and delete it, with all its data; the next command creates a new one.
+
+    It asks first on a terminal; without one, it deletes nothing unless given --yes.
+    Example: runner db destroy --yes && runner migrate
+    """
+    from runner import embedded
+    from runner.errors import BadInput, Refused
+
+    out = _output(context, quiet, verbose, as_json)
+
+    def work() -> tuple[int, dict[str, Any]]:
+        elsewhere = _elsewhere(_settings(context, out))
+        if elsewhere:
+            out.note(f"note: {elsewhere}; `runner db destroy` deletes the embedded one only")
+        found = embedded.existing()
+        if found is None or not found.created:
+            if found is not None:
+                embedded.destroy()  # the notes of a server never created, such as its id
+            if not (as_json or quiet):
+                say("There is no embedded PostgreSQL in this project: nothing to delete")
+            return 0, {"destroyed": False, "data": found.where if found else None}
+        question = f"Delete the embedded PostgreSQL in {found.where}, with all its data?"
+        if not yes and not sys.stdin.isatty():
+            raise BadInput(f"`runner db destroy` deletes the embedded PostgreSQL in {found.where} with all its data, "
+                           "and there is no terminal to confirm it on; pass --yes to delete it")  # fmt: skip
+        if not yes and not _confirmed(question):
+            raise Refused("not confirmed: nothing was deleted")
+        embedded.destroy()
+        if not (as_json or quiet):
+            say(f"Deleted the embedded PostgreSQL in {found.where}; the next command that needs it creates a new one")
+        return 0, {"destroyed": True, "data": found.where}
+
+    _run(out, work)
+
+
+def _confirmed(question: str) -> bool:
+    try:
+        return typer.confirm(question, default=False, err=True)
+    except typer.Abort:  # Ctrl-C or end of input at the question
+        return False
 
 
 @app.command(epilog=EPILOG)

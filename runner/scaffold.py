@@ -43,10 +43,10 @@ def next_version(existing: list[str], now: datetime | None = None) -> str:
 
 
 def new_migration(directory: Path, description: str, now: datetime | None = None) -> Path:
+    """The new file, in ``directory``, which must exist: a mistyped --dir is refused, not created."""
     slug = re.sub(r"\W+", "_", description.strip().lower()).strip("_")
     if not slug:
         raise BadInput("the description needs a letter or a digit, for example: runner new add_due_date")
-    directory.mkdir(parents=True, exist_ok=True)
     versions = [NAME_PATTERN.fullmatch(m.name)["version"] for m in discover(directory)]  # type: ignore[index]
     path = directory / f"{next_version(versions, now)}_{slug}.sql"
     try:

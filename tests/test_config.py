@@ -7,6 +7,7 @@ and looks at where runner really put its tracking rows or what it really refused
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -275,3 +276,39 @@ def test_load_without_a_pyproject_gives_the_defaults_of_the_library(tmp_path: Pa
     assert settings.table == tracking.DEFAULT_TABLE
     assert settings.lock_wait == lock.DEFAULT_WAIT_S
     assert settings.database_url is None and settings.pyproject is None
+
+
+def test_every_command_from_a_sub_folder_uses_the_projects_sql_folder(dsn: str, tmp_path: Path) -> None:
+    """The default folder is the project's sql/, beside its pyproject.toml, wherever runner runs in the project."""
+    project = tmp_path / "app"
+    write(project, "pyproject.toml", '[project]\nname = "app"\n')
+    write(project / "sql", "0001_things.sql", "CREATE TABLE IF NOT EXISTS things (id int);\n")
+    (project / "tests").mkdir()
+
+    def here(*args: str) -> subprocess.CompletedProcess[str]:
+        result = runner_cli(*args, cwd=project / "tests", env=cli_env(DATABASE_URL=dsn))
+        assert result.returncode == 0, (args, result.stdout, result.stderr)
+        return result
+
+    assert [step["name"] for step in json.loads(here("plan", "--json").stdout)["would_run"]] == ["0001_things.sql"]
+    assert "Completed: 0001_things.sql" in here("migrate").stdout
+    assert [m["state"] for m in json.loads(here("status", "--json").stdout)["migrations"]] == ["applied"]
+    assert "No drift: 1 applied" in here("verify").stdout
+    created = here("new", "add flag").stdout
+    assert created == f"Created {project / 'sql' / '0002_add_flag.sql'}\n"
+    write(project / "sql", "0002_add_flag.sql", "ALTER TABLE things ADD COLUMN IF NOT EXISTS flag boolean;\n")
+    assert "0002_add_flag.sql" in here("lint", "--json").stdout
+    assert "Marked 0002_add_flag.sql" in here("mark", "2").stdout
+    assert "Unmarked 0002_add_flag.sql" in here("unmark", "2").stdout
+    assert "Marked 0002_add_flag.sql" in here("baseline", "2").stdout
+    write(project / "sql", "0001_things.sql", "CREATE TABLE IF NOT EXISTS things (id int); -- reviewed\n")
+    assert "Accepted 0001_things.sql" in here("accept", "--all").stdout
+    assert recorded_in(dsn, "public.runner_migrations") == ["0001_things.sql", "0002_add_flag.sql"]
+
+
+def test_load_gives_the_sql_folder_beside_the_pyproject_by_default(tmp_path: Path) -> None:
+    write(tmp_path, "pyproject.toml", '[project]\nname = "app"\n')
+    (tmp_path / "tests").mkdir()
+    settings = config.load(tmp_path / "tests", environ={})
+    assert (settings.dir, settings.sources["dir"]) == (tmp_path / "sql", config.DEFAULT)
+    assert config.load(tmp_path / "tests", environ={"RUNNER_DIR": "here"}).dir == Path("here")

@@ -23,8 +23,29 @@ def test_new_file_follows_the_padding_of_its_neighbours(migrations: Path) -> Non
     assert [m.version for m in discover(migrations)] == [1, 9, 10]
 
 
-def test_first_file_in_an_empty_or_missing_folder(tmp_path: Path) -> None:
-    assert new_migration(tmp_path / "fresh", "init").name == "0001_init.sql"
+def test_first_file_in_an_empty_folder(tmp_path: Path) -> None:
+    assert new_migration(tmp_path, "init").name == "0001_init.sql"
+
+
+def test_new_from_the_migrations_folder_adds_to_it_and_a_mistyped_dir_is_refused(tmp_path: Path) -> None:
+    write(tmp_path, "pyproject.toml", '[project]\nname = "app"\n')
+    write(tmp_path / "sql", "0001_first.sql", "SELECT 1;\n")
+    inside = runner_cli("new", "second", cwd=tmp_path / "sql")
+    assert inside.returncode == 0, inside.stderr
+    assert inside.stdout == "Created 0002_second.sql\n"
+    assert sorted(p.name for p in (tmp_path / "sql").iterdir()) == ["0001_first.sql", "0002_second.sql"]
+
+    typo = runner_cli("new", "third", "--dir", "sqll", cwd=tmp_path)
+    assert_clean_error(typo, 2, "migrations folder sqll does not exist")
+    assert not (tmp_path / "sqll").exists()
+
+
+def test_new_in_a_project_without_a_migrations_folder_says_to_create_it(tmp_path: Path) -> None:
+    write(tmp_path, "pyproject.toml", '[project]\nname = "app"\n')
+    (tmp_path / "docs").mkdir()
+    result = runner_cli("new", "init", cwd=tmp_path / "docs")
+    assert_clean_error(result, 2, f"migrations folder {tmp_path / 'sql'} does not exist; create it")
+    assert not (tmp_path / "sql").exists() and not (tmp_path / "docs" / "sql").exists()
 
 
 def test_versions_without_padding_and_timestamps() -> None:
