@@ -95,8 +95,10 @@ def console_blocks(text: str) -> list[Block]:
     while index < len(lines):
         line = lines[index]
         if line.startswith("#"):
-            section = line.lstrip("#").strip().strip("`")
-        if line.strip() == "```console":
+            section = line.lstrip("#").strip().replace("`", "")
+        elif line.strip().startswith("```") and line.strip() != "```console":  # another language: skip it
+            index = next(i for i in range(index + 1, len(lines)) if lines[i].strip() == "```")
+        elif line.strip() == "```console":
             start, commands, index = index + 1, [], index + 1
             while lines[index].strip() != "```":
                 body = lines[index]
