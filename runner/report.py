@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from runner.api import DryRun, MigrateResult, Starting, VerifyResult
 from runner.apply import Applied, Skipped
@@ -12,6 +12,10 @@ from runner.history import Event
 from runner.manual import Change
 from runner.plan import Entry, Plan, State, short
 from runner.schema import ADDED, DROPPED, Difference
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
 
 
 def _when(moment: datetime | None) -> str | None:
@@ -72,29 +76,114 @@ def verify_lines(result: VerifyResult) -> list[str]:
     return lines
 
 
-def print_status_table(plan: Plan) -> None:
-    import sys
-
-    from rich.console import Console
-    from rich.table import Table
+def print_status_table(plan: Plan, console: Console | None = None) -> None:
+    from rich.text import Text
 
     styles = {State.APPLIED: "green", State.PENDING: "yellow", State.EDITED: "red",
               State.MISSING: "red", State.OUT_OF_ORDER: "magenta", State.OUTDATED: "yellow",
               State.DELETED: "red"}  # fmt: skip
-    columns = ["Version", "Name", "State", "Executed at"]
-    with_detail = any(e.detail for e in plan.entries)
-    table = Table(show_edge=False, header_style="bold")
-    for column in columns + (["Detail"] if with_detail else []):
-        table.add_column(column, justify="right" if column == "Version" else "left", no_wrap=column != "Detail")
-    for e in plan.entries:
-        executed = f"{e.record.executed_at:%Y-%m-%d %H:%M:%S}" if e.record else ""
-        version = "" if e.version is None else str(e.version)  # a repeatable file has none
-        row = [version, e.name, f"[{styles[e.state]}]{e.state.value}[/]", executed]
-        table.add_row(*row, *([e.detail] if with_detail else []))
-    # On a terminal, fit its width; in a pipe or a log, never cut a file name short.
-    console = Console(width=None if sys.stdout.isatty() else 1000)
-    console.print(table)
+    rows = [
+        [Text("" if e.version is None else str(e.version)),  # a repeatable file has no version
+         Text(e.name), Text(e.state.value, style=styles[e.state]),
+         Text(f"{e.record.executed_at:%Y-%m-%d %H:%M:%S}" if e.record else "")]
+        for e in plan.entries
+    ]  # fmt: skip
+    console = console or _console()
+    _print_table(console, ["Version", "Name", "State", "Executed at"], rows, [e.detail for e in plan.entries],
+                 name=1, time=3)  # fmt: skip
     console.print(counts(plan))
+
+
+# Tables that fit the terminal. What names a row (version, name, state, action, …) is never cut: a
+# timestamp wraps to its date above its time, a detail wraps (in a column beside the row when it has
+# room, else below the name), and a name folds only when nothing else is left to narrow.
+
+DETAIL_BESIDE = 30  # a detail column narrower than this reads worse than lines below the name
+NAME_FOLDED = 20
+TIME_WRAPPED = 10  # "2026-11-25" above "17:35:02"
+
+
+def _console() -> Console:
+    """On a terminal, its width; in a pipe or a log, wide enough never to wrap a line."""
+    import sys
+
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 1000)
+
+
+def _table_width(widths: list[int]) -> int:
+    """What rich draws without outer edges: a space on each side of every cell, a rule between cells."""
+    return sum(widths) + 3 * len(widths) - 1
+
+
+class Narrow(NamedTuple):
+    """One step of fitting a table: ``column`` may get as narrow as ``narrowest``; ``at_once`` when it
+    only ever wraps at one place (a timestamp at its space), so partway would waste room."""
+
+    column: int
+    narrowest: int
+    at_once: bool = False
+
+
+def narrowed(widths: list[int], steps: list[Narrow], room: int) -> list[int]:
+    """The widths after each step in order, each narrowing only as far as the table needs to fit ``room``;
+    columns no step names keep their width."""
+    widths = list(widths)
+    for step in steps:
+        excess = _table_width(widths) - room
+        if excess <= 0:
+            break
+        narrowest = min(step.narrowest, widths[step.column])
+        widths[step.column] = narrowest if step.at_once else max(narrowest, widths[step.column] - excess)
+    return widths
+
+
+class Fit(NamedTuple):
+    widths: list[int]  # of each column, and of the detail column last when ``beside``
+    beside: bool  # the details get a column of their own; else they go below the name
+
+
+def fit(headers: list[str], natural: list[int], detail: int, room: int, name: int, time: int) -> Fit:
+    """How a table whose columns are ``natural`` cells wide at most (headers included), and whose longest
+    detail is ``detail`` cells, fits ``room`` cells; only columns ``name`` and ``time`` narrow. A table
+    that does not fit even then is as wide as it must be, and the terminal wraps its lines."""
+    wrap_time = Narrow(time, max(TIME_WRAPPED, len(headers[time])), at_once=True)
+    fold_name = Narrow(name, max(NAME_FOLDED, len(headers[name])))
+    if not detail:
+        return Fit(narrowed(natural, [wrap_time, fold_name], room), beside=False)
+    wide = max(detail, len("Detail"))
+    widths = narrowed([*natural, wide], [Narrow(len(natural), DETAIL_BESIDE), wrap_time], room)
+    flexible = len(natural)  # the column that takes back the room a wrapped time leaves
+    beside = _table_width(widths) <= room
+    if not beside:  # the name column takes the room the details need, down to DETAIL_BESIDE
+        flexible, wide = name, max(natural[name], detail + 2)
+        steps = [Narrow(name, max(natural[name], min(wide, DETAIL_BESIDE))), wrap_time, fold_name]
+        widths = narrowed([*natural[:name], wide, *natural[name + 1 :]], steps, room)
+    widths[flexible] += max(0, min(room - _table_width(widths), wide - widths[flexible]))
+    return Fit(widths, beside)
+
+
+def _print_table(console: Console, headers: list[str], rows: list[list[Text]], details: list[str], *,
+                 name: int, time: int) -> None:  # fmt: skip
+    from rich.cells import cell_len
+    from rich.console import Group, RenderableType
+    from rich.padding import Padding
+    from rich.table import Table
+    from rich.text import Text
+
+    natural = [max([cell_len(header), *(row[i].cell_len for row in rows)]) for i, header in enumerate(headers)]
+    widths, beside = fit(headers, natural, max(map(cell_len, details), default=0), console.width, name, time)
+    console.width = max(console.width, _table_width(widths))  # never let rich cut what does not fit
+    table = Table(show_edge=False, header_style="bold")
+    for header, width in zip([*headers, "Detail"] if beside else headers, widths, strict=True):
+        table.add_column(header, justify="right" if header == "Version" else "left", width=width, overflow="fold")
+    for row, detail in zip(rows, details, strict=True):
+        cells: list[RenderableType] = [*row, Text(detail)] if beside else list(row)
+        if detail and not beside:
+            cells[name] = Group(row[name], Padding(Text(detail), (0, 0, 0, 2)))
+        table.add_row(*cells)
+    console.print(table)
 
 
 # JSON documents: one per command, and nothing else on stdout.
@@ -221,23 +310,22 @@ def event_doc(event: Event) -> dict[str, Any]:
             "outcome": event.outcome, "error": event.error, "by": event.recorded_by}  # fmt: skip
 
 
-def print_history(events: list[Event]) -> None:
-    import sys
+def print_history(events: list[Event], console: Console | None = None) -> None:
+    """The version is left out: the name starts with it, and the room goes to the name and the detail."""
+    from rich.text import Text
 
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(show_edge=False, header_style="bold")
-    for column in ["At", "Action", "Version", "Name", "Outcome", "By", "Detail"]:
-        table.add_column(column, justify="right" if column == "Version" else "left", no_wrap=column != "Detail")
-    for e in events:
-        detail = e.error or (f"{_short(e.old_checksum)} -> {_short(e.new_checksum)}" if e.old_checksum else "")
-        style = "green" if e.outcome == "ok" else "red"
-        version = "" if e.version is None else str(e.version)
-        table.add_row(f"{e.recorded_at:%Y-%m-%d %H:%M:%S}", e.action, version, e.name, f"[{style}]{e.outcome}[/]",
-                      e.recorded_by, detail)  # fmt: skip
-    console = Console(width=None if sys.stdout.isatty() else 1000)
-    console.print(table if events else "No history yet")
+    console = console or _console()
+    if not events:
+        console.print("No history yet")
+        return
+    rows = [
+        [Text(f"{e.recorded_at:%Y-%m-%d %H:%M:%S}"), Text(e.action), Text(e.name),
+         Text(e.outcome, style="green" if e.outcome == "ok" else "red"), Text(e.recorded_by)]
+        for e in events
+    ]  # fmt: skip
+    details = [e.error or (f"{_short(e.old_checksum)} -> {_short(e.new_checksum)}" if e.old_checksum else "")
+               for e in events]  # fmt: skip
+    _print_table(console, ["At", "Action", "Name", "Outcome", "By"], rows, details, name=2, time=0)
 
 
 def lint_lines(findings: list[Any]) -> list[str]:
