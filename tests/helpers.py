@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
+import select
 import shutil
+import struct
 import subprocess
 import sys
+import termios
+import time
 from pathlib import Path
 
 import psycopg
@@ -67,3 +73,45 @@ def assert_clean_error(result: subprocess.CompletedProcess[str], code: int, *nee
     for needle in needles:
         assert needle in errors[0], (needle, errors[0])
     return errors[0]
+
+
+def _terminal(columns: int) -> tuple[int, int]:
+    main, side = pty.openpty()
+    fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 30, columns, 0, 0))
+    return main, side
+
+
+def on_terminals(*args: str | Path, cwd: Path, env: dict[str, str], split: bool = False, columns: int = 120,
+                 answer: str | None = None, timeout: float = 120) -> tuple[int, str, str]:  # fmt: skip
+    """Run the real command with stdout and stderr on a pseudo-terminal ``columns`` wide (each its own with
+    ``split``, else one, as in a terminal window); its exit code, and what each terminal showed.
+
+    With ``answer``, stdin is that terminal too, and ``answer`` is typed when a ``[y/N]`` question shows.
+    """
+    out_main, out_side = _terminal(columns)
+    err_main, err_side = _terminal(columns) if split else (out_main, out_side)
+    command = [sys.executable, "-m", "runner", *map(str, args)]
+    stdin = out_side if answer is not None else subprocess.DEVNULL
+    process = subprocess.Popen(command, stdin=stdin, stdout=out_side, stderr=err_side, cwd=cwd, env=env)
+    os.close(out_side)
+    if split:
+        os.close(err_side)
+    seen: dict[int, bytearray] = {out_main: bytearray(), err_main: bytearray()}
+    open_ends, deadline = set(seen), time.monotonic() + timeout
+    while open_ends and time.monotonic() < deadline:
+        for end in select.select(list(open_ends), [], [], 0.5)[0]:
+            try:
+                chunk = os.read(end, 65536)
+            except OSError:  # EIO: the command closed the terminal
+                chunk = b""
+            if chunk:
+                seen[end] += chunk
+            else:
+                open_ends.discard(end)
+            if answer is not None and b"[y/N]" in seen[end]:
+                os.write(out_main, answer.encode() + b"\n")
+                answer = None
+    code = process.wait(timeout=max(deadline - time.monotonic(), 1))
+    for end in seen:
+        os.close(end)
+    return code, seen[out_main].decode(), seen[err_main].decode() if split else ""

@@ -6,20 +6,14 @@ A terminal is a real pseudo-terminal (Python's pty module) with the real command
 
 from __future__ import annotations
 
-import fcntl
 import importlib.metadata
 import json
 import os
-import pty
 import re
-import select
 import shlex
 import shutil
-import struct
 import subprocess
 import sys
-import termios
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,7 +21,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import typer
-from helpers import ROOT, assert_clean_error, cli_env, no_database_env, query, runner_cli, write
+from helpers import ROOT, assert_clean_error, cli_env, no_database_env, on_terminals, query, runner_cli, write
 
 from runner import cli, embedded
 
@@ -40,41 +34,6 @@ def terminal_env(**extra: str) -> dict[str, str]:
     """A colour terminal, whatever the environment the tests run in says."""
     env = {k: v for k, v in cli_env().items() if k not in ("NO_COLOR", "FORCE_COLOR", "TERM", "COLUMNS", "LINES")}
     return {**env, "TERM": "xterm-256color", **extra}
-
-
-def _terminal() -> tuple[int, int]:
-    main, side = pty.openpty()
-    fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
-    return main, side
-
-
-def on_terminals(*args: str | Path, cwd: Path, env: dict[str, str], split: bool = False,
-                 timeout: float = 120) -> tuple[int, str, str]:  # fmt: skip
-    """Run the real command with stdout and stderr on a pseudo-terminal (each its own with ``split``,
-    else one, as in a terminal window); its exit code, and what each terminal showed."""
-    out_main, out_side = _terminal()
-    err_main, err_side = _terminal() if split else (out_main, out_side)
-    command = [sys.executable, "-m", "runner", *map(str, args)]
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out_side, stderr=err_side, cwd=cwd, env=env)
-    os.close(out_side)
-    if split:
-        os.close(err_side)
-    seen: dict[int, bytearray] = {out_main: bytearray(), err_main: bytearray()}
-    open_ends, deadline = set(seen), time.monotonic() + timeout
-    while open_ends and time.monotonic() < deadline:
-        for end in select.select(list(open_ends), [], [], 0.5)[0]:
-            try:
-                chunk = os.read(end, 65536)
-            except OSError:  # EIO: the command closed the terminal
-                chunk = b""
-            if chunk:
-                seen[end] += chunk
-            else:
-                open_ends.discard(end)
-    code = process.wait(timeout=max(deadline - time.monotonic(), 1))
-    for end in seen:
-        os.close(end)
-    return code, seen[out_main].decode(), seen[err_main].decode() if split else ""
 
 
 def slow_files(folder: Path, count: int = 3) -> list[str]:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-import pty
 import pwd
-import select
 import shutil
 import stat
 import subprocess
@@ -18,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, assert_clean_error, no_database_env, remove_embedded, runner_cli, write
+from helpers import ROOT, assert_clean_error, no_database_env, on_terminals, remove_embedded, runner_cli, write
 
 from runner import embedded
 
@@ -111,36 +109,13 @@ def test_a_new_clone_at_the_same_path_gets_a_new_database_and_the_old_ones_data_
         assert _home(project) != old_home
 
 
-def _on_a_terminal(answer: str, *args: str, cwd: Path) -> tuple[int, str]:
-    """Run the real command on a pseudo-terminal and answer its question; its exit code and what it showed."""
-    main, side = pty.openpty()
-    command = [sys.executable, "-m", "runner", *args]
-    process = subprocess.Popen(command, stdin=side, stdout=side, stderr=side, cwd=cwd, env=no_database_env())
-    os.close(side)
-    seen, answered = b"", False
-    while select.select([main], [], [], 60)[0]:
-        try:
-            chunk = os.read(main, 4096)
-        except OSError:  # EIO: the command closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-        if not answered and b"[y/N]" in seen:
-            os.write(main, answer.encode() + b"\n")
-            answered = True
-    code = process.wait(timeout=60)
-    os.close(main)
-    return code, seen.decode()
-
-
 def test_db_destroy_asks_first_refuses_without_a_terminal_and_deletes_with_yes(project: Path) -> None:
     assert runner_cli("migrate", cwd=project, env=no_database_env(), timeout=300).returncode == 0
     lay = embedded.layout(project)
     no_terminal = subprocess.run([sys.executable, "-m", "runner", "db", "destroy"], capture_output=True, text=True,
                                  stdin=subprocess.DEVNULL, cwd=project, env=no_database_env())  # fmt: skip
     assert_clean_error(no_terminal, 2, "no terminal to confirm it on; pass --yes")
-    code, shown = _on_a_terminal("n", "db", "destroy", cwd=project)
+    code, shown, _ = on_terminals("db", "destroy", cwd=project, env=no_database_env(), answer="n")
     assert code == 1 and "with all its data? [y/N]" in shown and "nothing was deleted" in shown, shown
     assert (lay.data_dir / "PG_VERSION").exists()
 

@@ -8,21 +8,13 @@ real pseudo-terminal.
 
 from __future__ import annotations
 
-import fcntl
 import io
-import os
-import pty
 import re
-import struct
-import subprocess
-import sys
-import termios
-import time
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, cli_env, runner_cli, write
+from helpers import ROOT, cli_env, on_terminals, runner_cli, write
 from rich.console import Console
 
 from runner import report
@@ -139,23 +131,8 @@ def test_the_columns_that_narrow_and_in_what_order(
 
 def _on_terminal(*args: str, columns: int, env: dict[str, str]) -> str:
     """What the real command shows on a pseudo-terminal ``columns`` wide."""
-    main, side = pty.openpty()
-    fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
-    process = subprocess.Popen([sys.executable, "-m", "runner", *args], stdin=subprocess.DEVNULL, stdout=side,
-                               stderr=side, cwd=ROOT, env=env)  # fmt: skip
-    os.close(side)
-    seen, deadline = bytearray(), time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(main, 65536)
-        except OSError:  # EIO: the command closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-    process.wait(timeout=30)
-    os.close(main)
-    return ANSI.sub("", seen.decode()).replace("\r\n", "\n")
+    shown = on_terminals(*args, cwd=ROOT, env=env, columns=columns)[1]
+    return ANSI.sub("", shown).replace("\r\n", "\n")
 
 
 def test_status_and_history_on_an_80_column_terminal_show_every_name_whole(dsn: str, migrations: Path) -> None:
