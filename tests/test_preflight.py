@@ -168,6 +168,7 @@ def test_a_no_transaction_file_that_does_not_parse_is_refused(tmp_path: Path) ->
         ),  # fmt: skip
         ("-- a comment\n\n-- runner: lock-timeout=1.5\n", {"lock_timeout": "1500ms"}),
         ("SELECT 1;\n-- runner: lock-timeout=10s\n", {}),  # only the leading comments count
+        ("-- runner: lock-timeout=2147483647ms\n", {"lock_timeout": "2147483647ms"}),  # PostgreSQL's limit
     ],
 )
 def test_directives_set_per_file_timeouts(tmp_path: Path, header: str, settings: dict[str, str]) -> None:
@@ -180,6 +181,7 @@ def test_directives_set_per_file_timeouts(tmp_path: Path, header: str, settings:
         ("-- runner: no-transactoin\n", "unknown directive 'no-transactoin'"),
         ("-- runner: lock-timeout=soon\n", "'soon' is not a duration"),
         ("-- runner: lock-timeout\n", "unknown directive 'lock-timeout'"),
+        ("-- runner: statement-timeout=2147483648ms\n", "longer than PostgreSQL allows (2147483647ms"),
     ],
 )
 def test_a_mistyped_directive_is_an_error_not_ignored(tmp_path: Path, header: str, needle: str) -> None:

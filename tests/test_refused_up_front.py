@@ -1,0 +1,37 @@
+"""What migrate refuses before its first file runs, seen from the command line: exit 2, and nothing applied.
+
+Each case puts a good file before the bad one, so that a check made too late would show as a
+first file applied and recorded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from helpers import assert_clean_error, query, runner_cli, write
+
+GOOD = "CREATE TABLE first_table (id int);\n"
+
+
+def _nothing_applied(dsn: str) -> None:
+    assert query(dsn, "SELECT to_regclass('first_table')") == [(None,)]
+    if query(dsn, "SELECT to_regclass('runner_migrations')") != [(None,)]:
+        assert query(dsn, "SELECT count(*) FROM runner_migrations") == [(0,)]
+
+
+def test_a_timeout_directive_longer_than_postgres_allows_is_refused_before_the_first_file_runs(
+    dsn: str, migrations: Path
+) -> None:
+    write(migrations, "0001_first.sql", GOOD)
+    write(migrations, "0002_wait.sql", "-- runner: lock-timeout=99999999999h\nSELECT 1;\n")
+    refused = runner_cli("migrate", "--dsn", dsn, "--dir", migrations)
+    assert_clean_error(refused, 2, "0002_wait.sql, line 1: lock-timeout", "'99999999999h' is longer than PostgreSQL allows",
+                       "2147483647ms")  # fmt: skip
+    _nothing_applied(dsn)
+
+
+def test_a_timeout_option_longer_than_postgres_allows_is_refused(dsn: str, migrations: Path) -> None:
+    write(migrations, "0001_first.sql", GOOD)
+    refused = runner_cli("migrate", "--dsn", dsn, "--dir", migrations, "--statement-timeout", "25d")
+    assert_clean_error(refused, 2, "--statement-timeout: '25d' is longer than PostgreSQL allows")
+    _nothing_applied(dsn)
