@@ -254,7 +254,8 @@ def _checks(
     something is to run: the no-op path reads no snapshot).
     """
     _refuse_drift(plan, strict, allow_out_of_order)
-    scripts = [prepare(entry.file) for entry in _up_to(plan, to) if entry.file is not None]
+    own = _own(target)
+    scripts = [prepare(entry.file, own) for entry in _up_to(plan, to) if entry.file is not None]
     changed = (_schema_drift(conn, target) or []) if scripts else []
     return scripts, changed
 
@@ -297,9 +298,12 @@ def migrate(
     return MigrateResult(plan, applied, warnings)
 
 
+def _own(target: tracking.TrackingTable) -> list[tracking.TrackingTable]:
+    return [target, history.table_of(target), repeatable.table_of(target), target.companion(schema.SUFFIX)]
+
+
 def _own_tables(target: tracking.TrackingTable) -> list[str]:
-    return [str(t) for t in (target, history.table_of(target), repeatable.table_of(target),
-                             target.companion(schema.SUFFIX))]  # fmt: skip
+    return [str(t) for t in _own(target)]
 
 
 def _live_schema(conn: psycopg.Connection, target: tracking.TrackingTable) -> schema.Snapshot:

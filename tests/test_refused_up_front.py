@@ -25,8 +25,8 @@ def test_a_timeout_directive_longer_than_postgres_allows_is_refused_before_the_f
     write(migrations, "0001_first.sql", GOOD)
     write(migrations, "0002_wait.sql", "-- runner: lock-timeout=99999999999h\nSELECT 1;\n")
     refused = runner_cli("migrate", "--dsn", dsn, "--dir", migrations)
-    assert_clean_error(refused, 2, "0002_wait.sql, line 1: lock-timeout", "'99999999999h' is longer than PostgreSQL allows",
-                       "2147483647ms")  # fmt: skip
+    assert_clean_error(refused, 2, "0002_wait.sql, line 1: lock-timeout",
+                       "'99999999999h' is longer than PostgreSQL allows", "2147483647ms")  # fmt: skip
     _nothing_applied(dsn)
 
 
@@ -35,3 +35,22 @@ def test_a_timeout_option_longer_than_postgres_allows_is_refused(dsn: str, migra
     refused = runner_cli("migrate", "--dsn", dsn, "--dir", migrations, "--statement-timeout", "25d")
     assert_clean_error(refused, 2, "--statement-timeout: '25d' is longer than PostgreSQL allows")
     _nothing_applied(dsn)
+
+
+def test_a_file_that_deletes_from_the_tracking_table_is_refused_before_anything_runs(
+    dsn: str, migrations: Path
+) -> None:
+    write(migrations, "0001_first.sql", GOOD)
+    write(migrations, "0002_forget.sql", "-- start over\nDELETE FROM runner_migrations;\n")
+    refused = runner_cli("migrate", "--dsn", dsn, "--dir", migrations)
+    assert_clean_error(refused, 2, "0002_forget.sql, line 2: DELETE FROM public.runner_migrations changes one of "
+                                   "runner's own tables", "runner unmark VERSION")  # fmt: skip
+    _nothing_applied(dsn)
+
+
+def test_a_file_that_changes_the_tables_of_another_table_name_is_refused(dsn: str, migrations: Path) -> None:
+    write(migrations, "0001_first.sql", GOOD)
+    write(migrations, "0002_tidy.sql", "TRUNCATE ops.deploys_history;\n")
+    refused = runner_cli("migrate", "--dsn", dsn, "--dir", migrations, "--table", "ops.deploys")
+    assert_clean_error(refused, 2, "0002_tidy.sql, line 1: TRUNCATE ops.deploys_history changes one of runner's own")
+    assert query(dsn, "SELECT to_regclass('first_table')") == [(None,)]
