@@ -229,6 +229,20 @@ def test_a_refused_statement_in_a_big_file_is_refused_naming_its_line_in_the_fil
     assert f"0001_big.sql, line {before.count(chr(10)) + 1}: {message}" in str(refused.value)
 
 
+@pytest.mark.parametrize("head", ["", "-- BEGIN\n"], ids=["cut-when-planned", "cut-before"])
+def test_plan_counts_the_statements_of_a_big_file_and_names_the_line_where_it_would_fail(
+    dsn: str, migrations: Path, small_parts: None, head: str
+) -> None:
+    text = head + _tricky_file(60)
+    write(migrations, "0001_big.sql", text)
+    assert [s.statements for s in api.dry_run(dsn, migrations).steps] == [len(_statements(text))]
+    before = text + _tricky_file(20).split("\n", 1)[1]
+    write(migrations, "0001_big.sql", before + "INSERT INTO t VALUES 1;\n" + _tricky_file(20).split("\n", 1)[1])
+    [step] = api.dry_run(dsn, migrations).steps
+    assert step.statements is None and step.failure is not None
+    assert step.failure.startswith(f'line {before.count(chr(10)) + 1}: syntax error at or near "1" (pglast ')
+
+
 @pytest.mark.parametrize("edit", ["same-size", "shorter"])
 def test_a_big_file_edited_while_it_is_sent_is_rolled_back(
     dsn: str, migrations: Path, small_parts: None, monkeypatch: pytest.MonkeyPatch, edit: str

@@ -6,6 +6,7 @@ first file applied and recorded.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from helpers import assert_clean_error, query, runner_cli, write
@@ -54,3 +55,22 @@ def test_a_file_that_changes_the_tables_of_another_table_name_is_refused(dsn: st
     refused = runner_cli("migrate", "--dsn", dsn, "--dir", migrations, "--table", "ops.deploys")
     assert_clean_error(refused, 2, "0002_tidy.sql, line 1: TRUNCATE ops.deploys_history changes one of runner's own")
     assert query(dsn, "SELECT to_regclass('first_table')") == [(None,)]
+
+
+def test_plan_reports_a_file_the_parser_rejects_as_a_failure_to_come(dsn: str, migrations: Path) -> None:
+    write(migrations, "0001_first.sql", GOOD)
+    write(migrations, "0002_typo.sql", "-- a typo\nCREATE TABLE second_table (id int);\nCREATE TABL third (id int);\n")
+    for command in (["plan"], ["migrate", "--dry-run"]):
+        planned = runner_cli(*command, "--dsn", dsn, "--dir", migrations)
+        failure = 'line 3: syntax error at or near "TABL" (pglast '
+        error = assert_clean_error(planned, 3, f"1 migration(s) would fail: 0002_typo.sql at {failure}", "grammar)",
+                                   "nothing was changed")  # fmt: skip
+        assert planned.stdout.splitlines() == [
+            "0001_first.sql: 1 statement(s), one transaction",
+            f"0002_typo.sql: would fail at {error.split(' at ', 1)[1].split('. Fix')[0]}",
+            "2 migration(s) would run, 1 of which would fail; nothing was changed",
+        ]
+    doc = json.loads(runner_cli("plan", "--dsn", dsn, "--dir", migrations, "--json").stdout)
+    assert [(s["name"], s["statements"], (s["failure"] or "")[:31]) for s in doc["would_run"]] == [
+        ("0001_first.sql", 1, ""), ("0002_typo.sql", None, 'line 3: syntax error at or near')]  # fmt: skip
+    _nothing_applied(dsn)
