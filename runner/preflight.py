@@ -20,6 +20,7 @@ parsed, one at a time (see _big).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import re
@@ -189,6 +190,12 @@ class _Look:
         if word in _HEADS and any(w in statement.lower() for w in _HEADS[word]):
             return True
         return self.everything or (window_names_tables and any(w in statement.lower() for w in self.table_words))
+
+
+@functools.lru_cache(maxsize=8)
+def _look(tables: tuple[Table, ...]) -> _Look:
+    """One _Look for the files of a run, which all share the same tables."""
+    return _Look(tables)
 
 
 def _suspect(sql: bytes, words: frozenset[bytes] = _WORDS) -> bool:
@@ -437,7 +444,7 @@ def prepare(migration: Migration, tables: Sequence[Table] = ()) -> Script:
     ``tables`` are runner's own tables: a file may not write to them or change them.
     """
     wanted = directives.read(migration)
-    look = _Look(tables)
+    look = _look(tuple(tables))
     if wanted.no_transaction:
         return _no_transaction(migration, wanted, tables)
     if not isinstance(migration.sql, bytes) or len(migration.sql) > ONE_MESSAGE_LIMIT:
