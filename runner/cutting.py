@@ -135,7 +135,7 @@ class Window:
     lower: bytes  # the window's bytes with ASCII letters lower-cased, as PostgreSQL folds unquoted names
     statements: list[tuple[int, str]]  # (character offset in text, statement without its `;`), in order
     cut: int  # byte offset in the file just after ``text``: where the next part can start
-    ends_clean: bool = True  # its last statement ends at its end: false when the walk stopped mid-statement
+    unfinished: int | None = None  # where a statement, string or comment starts that does not end in text
     _counted: tuple[int, int] = (0, 0)  # (offset, lines before it in text): counting goes on from there
 
     def line_at(self, offset: int) -> int:
@@ -150,7 +150,7 @@ def walk(sql: bytes | FileView, start: int, stop: int, limit: int, line: int = 1
     """The statements of ``sql[start:stop]``, a window of about ``limit`` bytes at a time, BEGIN ATOMIC bodies whole.
 
     ``start`` is where a statement starts, on line ``line``. The last window runs to ``stop``, and
-    says whether a statement ends there (Window.ends_clean).
+    says where what does not end there starts (Window.unfinished).
     """
     size = limit
     while start < stop:
@@ -159,8 +159,9 @@ def walk(sql: bytes | FileView, start: int, stop: int, limit: int, line: int = 1
             text, lower = data.decode("utf-8"), data.lower()
             statements, open_body = _joined(text, _split(text), b"atomic" in lower)
             end = statements[-1][0] + len(statements[-1][1]) if statements else 0
-            clean = not open_body and not text[end:].strip(_BLANK_OR_SEMICOLON)
-            yield Window(start, line, text, lower, statements, stop, clean)
+            rest = _unfinished(text[end:])
+            unfinished = statements[-1][0] if open_body else None if rest is None else end + rest
+            yield Window(start, line, text, lower, statements, stop, unfinished)
             return
         end = _last_semicolon(data)
         text, lower = data[:end].decode("utf-8"), data[:end].lower()
@@ -172,6 +173,19 @@ def walk(sql: bytes | FileView, start: int, stop: int, limit: int, line: int = 1
         window = Window(start, line, text[:cut], lower[:cut_bytes], statements, start + cut_bytes)
         yield window
         line, start, size = line + window.text.count("\n"), window.cut, limit
+
+
+def _unfinished(text: str) -> int | None:
+    """Where ``text`` holds something else than `;`, blanks and whole comments: part of a statement."""
+    from pglast import parser
+
+    if not text.strip(_BLANK_OR_SEMICOLON):
+        return None
+    try:
+        tokens = parser.scan(text)
+    except parser.ParseError as exc:  # a string or comment left open, from there
+        return exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else 0
+    return next((t.start for t in tokens if t.name not in ("ASCII_59", "SQL_COMMENT", "C_COMMENT")), None)
 
 
 def _split(text: str) -> list[tuple[int, str]]:

@@ -473,6 +473,11 @@ def _big(migration: Migration, wanted: directives.Directives, look: _Look) -> Sc
     if not look.suspect(sql):
         return Script(migration, sql, settings=wanted.settings, cuts=Cuts((0, len(sql))))
     walked = _walk(migration, look)
+    if walked.unfinished is not None and walked.control:  # COMMIT is not its last statement, whatever it is
+        raise BadInput(
+            f"{migration.path}, line {walked.unfinished}: the file ends in a statement, string or comment that "
+            "does not end, after transaction control. Finish it, or remove it"
+        )
     wrapper = _wrapper(migration, walked.control, walked.count - 1)
     first, last = walked.spans.get(0, (0, 0)), walked.spans.get(walked.count - 1, (len(sql), len(sql)))
     span = (first[1] if len(wrapper) == 2 else 0, last[0] if wrapper else len(sql))
@@ -521,6 +526,7 @@ class _Walked:
         self.spans: dict[int, tuple[int, int]] = {}  # of control statements: bytes from start to after the `;`
         self.escapes_from: int | None = None
         self.sets_escapes = False
+        self.unfinished: int | None = None  # the line where the file's end is not a statement's end
         self.wanted = True  # cleared to stop a walk on another thread early
         self.refused: BadInput | None = None  # found by walk_later
 
@@ -532,9 +538,11 @@ class _Walked:
         for window in cutting.walk(sql, start, stop, ONE_MESSAGE_LIMIT, line):
             if not self.wanted:
                 break
-            if window.cut == stop < len(sql) and not window.ends_clean:
+            if window.cut == stop < len(sql) and window.unfinished is not None:
                 return window
             self.check(window)
+            if window.cut == len(sql) and window.unfinished is not None:
+                self.unfinished = window.line_at(window.unfinished)
         return None
 
     def walk_later(self, sql: bytes | FileView, start: int) -> None:
@@ -555,6 +563,7 @@ class _Walked:
         self.escapes_from = later.escapes_from if self.escapes_from is None else self.escapes_from
         self.sets_escapes = self.sets_escapes or later.sets_escapes
         self.count += later.count
+        self.unfinished = later.unfinished
 
     def check(self, window: cutting.Window) -> None:
         """Check the statements of one window (BadInput for a refused one), and note what it tells."""

@@ -218,6 +218,18 @@ REFUSED_IN_A_BIG_FILE = {
 }  # fmt: skip
 
 
+@pytest.mark.parametrize("end", ["SELECT 'never closed;\n", "/* never closed\n", "SELECT (1;\n"])
+def test_a_big_file_whose_end_is_unfinished_after_its_commit_is_refused(
+    tmp_path: Path, small_parts: None, end: str
+) -> None:
+    # Left out as a wrapper, the COMMIT would not be the last statement; sent, it would commit runner's transaction.
+    text = "BEGIN;\n" + _tricky_file(40) + "COMMIT;\n-- a comment is fine\n"
+    path = write(tmp_path, "0001_big.sql", text + end)
+    with pytest.raises(runner.BadInput, match=f"line {text.count(chr(10)) + 1}: the file ends in a statement, string"):
+        prepare(read_migration(path, 1))
+    assert prepare(read_migration(write(tmp_path, "0001_big.sql", text), 1)).wrapper_removed
+
+
 @pytest.mark.parametrize(("statement", "message"), REFUSED_IN_A_BIG_FILE.values(), ids=REFUSED_IN_A_BIG_FILE.keys())
 def test_a_refused_statement_in_a_big_file_is_refused_naming_its_line_in_the_file(
     tmp_path: Path, small_parts: None, statement: str, message: str
