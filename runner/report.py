@@ -186,7 +186,7 @@ def plan_lines(result: DryRun) -> list[str]:
         if step.failure is not None:
             lines.append(f"{step.name}: would fail at {step.failure}")
             continue
-        count = f"{step.statements} statement(s)" if step.statements is not None else "statements unknown"
+        count = f"{step.statements} statement(s)"
         how = "no transaction, one statement at a time" if step.no_transaction else "one transaction"
         extras = [f"{k.replace('_', '-')}={v}" for k, v in step.settings.items()]
         extras += ["BEGIN/COMMIT wrapper ignored"] if step.wrapper_removed else []
