@@ -56,6 +56,7 @@ class Sizes:
     w1: int
     w2: int
     w3_mb: int
+    w7_mb: int
     noop: list[int]
     verify: list[int]
     api_files: int
@@ -67,9 +68,9 @@ class Sizes:
     noop_cap: dict[str, int] = field(default_factory=dict)
 
 
-FULL = Sizes(w1=1000, w2=200, w3_mb=50, noop=[100, 1000, 10000], verify=[1000, 10000], api_files=1000, reps=3,
+FULL = Sizes(w1=1000, w2=200, w3_mb=50, w7_mb=250, noop=[100, 1000, 10000], verify=[1000, 10000], api_files=1000, reps=3,
              noop_reps=5, api_calls=200, timeout_s=600, noop_cap={})  # fmt: skip
-QUICK = Sizes(w1=100, w2=20, w3_mb=5, noop=[100, 1000], verify=[1000], api_files=1000, reps=3, noop_reps=3,
+QUICK = Sizes(w1=100, w2=20, w3_mb=5, w7_mb=25, noop=[100, 1000], verify=[1000], api_files=1000, reps=3, noop_reps=3,
               api_calls=50, timeout_s=120, noop_cap={"sqitch": 100})  # fmt: skip
 
 
@@ -385,6 +386,14 @@ def targets(rows: list[Row], sizes: Sizes) -> list[tuple[str, str, str]]:
             f"{r3:.2f}x floor, {mb:.0f} MB" if r3 and mb else "-",
         )
     )
+    for key in W.W7_KINDS:
+        ours7 = find(rows, key, "runner")
+        r7 = _ratio(ours7, find(rows, key, T.FLOOR))
+        mb7 = ours7.peak_mb if ours7 else None
+        out.append((f"{key} ({sizes.w7_mb} MB{', ' + W.W7_KINDS[key] if W.W7_KINDS[key] else ''}): "
+                    "<= 1.1x floor, peak RSS <= 150 MB",
+                    verdict(None if r7 is None or mb7 is None else r7 <= 1.1 and mb7 <= 150),
+                    f"{r7:.2f}x floor, {mb7:.0f} MB" if r7 and mb7 else "-"))  # fmt: skip
     for kind in ("W4", "W5"):
         small, big = find(rows, f"{kind}@1000", "runner"), find(rows, f"{kind}@10000", "runner")
         rs = _ratio(big, small)
@@ -416,7 +425,7 @@ def report(rows: list[Row], tools: dict[str, T.Tool], sizes: Sizes, mode: str, e
              "Tools:", ""]  # fmt: skip
     for t in tools.values():
         parts.append(f"- {t.name}: " + (t.version if t.available else f"UNAVAILABLE: {t.reason}"))
-    reps = f"Medians of {sizes.reps} runs (W1-W3), {sizes.noop_reps} runs (W4, W5), {sizes.api_calls} calls (W6)."
+    reps = f"Medians of {sizes.reps} runs (W1-W3, W7), {sizes.noop_reps} runs (W4, W5), {sizes.api_calls} calls (W6)."
     parts += ["", reps,
               "", table(rows), "", "Targets:", "", "| target | status | numbers |", "|---|---|---|"]  # fmt: skip
     parts += [f"| {t} | {v} | {n} |" for t, v, n in targets(rows, sizes)]
@@ -430,7 +439,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller workloads, 3 runs; under two minutes")
     parser.add_argument("--only", default=",".join(T.ALL), help="tools, comma-separated (psql is the floor)")
-    parser.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6", help="comma-separated")
+    parser.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6,W7", help="comma-separated")
     parser.add_argument("--reps", type=int, help="repetitions per measurement (overrides the mode's)")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
@@ -464,6 +473,10 @@ def main() -> int:
             bench_verify(runner, sizes, applied, rows)
         if runner and runner.available and "W6" in chosen:
             bench_api(runner, sizes, applied, rows)
+        if "W7" in chosen:  # runner beside the floor only: the peers' W3 says enough of them
+            pair = [t for t in listed if t.name in (T.FLOOR, "runner")]
+            for key in W.W7_KINDS:
+                bench_apply(W.w7_words(sizes.w7_mb, key), pair, sizes, rows)
     finally:
         applied.drop_all()
     mode = "quick" if args.quick else "full"

@@ -116,6 +116,32 @@ def w3_big_file(megabytes: int, rows_per_insert: int = 1000) -> Workload:
     return Workload("W3", title, [Migration(1, "big_load", "".join(parts))], check)
 
 
+# W7: a 250 MB file of INSERTs, as it is (W7) and with the words runner's pre-flight check looks for
+# (BEGIN, END, COMMIT, VACUUM): in a comment before every INSERT (W7c), in the string data of every row (W7d).
+W7_KINDS = {"W7": "", "W7c": "the words in a comment before each INSERT", "W7d": "the words in every row's data"}
+
+
+def w7_words(megabytes: int, key: str = "W7", rows_per_insert: int = 1000) -> Workload:
+    target = megabytes * 1024 * 1024
+    parts = ["CREATE TABLE w7 (id bigint PRIMARY KEY, label text, payload text);\n"]
+    size, next_id = len(parts[0]), 1
+    payload = "BEGIN; END; COMMIT; VACUUM; " + "x" * 32 if key == "W7d" else "x" * 60  # the same length
+    comment = "-- the END of a batch: COMMIT follows, no VACUUM\n" if key == "W7c" else ""
+    while size < target:
+        rows = ",\n".join(f"({n}, 'label {n}', '{payload}')" for n in range(next_id, next_id + rows_per_insert))
+        statement = f"{comment}INSERT INTO w7 (id, label, payload) VALUES\n{rows};\n"
+        parts.append(statement)
+        size += len(statement)
+        next_id += rows_per_insert
+    total_rows = next_id - 1
+
+    def check(conn: psycopg.Connection) -> None:
+        _expect(f"{key} rows in w7", _scalar(conn, "SELECT count(*) FROM w7"), total_rows)
+
+    title = f"one {megabytes} MB file, {total_rows:,} rows in INSERTs" + (f", {W7_KINDS[key]}" if W7_KINDS[key] else "")
+    return Workload(key, title, [Migration(1, "big_words", "".join(parts))], check)
+
+
 # W4/W5/W6: a folder of applied files, each a tiny CREATE TABLE.
 def applied_files(count: int) -> Workload:
     migrations = [Migration(i, f"t{i}", f"CREATE TABLE w4_t{i} (id int);\n") for i in range(1, count + 1)]

@@ -25,7 +25,7 @@ from runner.files import NAME_RULE, Migration, discover
 from runner.indexes import InvalidIndex, invalid_indexes
 from runner.lock import DEFAULT_WAIT_S, Held, migration_lock
 from runner.plan import Entry, Plan, State, make_plan
-from runner.preflight import ONE_MESSAGE_LIMIT, Script, prepare
+from runner.preflight import Script, prepare
 
 DEFAULT_DIR = "sql"
 SCHEMA = "(schema)"  # the name of `runner accept --schema` in the history
@@ -289,7 +289,8 @@ def _checks(
     something is to run: the no-op path reads no snapshot).
     """
     _refuse_drift(plan, strict, allow_out_of_order)
-    scripts = [prepare(entry.file) for entry in _up_to(plan, to) if entry.file is not None]
+    own = _own(target)
+    scripts = [prepare(entry.file, own) for entry in _up_to(plan, to) if entry.file is not None]
     return scripts, _schema_check(conn, target) if scripts else _SchemaCheck([])
 
 
@@ -337,9 +338,12 @@ def migrate(
     return MigrateResult(plan, applied, warnings, [d for d in done if isinstance(d, Skipped)])
 
 
+def _own(target: tracking.TrackingTable) -> list[tracking.TrackingTable]:
+    return [target, history.table_of(target), repeatable.table_of(target), target.companion(schema.SUFFIX)]
+
+
 def _own_tables(target: tracking.TrackingTable) -> list[str]:
-    return [str(t) for t in (target, history.table_of(target), repeatable.table_of(target),
-                             target.companion(schema.SUFFIX))]  # fmt: skip
+    return [str(t) for t in _own(target)]
 
 
 def _live_schema(conn: psycopg.Connection, target: tracking.TrackingTable) -> schema.Snapshot:
@@ -544,9 +548,10 @@ class Step:
     version: int | None  # None: a repeatable file
     name: str
     no_transaction: bool
-    statements: int | None  # None when the parser cannot split the file (the server will say why)
+    statements: int | None  # None when the parser cannot split the file: see failure
     wrapper_removed: bool
     settings: dict[str, str]
+    failure: str | None = None  # why the parser rejects the file, with the line: migrate would fail there
 
 
 @dataclass(frozen=True)
@@ -558,17 +563,12 @@ class DryRun:
 
 
 def _step(script: Script) -> Step:
-    from runner.locate import statement_offsets
+    """How a file would run; migrate lets the server judge the SQL, plan asks pglast, a part at a time."""
+    from runner.preflight import parse_parts
 
-    if script.no_transaction:
-        count: int | None = len(script.statements)
-    elif len(script.body) > ONE_MESSAGE_LIMIT:
-        count = None  # parsing a big file whole costs several times its size in memory
-    else:
-        offsets = statement_offsets(script.text())
-        count = len(offsets) if offsets is not None else None
+    count, failure = parse_parts(script)
     return Step(script.migration.version, script.name, script.no_transaction, count, script.wrapper_removed,
-                script.settings)  # fmt: skip
+                script.settings, failure)  # fmt: skip
 
 
 def dry_run(

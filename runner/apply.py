@@ -25,10 +25,11 @@ from psycopg.pq.abc import PGresult
 
 from runner import history, repeatable, tracking
 from runner.errors import Interrupted, LockLost, MigrationFailed, Terminated
+from runner.files import FileView
 from runner.indexes import InvalidIndex, invalid_among, invalid_indexes
 from runner.locate import SEPARATOR, Location, locate, unterminated
 from runner.lock import Held, file_key, file_lock
-from runner.preflight import ONE_MESSAGE_LIMIT, Script, Statement
+from runner.preflight import Part, Script, Statement
 
 _Status = pq.ExecStatus
 _Field = pq.DiagnosticField
@@ -111,7 +112,7 @@ def _settings_sql(settings: dict[str, str]) -> str:
     return "".join(f"SET {name} = '{value}';\n" for name, value in settings.items())
 
 
-def _in_file(where: Location, body: bytes, start: int) -> Location:
+def _in_file(where: Location, body: bytes | FileView, start: int) -> Location:
     """A place in the part of ``body`` that begins at byte ``start``, as a place in the whole file."""
     if not start:
         return where
@@ -123,11 +124,12 @@ def _in_file(where: Location, body: bytes, start: int) -> Location:
                    statement_line=where.statement_line and where.statement_line + lines)  # fmt: skip
 
 
-def _ahead(parts: Iterator[slice]) -> Generator[slice, None, None]:
+def _ahead(parts: Iterator[Part]) -> Generator[Part, None, None]:
     """``parts``, the next one always looked for on a thread while the caller sends the one before.
 
-    Finding where to cut is PostgreSQL's scanner at work, in C without the GIL: on the other
-    core, while the server runs a part, it adds next to nothing to the time.
+    Finding where to cut is PostgreSQL's scanner at work, in C without the GIL, and reading a
+    part is a system call: on the other core, while the server runs a part, they add next to
+    nothing to the time.
     """
     with ThreadPoolExecutor(1) as pool:
         following = pool.submit(next, parts, None)
@@ -212,8 +214,8 @@ class Session:
         started = time.perf_counter()
         part: slice | None
         try:
-            if len(script.body) <= ONE_MESSAGE_LIMIT:
-                results, part, ran = _round_trip(self.conn, claim + script.body + after), _WHOLE, None
+            if script.cuts is None:
+                results, part, ran = _round_trip(self.conn, claim + script.body + after), _WHOLE, None  # type: ignore[operator]
             else:  # joined to its record, a big file would be copied whole once more
                 results, part, ran = self._in_parts(script, claim, after)
         except KeyboardInterrupt as stop:
@@ -255,12 +257,18 @@ class Session:
         if _first_error(results) is not None:
             return results, _CLAIM, 0
         ran = 0
-        with closing(_ahead(script.parts())) as parts:
-            for part in parts:
-                results = _round_trip(self.conn, script.body[part])
-                if _first_error(results) is not None:
-                    return results, part, ran
-                ran += len(results)
+        # Where strings end depends on this setting when a string has a backslash before a quote.
+        standard_strings = self.conn.info.parameter_status("standard_conforming_strings") != "off"
+        try:
+            with closing(_ahead(script.parts(standard_strings))) as parts:
+                for part in parts:
+                    results = _round_trip(self.conn, part.data)
+                    if _first_error(results) is not None:
+                        return results, part.where, ran
+                    ran += len(results)
+        except MigrationFailed:  # the file changed while it was sent
+            self._rollback_if_open()
+            raise
         return _round_trip(self.conn, after + b";\nCOMMIT"), None, ran
 
     def _rollback_if_open(self) -> None:

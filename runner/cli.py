@@ -352,7 +352,10 @@ def _plan(context: typer.Context, out: Output, to: int | None) -> None:
         if not out.as_json:
             for line in report.plan_lines(result):
                 say(line)
-        return 0, report.plan_doc(result)
+        failure = report.plan_failure(result)
+        if failure is not None:
+            out.error(failure)
+        return (3 if failure else 0), report.plan_doc(result)  # 3: migrate would fail, as it exits then
 
     _run(out, work)
 

@@ -24,6 +24,9 @@ SETTINGS = {"lock-timeout": "lock_timeout", "statement-timeout": "statement_time
 _DURATION = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>ms|s|min|h|d)?", re.IGNORECASE)
 _MS_PER_UNIT = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 DURATION_RULE = "a number with a unit: 500ms, 10s, 2min, 1h (a bare number means seconds; 0 means no limit)"
+# PostgreSQL's lock_timeout and statement_timeout are ints of milliseconds: a longer one is refused by
+# the server only when the SET runs, after earlier files were applied, so it is refused here first.
+MAX_MS = 2_147_483_647
 
 
 @dataclass(frozen=True)
@@ -41,10 +44,15 @@ def duration_ms(text: str) -> int | None:
 
 
 def setting_value(text: str, what: str) -> str:
-    """A duration as the value of a PostgreSQL setting; BadInput naming ``what`` when malformed."""
+    """A duration as the value of a PostgreSQL setting; BadInput naming ``what`` when malformed or too long."""
     ms = duration_ms(text)
     if ms is None:
         raise BadInput(f"{what}: {text!r} is not a duration; expected {DURATION_RULE}")
+    if ms > MAX_MS:
+        raise BadInput(
+            f"{what}: {text!r} is longer than PostgreSQL allows ({MAX_MS}ms, about 24 days); "
+            "use a shorter duration, or 0 for no limit"
+        )
     return f"{ms}ms"
 
 

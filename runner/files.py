@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -22,6 +23,10 @@ MAX_VERSION = 2**63 - 1  # the tracking table stores versions as bigint
 UTF8_BOM = b"\xef\xbb\xbf"
 CHECKSUM_ALGORITHM = "sha256"
 CODE_CHECKSUM_LIMIT = 1_000_000  # bytes: a bigger file is not parsed, and any edit to it counts as an edit
+# A bigger file is never held whole: it is read a window at a time (FileView), so a 250 MB data
+# load costs a few windows of memory, not the file (and not the several times it takes to parse it).
+HELD_LIMIT = CODE_CHECKSUM_LIMIT
+WINDOW = 1 << 20
 # The keys of source positions in pglast's JSON tree. A key, never a value: a quote inside a
 # JSON string is escaped. The comma goes too, so an omitted zero position leaves the same text.
 _POSITIONS = re.compile(
@@ -29,18 +34,95 @@ _POSITIONS = re.compile(
 )
 
 
+class FileChanged(BadInput):
+    """A big file that changed, or went away, after runner read it; ``how`` says what was seen."""
+
+    def __init__(self, path: str, how: str) -> None:
+        super().__init__(f"{path} changed while runner was using it ({how}); run runner again")
+        self.path, self.how = path, how
+
+
+class FileView:
+    """A big file, read a window at a time with os.pread and never held whole.
+
+    It offers the little of ``bytes`` that big files need (len, slices, and count/rfind of one
+    byte), so the code that places an error in a file works on either. Each use reads the file
+    again: the apply step checks the checksum of what it sends, so a file edited meanwhile is
+    rolled back instead of run, and a file that got shorter or went away is a FileChanged here.
+    """
+
+    __slots__ = ("path", "size")
+
+    def __init__(self, path: str, size: int) -> None:
+        self.path = path
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, where: slice) -> bytes:
+        start, stop, _ = where.indices(self.size)
+        return b"".join(data for _, data in self.windows(start, stop, max(stop - start, 1)))
+
+    def windows(self, start: int = 0, stop: int | None = None, size: int = WINDOW) -> Iterator[tuple[int, bytes]]:
+        """(offset, bytes) of each window of ``size`` bytes from ``start`` to ``stop``, in order."""
+        stop = self.size if stop is None else min(stop, self.size)
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise FileChanged(self.path, exc.strerror or "cannot open it") from None
+        try:
+            while start < stop:
+                data = os.pread(fd, min(size, stop - start), start)
+                if not data:
+                    raise FileChanged(self.path, "it got shorter")
+                yield start, data
+                start += len(data)
+        finally:
+            os.close(fd)
+
+    def count(self, byte: bytes, start: int = 0, stop: int | None = None) -> int:
+        return sum(data.count(byte) for _, data in self.windows(start, stop))
+
+    def rfind(self, byte: bytes, start: int = 0, stop: int | None = None) -> int:
+        stop = self.size if stop is None else min(stop, self.size)
+        while stop > start:
+            low = max(start, stop - WINDOW)
+            found = self[low:stop].rfind(byte)
+            if found >= 0:
+                return low + found
+            stop = low
+        return -1
+
+
+def windows(sql: bytes | FileView, start: int = 0, stop: int | None = None,
+            size: int = WINDOW) -> Iterator[tuple[int, bytes]]:  # fmt: skip
+    """(offset, bytes) of each window of a file's bytes, held or not, from ``start`` to ``stop``."""
+    if isinstance(sql, FileView):
+        yield from sql.windows(start, stop, size)
+        return
+    stop = len(sql) if stop is None else min(stop, len(sql))
+    for offset in range(start, stop, size):
+        yield offset, sql[offset : min(offset + size, stop)]
+
+
 @dataclass(frozen=True)
 class Migration:
-    """One file, read once: the bytes we checksum are the bytes we run."""
+    """One file, read once: the bytes we checksum are the bytes we run.
+
+    A file over HELD_LIMIT is a FileView instead of bytes: read a window at a time whenever it
+    is used, and its checksum checked again against what is sent (see preflight.Script.parts).
+    """
 
     version: int | None  # None for a repeatable file (see runner.repeatable), named repeatable/<file>
     name: str
     path: str  # as found, for messages: a pathlib.Path per file costs more than reading it
-    sql: bytes
+    sql: bytes | FileView
     checksum: str
 
     def text(self) -> str:
-        return self.sql.decode("utf-8")
+        """The whole file as text: for a big file, this reads all of it into memory."""
+        return self.sql[0 : len(self.sql)].decode("utf-8")
 
     @cached_property
     def code_checksum(self) -> str | None:
@@ -52,7 +134,7 @@ class Migration:
         position is the only thing layout changes. None for a big file or one pglast cannot parse.
         Computed once, when first asked for; migrate asks early, on another thread (see api).
         """
-        if len(self.sql) > CODE_CHECKSUM_LIMIT:
+        if len(self.sql) > CODE_CHECKSUM_LIMIT or not isinstance(self.sql, bytes):
             return None
         from pglast import parser
 
@@ -73,8 +155,13 @@ def normalise(raw: bytes) -> bytes:
     return raw
 
 
-def _sha256(sql: bytes) -> str:
-    return "sha256:" + hashlib.sha256(sql).hexdigest()
+def _sha256(sql: bytes | FileView) -> str:
+    if isinstance(sql, bytes):
+        return "sha256:" + hashlib.sha256(sql).hexdigest()
+    digest = hashlib.sha256()
+    for _, data in sql.windows():
+        digest.update(data)
+    return "sha256:" + digest.hexdigest()
 
 
 # The recorded checksum names its algorithm, so a future change of algorithm compares old
@@ -82,7 +169,7 @@ def _sha256(sql: bytes) -> str:
 _CHECKSUMS = {"sha256": _sha256}
 
 
-def checksum(sql: bytes) -> str:
+def checksum(sql: bytes | FileView) -> str:
     return _CHECKSUMS[CHECKSUM_ALGORITHM](sql)
 
 
@@ -94,52 +181,95 @@ def checksum_matches(recorded: str, migration: Migration) -> bool:
     return compute is not None and compute(migration.sql) == recorded
 
 
-def _line_of(raw: bytes, offset: int) -> int:
+def _line_of(raw: bytes | FileView, offset: int) -> int:
     return raw.count(b"\n", 0, offset) + 1
 
 
 def _looks_like_utf16(raw: bytes) -> bool:
     """Every other byte zero: ASCII text saved as UTF-16 (a NUL byte in a UTF-8 file is a lone one)."""
     head = raw[:4096]
-    zeros = max(head[0::2].count(0), head[1::2].count(0))  # big- or little-endian
-    return len(head) >= 4 and zeros >= len(head) // 4  # in half of the bytes at even or at odd offsets
+    zeros = sorted([head[0::2].count(0), head[1::2].count(0)])  # big- or little-endian
+    # Zeros in half of the bytes at even or at odd offsets, and few in the other half: a file of
+    # nothing but NUL bytes is not text of any kind.
+    return len(head) >= 4 and zeros[1] >= len(head) // 4 and zeros[0] < len(head) // 8
 
 
-def _read_bytes(path: str) -> bytes:
+def _read_all(fd: int, size: int) -> bytes:
     """The whole file in one read call: a third of what pathlib's read_bytes costs per file."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    data = os.read(fd, size + 1)  # a byte more than the size: shorter is the end of the file
+    while len(data) > size and (more := os.read(fd, 1 << 20)):  # it grew while being read
+        data += more
+    return data
+
+
+def _incomplete_tail(data: bytes) -> int:
+    """How many bytes at the end of ``data`` begin a UTF-8 character that the next window completes."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 != 0x80:  # the character's first byte says how long it is
+            length = 1 if byte < 0x80 else 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return back if length > back else 0
+    return 0
+
+
+def _check(path: str, raw: bytes | FileView, data: bytes, offset: int) -> None:
+    """Refuse ``data``, found at ``offset`` in the file ``raw``, if it is not UTF-8 or holds a NUL byte."""
+    if offset == 0 and data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise BadInput(f"{path}: the file is UTF-16; save it as UTF-8")
     try:
-        size = os.fstat(fd).st_size
-        data = os.read(fd, size + 1)  # a byte more than the size: shorter is the end of the file
-        while len(data) > size and (more := os.read(fd, 1 << 20)):  # it grew while being read
-            data += more
-        return data
-    finally:
-        os.close(fd)
+        if not data.isascii():  # ASCII is UTF-8; checked without decoding a copy of a big file
+            data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(
+            f"{path}: not valid UTF-8 (byte 0x{data[exc.start]:02x} at line {_line_of(raw, offset + exc.start)}); "
+            "save the file as UTF-8"
+        ) from None
+    nul = data.find(0)
+    if nul >= 0 and _looks_like_utf16(raw[:4096]):
+        raise BadInput(f"{path}: the file looks like UTF-16 without a byte-order mark; save it as UTF-8")
+    if nul >= 0:
+        raise BadInput(f"{path}: contains a NUL byte at line {_line_of(raw, offset + nul)}; remove it")
+
+
+def _read_big(path: str, fd: int) -> tuple[FileView, str] | None:
+    """Check a big file a window at a time, and checksum it; None when it must be normalised first.
+
+    A NUL byte or a byte that is not UTF-8 stops the reading where it is found, so a file of
+    2 GB of zeros is refused after one window. A BOM or a CR means rewriting the file (see
+    normalise): such a file, rare when big, is read whole instead.
+    """
+    digest, offset, carry = hashlib.sha256(), 0, b""
+    view = FileView(path, os.fstat(fd).st_size)
+    while window := os.pread(fd, WINDOW, offset):
+        if (offset == 0 and window.startswith(UTF8_BOM)) or b"\r" in window:
+            return None
+        data = carry + window  # a character cut by the window's end is checked whole, in the next one
+        keep = _incomplete_tail(data)
+        _check(path, view, data[: len(data) - keep], offset - len(carry))
+        carry = data[len(data) - keep :]
+        digest.update(window)
+        offset += len(window)
+    if carry:  # the file ends in the middle of a character
+        _check(path, view, carry, offset - len(carry))
+    return FileView(path, offset), "sha256:" + digest.hexdigest()
 
 
 def read_migration(path: str | Path, version: int | None, name: str | None = None) -> Migration:
     """Read and validate one file; raise BadInput naming the file and the place of the problem."""
     path = os.fspath(path)
     try:
-        raw = _read_bytes(path)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            size = os.fstat(fd).st_size
+            big = _read_big(path, fd) if size > HELD_LIMIT else None
+            raw = _read_all(fd, size) if big is None else b""
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise BadInput(f"{path}: cannot read the file ({exc.strerror}); check its permissions") from None
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise BadInput(f"{path}: the file is UTF-16; save it as UTF-8")
-    try:
-        if not raw.isascii():  # ASCII is UTF-8; checked without decoding a copy of a big file
-            raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadInput(
-            f"{path}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at line {_line_of(raw, exc.start)}); "
-            "save the file as UTF-8"
-        ) from None
-    nul = raw.find(0)
-    if nul >= 0 and _looks_like_utf16(raw):
-        raise BadInput(f"{path}: the file looks like UTF-16 without a byte-order mark; save it as UTF-8")
-    if nul >= 0:
-        raise BadInput(f"{path}: contains a NUL byte at line {_line_of(raw, nul)}; remove it")
+    if big is not None:
+        return Migration(version, name or os.path.basename(path), path, *big)
+    _check(path, raw, raw, 0)
     sql = normalise(raw)
     return Migration(version, name or os.path.basename(path), path, sql, checksum(sql))
 

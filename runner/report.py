@@ -288,18 +288,33 @@ def plan_lines(result: DryRun) -> list[str]:
         return ["Nothing to run: all migrations are up to date"]
     lines = []
     for step in result.steps:
-        count = f"{step.statements} statement(s)" if step.statements is not None else "statements unknown"
+        if step.failure is not None:
+            lines.append(f"{step.name}: would fail at {step.failure}")
+            continue
+        count = f"{step.statements} statement(s)"
         how = "no transaction, one statement at a time" if step.no_transaction else "one transaction"
         extras = [f"{k.replace('_', '-')}={v}" for k, v in step.settings.items()]
         extras += ["BEGIN/COMMIT wrapper ignored"] if step.wrapper_removed else []
         lines.append(f"{step.name}: {count}, {how}" + "".join(f", {e}" for e in extras))
-    lines.append(f"{len(result.steps)} migration(s) would run; nothing was changed")
+    failing = sum(step.failure is not None for step in result.steps)
+    would_fail = f", {failing} of which would fail" if failing else ""
+    lines.append(f"{len(result.steps)} migration(s) would run{would_fail}; nothing was changed")
     return lines
+
+
+def plan_failure(result: DryRun) -> str | None:
+    """The error line of a plan with files the parser rejects: migrate would stop at the first."""
+    failing = [step for step in result.steps if step.failure is not None]
+    if not failing:
+        return None
+    listed = "; ".join(f"{step.name} at {step.failure}" for step in failing)
+    return f"{len(failing)} migration(s) would fail: {listed}. Fix the SQL; nothing was changed"
 
 
 def plan_doc(result: DryRun) -> dict[str, Any]:
     steps = [{"version": s.version, "name": s.name, "transaction": not s.no_transaction, "statements": s.statements,
-              "wrapper_removed": s.wrapper_removed, "settings": s.settings} for s in result.steps]  # fmt: skip
+              "wrapper_removed": s.wrapper_removed, "settings": s.settings, "failure": s.failure}
+             for s in result.steps]  # fmt: skip
     return {"would_run": steps, "warnings": [entry_doc(e) for e in result.warnings],
             "schema_warnings": [difference_doc(d) for d in result.schema_warnings]}  # fmt: skip
 

@@ -8,17 +8,21 @@ parentheses. A file that is cut must run exactly as it runs whole: same rows, sa
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from helpers import assert_clean_error, query, runner_cli, write
+from helpers import ROOT, assert_clean_error, cli_env, query, runner_cli, write
 from pglast import parser
+from psycopg.conninfo import make_conninfo
 
 import runner
-from runner import apply, preflight
+from runner import api, files, preflight
 from runner.errors import MigrationFailed
 from runner.files import read_migration
 from runner.preflight import prepare
+from runner.tracking import TrackingTable
 
 # Statements with `;` where it ends nothing, some long, some sharing a line, some not ASCII.
 TRICKY = [
@@ -42,14 +46,13 @@ def _tricky_file(copies: int) -> str:
 def _parts(path: Path) -> list[str]:
     """The parts the file is sent in."""
     script = prepare(read_migration(path, 1))
-    return [script.body[part].decode() for part in script.parts()]
+    return [part.data.decode() for part in script.parts()]
 
 
 @pytest.fixture
 def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Files over 500 bytes are cut, into parts of about 500 bytes."""
     monkeypatch.setattr(preflight, "ONE_MESSAGE_LIMIT", 500)
-    monkeypatch.setattr(apply, "ONE_MESSAGE_LIMIT", 500)
 
 
 def _statements(text: str) -> list[str]:
@@ -78,18 +81,56 @@ def test_a_statement_longer_than_a_part_is_not_cut(tmp_path: Path, small_parts: 
     assert [s for part in parts for s in _statements(part)] == _statements(text)
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END;\n",  # `;` inside it
-        "SELECT E'\\'';\n",  # a backslash: standard_conforming_strings=off would read the quotes differently
-    ],
-    ids=["begin-atomic", "backslash"],
-)
-def test_a_file_the_scanner_could_misread_is_not_cut(dsn: str, migrations: Path, small_parts: None, text: str) -> None:
-    whole = _tricky_file(30) + text + _tricky_file(30).split("\n", 1)[1]
-    assert _parts(write(migrations, "0001_big.sql", whole)) == [whole]
-    assert [a.statements for a in runner.migrate(dsn, migrations).applied] == [len(_statements(whole))]
+# Where the scanner alone would see other statement ends than the server: `;` inside BEGIN ATOMIC
+# bodies (with CASE ... END, and END in comments and strings), and backslashes in strings.
+READ_ALIKE = {
+    "begin-atomic": "CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END;",
+    "procedure-with-case": "CREATE OR REPLACE PROCEDURE p() LANGUAGE sql\nBEGIN ATOMIC\n  INSERT INTO t (note) "
+                           "VALUES ('end;');\n  SELECT CASE WHEN true THEN 1 END; -- END;\nEND;",
+    "comments-and-a-subquery": "/* END; /* END; */ */ create or replace function g(x int) returns int language sql\n"
+                               "begin atomic\n  select case x when 1 then 2 else (select 3) end;\n  select 4;\nend;",
+    "escape-string": "INSERT INTO t (note) VALUES (E'it\\'s; \\\\ fine');",
+    "backslash-before-a-quote": "INSERT INTO t (note) VALUES ('C:\\temp\\'), ('a\\b;');",
+}  # fmt: skip
+
+
+def _with(statement: str, copies: int = 8) -> str:
+    """``statement`` among tricky ones, again and again, so that windows end in every part of it."""
+    statements = (TRICKY[:4] + [statement]) * copies
+    return "CREATE TABLE t (id serial PRIMARY KEY, note text);\n" + "\n".join(statements) + "\n"
+
+
+@pytest.mark.parametrize("limit", [90, 200, 500])
+@pytest.mark.parametrize("statement", READ_ALIKE.values(), ids=READ_ALIKE.keys())
+def test_a_file_is_cut_only_where_the_server_sees_a_statement_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int, statement: str
+) -> None:
+    monkeypatch.setattr(preflight, "ONE_MESSAGE_LIMIT", limit)
+    text = _with(statement)
+    parts = _parts(write(tmp_path, "0001_big.sql", text))
+    assert len(parts) > len(text) // limit // 3 and "".join(parts) == text
+    assert [s for part in parts for s in _statements(part)] == _statements(text)
+
+
+@pytest.mark.parametrize("statement", READ_ALIKE.values(), ids=READ_ALIKE.keys())
+def test_a_file_with_begin_atomic_or_backslashes_is_cut_and_runs_as_it_would_whole(
+    dsn: str, migrations: Path, small_parts: None, statement: str
+) -> None:
+    text = _with(statement)
+    assert len(_parts(write(migrations, "0001_big.sql", text))) > 5
+    assert [a.statements for a in runner.migrate(dsn, migrations).applied] == [len(_statements(text))]
+
+
+def test_with_standard_conforming_strings_off_nothing_after_a_backslash_before_a_quote_is_cut(
+    dsn: str, migrations: Path, small_parts: None
+) -> None:
+    escaped = "INSERT INTO t (note) VALUES ('it\\'s; here');"  # one string when backslashes escape quotes
+    text = _tricky_file(20) + escaped + "\n" + _tricky_file(20).split("\n", 1)[1]
+    script = prepare(read_migration(write(migrations, "0001_big.sql", text), 1))
+    off = list(script.parts(standard_strings=False))  # before the string, cut as any file
+    assert len(off) > 3 and off[-1].where.start <= text.encode().index(escaped.encode())
+    runner.migrate(make_conninfo(dsn, options="-c standard_conforming_strings=off"), migrations)
+    assert ("it's; here",) in query(dsn, "SELECT note FROM t")
 
 
 def test_the_words_that_need_parsing_are_found_across_chunks(tmp_path: Path) -> None:
@@ -122,16 +163,17 @@ FAILURES = {
 }
 
 
+@pytest.mark.parametrize("head", ["", "-- BEGIN: a word that has the file walked before it runs\n"],
+                         ids=["cut-while-sent", "cut-before"])  # fmt: skip
 @pytest.mark.parametrize("bad", FAILURES.values(), ids=FAILURES.keys())
 def test_a_failure_in_a_part_reads_as_it_would_without_parts(
-    dsn: str, migrations: Path, monkeypatch: pytest.MonkeyPatch, bad: str
+    dsn: str, migrations: Path, monkeypatch: pytest.MonkeyPatch, bad: str, head: str
 ) -> None:
-    before = _tricky_file(60)
+    before = head + _tricky_file(60)
     write(migrations, "0001_big.sql", before + bad + "\n" + _tricky_file(60).split("\n", 1)[1])
     with pytest.raises(MigrationFailed) as whole:
         runner.migrate(dsn, migrations)
     monkeypatch.setattr(preflight, "ONE_MESSAGE_LIMIT", 500)
-    monkeypatch.setattr(apply, "ONE_MESSAGE_LIMIT", 500)
     assert len(_parts(migrations / "0001_big.sql")) > 5
     with pytest.raises(MigrationFailed) as cut:
         runner.migrate(dsn, migrations)
@@ -139,6 +181,115 @@ def test_a_failure_in_a_part_reads_as_it_would_without_parts(
     assert cut.value.details == whole.value.details and cut.value.details["line"] == before.count("\n") + 1
     assert query(dsn, "SELECT to_regclass('t')") == [(None,)]
     assert query(dsn, "SELECT count(*) FROM runner_migrations") == [(0,)]
+
+
+def test_a_big_file_with_the_words_in_comments_and_strings_is_cut_and_applied(
+    dsn: str, migrations: Path, small_parts: None
+) -> None:
+    rows = [f"-- the END of batch {n}; COMMIT follows\nINSERT INTO t (note) VALUES ('BEGIN; VACUUM; END {n}');"
+            for n in range(40)]  # fmt: skip
+    text = "CREATE TABLE t (id serial PRIMARY KEY, note text);\n" + "\n".join(rows) + "\n"
+    assert len(_parts(write(migrations, "0001_big.sql", text))) > 5
+    assert [a.statements for a in runner.migrate(dsn, migrations).applied] == [41]
+    assert query(dsn, "SELECT count(*) FROM t WHERE starts_with(note, 'BEGIN; VACUUM; END ')") == [(40,)]
+
+
+def test_a_big_file_wrapped_in_begin_and_commit_is_cut_without_its_wrapper(
+    dsn: str, migrations: Path, small_parts: None
+) -> None:
+    text = "-- a data load\nBEGIN;\n" + _tricky_file(60) + "COMMIT;\n-- done\n"
+    parts = _parts(write(migrations, "0001_big.sql", text))
+    assert len(parts) > 5 and "BEGIN" not in parts[0] and "COMMIT" not in parts[-1]
+    assert "".join(parts) in text and len("".join(parts)) > len(text) - 40
+    applied = runner.migrate(dsn, migrations).applied
+    assert [(a.statements, a.wrapper_removed) for a in applied] == [(len(_statements(text)) - 2, True)]
+    assert query(dsn, "SELECT version FROM runner_migrations") == [(1,)]
+
+
+OWN = [TrackingTable("public", "runner_migrations"), TrackingTable("public", "runner_migrations_history")]
+REFUSED_IN_A_BIG_FILE = {
+    "vacuum": ("VACUUM t;", "VACUUM cannot run inside a transaction"),
+    "index-concurrently": ("CREATE INDEX CONCURRENTLY i ON t (note);", "CREATE INDEX CONCURRENTLY cannot run"),
+    "commit-in-the-middle": ("COMMIT;", "COMMIT in a file that runs in a transaction"),
+    "meta-command": ("\\set x 1", "\\set is a psql meta-command"),
+    "copy-from-stdin": ("COPY t (note) FROM stdin;", "COPY ... FROM stdin with inline data is a psql feature"),
+    "own-table": ("DELETE FROM runner_migrations_history;", "DELETE FROM public.runner_migrations_history changes "
+                                                            "one of runner's own tables"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("end", ["SELECT 'never closed;\n", "/* never closed\n", "SELECT (1;\n"])
+def test_a_big_file_whose_end_is_unfinished_after_its_commit_is_refused(
+    tmp_path: Path, small_parts: None, end: str
+) -> None:
+    # Left out as a wrapper, the COMMIT would not be the last statement; sent, it would commit runner's transaction.
+    text = "BEGIN;\n" + _tricky_file(40) + "COMMIT;\n-- a comment is fine\n"
+    path = write(tmp_path, "0001_big.sql", text + end)
+    with pytest.raises(runner.BadInput, match=f"line {text.count(chr(10)) + 1}: the file ends in a statement, string"):
+        prepare(read_migration(path, 1))
+    assert prepare(read_migration(write(tmp_path, "0001_big.sql", text), 1)).wrapper_removed
+
+
+@pytest.mark.parametrize(("statement", "message"), REFUSED_IN_A_BIG_FILE.values(), ids=REFUSED_IN_A_BIG_FILE.keys())
+def test_a_refused_statement_in_a_big_file_is_refused_naming_its_line_in_the_file(
+    tmp_path: Path, small_parts: None, statement: str, message: str
+) -> None:
+    before = _tricky_file(40) + "-- the next statement is the one\n"
+    path = write(tmp_path, "0001_big.sql", before + statement + "\n" + _tricky_file(40).split("\n", 1)[1])
+    with pytest.raises(runner.BadInput) as refused:
+        prepare(read_migration(path, 1), OWN)
+    assert f"0001_big.sql, line {before.count(chr(10)) + 1}: {message}" in str(refused.value)
+
+
+@pytest.mark.parametrize("head", ["", "-- BEGIN\n"], ids=["cut-when-planned", "cut-before"])
+def test_plan_counts_the_statements_of_a_big_file_and_names_the_line_where_it_would_fail(
+    dsn: str, migrations: Path, small_parts: None, head: str
+) -> None:
+    text = head + _tricky_file(60)
+    write(migrations, "0001_big.sql", text)
+    assert [s.statements for s in api.dry_run(dsn, migrations).steps] == [len(_statements(text))]
+    before = text + _tricky_file(20).split("\n", 1)[1]
+    write(migrations, "0001_big.sql", before + "INSERT INTO t VALUES 1;\n" + _tricky_file(20).split("\n", 1)[1])
+    [step] = api.dry_run(dsn, migrations).steps
+    assert step.statements is None and step.failure is not None
+    assert step.failure.startswith(f'line {before.count(chr(10)) + 1}: syntax error at or near "1" (pglast ')
+
+
+@pytest.mark.parametrize("edit", ["same-size", "shorter"])
+def test_a_big_file_edited_while_it_is_sent_is_rolled_back(
+    dsn: str, migrations: Path, small_parts: None, monkeypatch: pytest.MonkeyPatch, edit: str
+) -> None:
+    monkeypatch.setattr(files, "HELD_LIMIT", 500)  # read a window at a time, as a file over 1 MB is
+    path = write(migrations, "0001_big.sql", _tricky_file(60))
+    edited = _tricky_file(60).replace("after comment", "edited!!!!!!!" if edit == "same-size" else "x")
+
+    def meanwhile(event: object) -> None:
+        if isinstance(event, api.Applying):  # checked, and about to be sent
+            path.write_text(edited)
+
+    with pytest.raises(MigrationFailed, match="0001_big.sql changed while runner was sending it .* rolled back"):
+        runner.migrate(dsn, migrations, on_event=meanwhile)
+    assert query(dsn, "SELECT to_regclass('t')") == [(None,)]
+    assert query(dsn, "SELECT count(*) FROM runner_migrations") == [(0,)]
+
+
+def test_a_file_walked_in_two_halves_is_cut_and_refused_as_if_walked_in_one(tmp_path: Path, small_parts: None) -> None:
+    # The second half is walked on a thread from the first `;` ending a line after the middle: here
+    # that is inside a string, so the first half's walk must go on past it.
+    long_string = "INSERT INTO t (note) VALUES ('" + "x;\n" * 2000 + "');\n"
+    head = "-- BEGIN: a word, so that the file is walked\n"
+    text = head + _tricky_file(40) + long_string + _tricky_file(40).split("\n", 1)[1]
+    assert "x;\n" in text[len(text) // 2 : len(text) // 2 + 10]
+    parts = _parts(write(tmp_path, "0001_big.sql", text))
+    assert "".join(parts) == text and [s for p in parts for s in _statements(p)] == _statements(text)
+    first_half = _tricky_file(40).replace("CREATE TABLE t", "CREATE DATABASE a;\nCREATE TABLE t", 1)
+    for halves, line in [
+        ((_tricky_file(40), "VACUUM;\n"), _tricky_file(40).count("\n") * 2),
+        ((first_half, "VACUUM;\n"), 1),
+    ]:
+        text = halves[0] + _tricky_file(40).split("\n", 1)[1] + halves[1]
+        with pytest.raises(runner.BadInput, match=f"0001_big.sql, line {line}: (VACUUM|CREATE DATABASE) cannot"):
+            prepare(read_migration(write(tmp_path, "0001_big.sql", text), 1))
 
 
 def test_a_record_that_fails_after_the_last_part_keeps_nothing(dsn: str, migrations: Path, small_parts: None) -> None:
@@ -181,3 +332,44 @@ def test_a_real_big_file_failing_in_its_middle_part_keeps_nothing(dsn: str, migr
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["applied"][0]["statements"] == 40_002
     assert query(dsn, "SELECT count(*), count(*) FILTER (WHERE note = repeat('x;', 30)) FROM big") == [(40_001, 40_000)]
+
+
+# Runs the command given after it, then prints that process's peak resident memory in KiB, last on stderr.
+_MEASURE = """
+import resource, subprocess, sys
+done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+sys.stdout.write(done.stdout)
+sys.stderr.write(done.stderr)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)
+sys.exit(done.returncode)
+"""
+
+
+def _measured(*args: str | Path) -> tuple[subprocess.CompletedProcess[str], float]:
+    """The real command, run by a small process of its own, and its peak resident memory in MB."""
+    done = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, "-m", "runner", *map(str, args)],
+                          capture_output=True, text=True, cwd=ROOT, env=cli_env(), timeout=300)  # fmt: skip
+    *lines, peak = done.stderr.rstrip("\n").split("\n")
+    done.stderr = "".join(line + "\n" for line in lines)
+    return done, int(peak) / 1024
+
+
+def test_a_big_file_full_of_the_words_is_applied_in_bounded_memory(dsn: str, migrations: Path) -> None:
+    statement = "-- the END of a batch\nINSERT INTO big (id, note) VALUES " + ", ".join(
+        f"({n}, 'BEGIN; COMMIT; END')" for n in range(1000)) + ";\n"  # fmt: skip
+    write(migrations, "0001_big.sql", "CREATE TABLE big (id int, note text);\n" + statement * 300)
+    assert (migrations / "0001_big.sql").stat().st_size > 8_000_000
+    done, peak = _measured("migrate", "--dsn", dsn, "--dir", migrations)
+    assert done.returncode == 0, done.stderr
+    assert peak < 120, f"peak RSS {peak:.0f} MB"  # parsed whole, the file took 25 times its size
+    assert query(dsn, "SELECT count(*) FROM big") == [(300_000,)]
+
+
+def test_a_2_gb_file_of_nul_bytes_is_refused_without_being_read_whole(dsn: str, migrations: Path) -> None:
+    write(migrations, "0001_first.sql", "CREATE TABLE first_table (id int);\n")
+    with (migrations / "0002_zeros.sql").open("wb") as zeros:
+        zeros.truncate(2 << 30)  # a sparse file: 2 GB of zeros that take no room on the disk
+    refused, peak = _measured("migrate", "--dsn", dsn, "--dir", migrations)
+    assert_clean_error(refused, 2, "0002_zeros.sql: contains a NUL byte at line 1; remove it")
+    assert peak < 200, f"peak RSS {peak:.0f} MB"
+    assert query(dsn, "SELECT to_regclass('first_table')") == [(None,)]

@@ -14,6 +14,7 @@ from helpers import write
 from runner.errors import BadInput
 from runner.files import read_migration
 from runner.preflight import Script, prepare
+from runner.tracking import TrackingTable
 
 
 def _prepare(tmp_path: Path, text: str) -> Script:
@@ -168,6 +169,7 @@ def test_a_no_transaction_file_that_does_not_parse_is_refused(tmp_path: Path) ->
         ),  # fmt: skip
         ("-- a comment\n\n-- runner: lock-timeout=1.5\n", {"lock_timeout": "1500ms"}),
         ("SELECT 1;\n-- runner: lock-timeout=10s\n", {}),  # only the leading comments count
+        ("-- runner: lock-timeout=2147483647ms\n", {"lock_timeout": "2147483647ms"}),  # PostgreSQL's limit
     ],
 )
 def test_directives_set_per_file_timeouts(tmp_path: Path, header: str, settings: dict[str, str]) -> None:
@@ -180,9 +182,58 @@ def test_directives_set_per_file_timeouts(tmp_path: Path, header: str, settings:
         ("-- runner: no-transactoin\n", "unknown directive 'no-transactoin'"),
         ("-- runner: lock-timeout=soon\n", "'soon' is not a duration"),
         ("-- runner: lock-timeout\n", "unknown directive 'lock-timeout'"),
+        ("-- runner: statement-timeout=2147483648ms\n", "longer than PostgreSQL allows (2147483647ms"),
     ],
 )
 def test_a_mistyped_directive_is_an_error_not_ignored(tmp_path: Path, header: str, needle: str) -> None:
     with pytest.raises(BadInput, match="line 1") as refused:
         _prepare(tmp_path, header + "SELECT 1;\n")
     assert needle in str(refused.value)
+
+
+OWN = [TrackingTable("public", "runner_migrations" + suffix) for suffix in ("", "_history", "_schema", "_repeatable")]
+OWN_TABLE_CHANGES = {
+    "delete": ("SELECT 1;\nDELETE FROM runner_migrations WHERE version = 3;\n", 2,
+               "DELETE FROM public.runner_migrations"),
+    "update-qualified": ("UPDATE public.runner_migrations SET checksum = 'x';\n", 1, "UPDATE public.runner_migrations"),
+    "insert-history": ("INSERT INTO runner_migrations_history (action) VALUES ('x');\n", 1,
+                       "INSERT INTO public.runner_migrations_history"),
+    "truncate-among-others": ("TRUNCATE audit, runner_migrations_schema;\n", 1,
+                              "TRUNCATE public.runner_migrations_schema"),
+    "drop": ("-- start again\nDROP TABLE IF EXISTS runner_migrations;\n", 2, "DROP TABLE public.runner_migrations"),
+    "alter": ("ALTER TABLE runner_migrations ADD COLUMN note text;\n", 1, "ALTER TABLE public.runner_migrations"),
+    "rename": ("ALTER TABLE runner_migrations_repeatable RENAME TO old;\n", 1,
+               "ALTER ... RENAME public.runner_migrations_repeatable"),
+    "upper-case-unquoted": ("DELETE FROM Runner_Migrations;\n", 1, "DELETE FROM public.runner_migrations"),
+    "in-a-with-query": ("WITH gone AS (DELETE FROM runner_migrations RETURNING version)\nSELECT * FROM gone;\n", 1,
+                        "DELETE FROM public.runner_migrations"),
+    "no-transaction-file": ("-- runner: no-transaction\nSELECT 1;\nDELETE FROM runner_migrations;\n", 3,
+                            "DELETE FROM public.runner_migrations"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "line", "what"), OWN_TABLE_CHANGES.values(), ids=OWN_TABLE_CHANGES.keys())
+def test_a_file_that_changes_runners_own_tables_is_refused_naming_the_line(
+    tmp_path: Path, text: str, line: int, what: str
+) -> None:
+    with pytest.raises(BadInput) as refused:
+        prepare(read_migration(write(tmp_path, "0001_case.sql", text), 1), OWN)
+    message = str(refused.value)
+    assert f"0001_case.sql, line {line}: {what} changes one of runner's own tables" in message
+    assert "runner unmark" in message and "runner mark" in message and "runner accept" in message
+
+
+NOT_OWN_TABLES = {
+    "reads": "SELECT count(*) FROM runner_migrations;\nCREATE VIEW applied AS SELECT * FROM runner_migrations;\n",
+    "another-schema": "DELETE FROM archive.runner_migrations;\n",
+    "a-quoted-other-name": 'DELETE FROM "Runner_Migrations";\n',
+    "a-longer-name": "DROP TABLE runner_migrations_old;\n",
+    "in-comments-and-strings": "-- DELETE FROM runner_migrations;\nSELECT 'TRUNCATE runner_migrations';\n",
+    "dynamic-sql": "DO $$ BEGIN EXECUTE 'DELETE FROM runner_migrations'; END $$;\n",  # not seen: the README says so
+}
+
+
+@pytest.mark.parametrize("text", NOT_OWN_TABLES.values(), ids=NOT_OWN_TABLES.keys())
+def test_reading_runners_tables_or_naming_others_like_them_is_accepted(tmp_path: Path, text: str) -> None:
+    script = prepare(read_migration(write(tmp_path, "0001_case.sql", text), 1), OWN)
+    assert script.body == text.encode()
