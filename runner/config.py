@@ -118,11 +118,14 @@ def _url(value: object, where: str, from_env: bool) -> str:
 
 
 def _duration(value: object, where: str, from_env: bool) -> str:
-    from runner.directives import DURATION_RULE, duration_ms
+    from runner.directives import DURATION_RULE, MAX_MS, duration_ms
 
     text = str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value  # bare: seconds
     if not isinstance(text, str) or duration_ms(text) is None:
         raise BadInput(f"{_said(where, value, from_env)} is not a duration; expected {DURATION_RULE}")
+    if (duration_ms(text) or 0) > MAX_MS:  # checked here too, so the message names the key, not the flag
+        raise BadInput(f"{_said(where, value, from_env)} is longer than PostgreSQL allows ({MAX_MS}ms, about "
+                       "24 days); use a shorter duration, or 0 for no limit")  # fmt: skip
     return text
 
 

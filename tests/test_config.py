@@ -191,6 +191,7 @@ def test_an_unknown_key_is_an_error_and_nothing_is_applied(
         ("strict = 'yes'", 'strict = "yes" is not a boolean; expected true or false'),
         ("lock-wait = true", "lock-wait = true is not a number of seconds"),
         ("lock-timeout = 'soon'", 'lock-timeout = "soon" is not a duration; expected a number with a unit'),
+        ("statement-timeout = '600h'", 'statement-timeout = "600h" is longer than PostgreSQL allows'),
         ("table = 'a.b.c'", "[tool.runner] table: 'a.b.c': expected [schema.]name"),
         ("dir = 5", "dir = 5 is not a non-empty string"),
         ("lint = 5", "lint in [tool.runner] must be a table"),
@@ -216,6 +217,7 @@ def test_a_file_that_is_not_toml_is_an_error(dsn: str, project: Path) -> None:
         ("RUNNER_LOCK_WAIT", "-3", "(env var: 'RUNNER_LOCK_WAIT'): -3"),
         ("RUNNER_STRICT", "maybe", "(env var: 'RUNNER_STRICT'): 'maybe' is not a valid boolean"),
         ("RUNNER_LOCK_TIMEOUT", "soon", "RUNNER_LOCK_TIMEOUT='soon' is not a duration"),
+        ("RUNNER_LOCK_TIMEOUT", "25d", "RUNNER_LOCK_TIMEOUT='25d' is longer than PostgreSQL allows"),
         ("RUNNER_TABLE", "a.b.c", "RUNNER_TABLE: 'a.b.c': expected [schema.]name"),
     ],
 )
