@@ -98,7 +98,10 @@ def _url_secrets(dsn: str) -> list[str]:
         _, colon, password = rest[:end].partition(":")
         if colon:
             found.append(password)
-    for match in re.finditer(rf"[?&](?:{_SECRET_KEY})=", rest, re.IGNORECASE):
+    # libpq decodes a query parameter's name too: ?pass%77ord= is a password
+    for match in re.finditer(r"[?&](?P<key>[^=&#]*)=", rest):
+        if not re.fullmatch(_SECRET_KEY, unquote(match["key"]), re.IGNORECASE):
+            continue
         value, *others = rest[match.end() :].split("&")
         found.append(value)
         for other in others:  # an unencoded '&' in the value: libpq quotes what follows it

@@ -50,6 +50,9 @@ QUOTED_BY_LIBPQ = [
     (f"postgresql://bob@127.0.0.1:1/app?password={A}%zz", f'invalid percent-encoded token: "{A}%zz"'),
     (f"postgresql://bob:{A} {B}@127.0.0.1:1/app", f'unexpected spaces found in "{A} {B}", use percent-encoded'),
     (f"postgresql://bob@127.0.0.1:1/app?password={A} {B}", f'unexpected spaces found in "{A} {B}"'),
+    # libpq decodes a parameter's name as well as its value
+    (f"postgresql://bob@127.0.0.1:1/app?pass%77ord={A}%zz", f'invalid percent-encoded token: "{A}%zz"'),
+    (f"postgresql://bob@127.0.0.1:1/app?%70assword={A} {B}", f'unexpected spaces found in "{A} {B}"'),
     (f"postgresql://bob@127.0.0.1:1/app?password={A}&{B}", f'missing key/value separator "=" in URI query '
                                                           f'parameter: "{B}"'),
     (f"postgresql://bob@127.0.0.1:1/app?password={A}&{B}=1", f'invalid URI query parameter: "{B}"'),
