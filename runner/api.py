@@ -218,8 +218,9 @@ def _connections(
                 yield conn, conn
                 return
             with db.connect(url) as holder:
-                if holder.info.server_version >= 140000:  # the lock's session is idle on purpose: keep it
-                    holder.execute("SET idle_session_timeout = 0")
+                if holder.info.server_version >= 140000:  # idle on purpose: the lock's, and the other one's while
+                    for session in (holder, conn):  # it waits for the lock; an idle_session_timeout must not end them
+                        session.execute("SET idle_session_timeout = 0")
                 yield conn, holder
 
 

@@ -45,8 +45,9 @@ _RESET = (
     "DEALLOCATE ALL;\nCLOSE ALL;\nUNLISTEN *;\n"
 )
 # A backend whose runner was killed notices within this time and rolls back (PostgreSQL 14+),
-# instead of finishing a long statement for nobody while it holds its locks.
-_CLIENT_CHECK = {"client_connection_check_interval": "1000ms"}
+# instead of finishing a long statement for nobody while it holds its locks. And no idle_session_timeout
+# (a role's or a database's) ends the session while it waits between files, for a retry's backoff.
+_CLIENT_CHECK = {"client_connection_check_interval": "1000ms", "idle_session_timeout": "0"}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 from helpers import SQL_DIR, assert_clean_error, cli_env, query, runner_cli, write
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from runner.files import checksum
 from runner.tracking import TrackingTable
@@ -250,3 +250,19 @@ def test_a_waiting_runner_whose_session_is_ended_says_so_without_a_traceback(dsn
     result = subprocess.CompletedProcess(waiting.args, waiting.returncode, out, err)
     assert_clean_error(result, 5, "lost the connection while waiting for the migration lock", "nothing was applied")
     assert query(dsn, "SELECT to_regclass('a')") == [(None,)]
+
+
+def test_a_runner_waiting_for_the_lock_outlasts_the_databases_idle_session_timeout(dsn: str, migrations: Path) -> None:
+    # Replicas that start together wait for the first; an idle_session_timeout set on the database (or a
+    # role) must not end the waiting runner's sessions while it waits.
+    query(dsn, f"ALTER DATABASE {conninfo_to_dict(dsn)['dbname']} SET idle_session_timeout = 500")
+    write(migrations, "1_a.sql", "CREATE TABLE a (id int);\n")
+    holder = _hold_lock(make_conninfo(dsn, options="-c idle_session_timeout=0"))
+    release = threading.Timer(2, holder.close)
+    release.start()
+    try:
+        result = runner_cli("migrate", "--dsn", dsn, "--dir", migrations, "--lock-wait", "60")
+    finally:
+        release.join()
+    assert result.returncode == 0, result.stderr
+    assert "Applied 1 migration(s)" in result.stdout
