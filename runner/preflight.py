@@ -330,8 +330,13 @@ def _changed_tables(node: object) -> Iterator[tuple[str, tuple[str, ...]]]:
     relation = getattr(node, "relation", None)
     if type(node) in relations and relation is not None:
         yield relations[type(node)], _names(relation)
+    if isinstance(node, ast.AlterTableStmt):
+        inherited = (cmd.def_ for cmd in node.cmds if cmd.subtype == enums.AlterTableType.AT_AddInherit)
+        yield from (("ALTER TABLE ... INHERIT", _names(parent)) for parent in inherited)
     elif isinstance(node, ast.CopyStmt) and node.is_from and node.relation is not None:
         yield "COPY ... FROM", _names(node.relation)
+    elif isinstance(node, ast.CreateStmt) and node.inhRelations:  # a child's rows are read as the table's
+        yield from (("CREATE TABLE ... INHERITS", _names(parent)) for parent in node.inhRelations)
     elif isinstance(node, ast.TruncateStmt):
         yield from (("TRUNCATE", _names(relation)) for relation in node.relations)
     elif isinstance(node, ast.DropStmt) and node.removeType == enums.ObjectType.OBJECT_TABLE:

@@ -207,6 +207,11 @@ OWN_TABLE_CHANGES = {
     "upper-case-unquoted": ("DELETE FROM Runner_Migrations;\n", 1, "DELETE FROM public.runner_migrations"),
     "in-a-with-query": ("WITH gone AS (DELETE FROM runner_migrations RETURNING version)\nSELECT * FROM gone;\n", 1,
                         "DELETE FROM public.runner_migrations"),
+    # a child table's rows are read as the tracking table's: a file could record versions that never ran
+    "inherits": ("CREATE TABLE fake () INHERITS (runner_migrations);\n", 1,
+                 "CREATE TABLE ... INHERITS public.runner_migrations"),
+    "inherit": ("ALTER TABLE audit INHERIT public.runner_migrations_history;\n", 1,
+                "ALTER TABLE ... INHERIT public.runner_migrations_history"),
     "no-transaction-file": ("-- runner: no-transaction\nSELECT 1;\nDELETE FROM runner_migrations;\n", 3,
                             "DELETE FROM public.runner_migrations"),
 }  # fmt: skip
