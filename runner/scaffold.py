@@ -10,6 +10,8 @@ from runner.errors import BadInput
 from runner.files import NAME_PATTERN, discover
 
 DEFAULT_WIDTH = 4
+# A file name has at most 255 bytes; a long description is kept whole in the file, and its start names it.
+_SLUG_BYTES = 100
 _TIMESTAMP = "%Y%m%d%H%M%S"
 
 TEMPLATE = """\
@@ -45,6 +47,7 @@ def next_version(existing: list[str], now: datetime | None = None) -> str:
 def new_migration(directory: Path, description: str, now: datetime | None = None) -> Path:
     """The new file, in ``directory``, which must exist: a mistyped --dir is refused, not created."""
     slug = re.sub(r"\W+", "_", description.strip().lower()).strip("_")
+    slug = slug.encode()[:_SLUG_BYTES].decode("utf-8", "ignore").rstrip("_")
     if not slug:
         raise BadInput("the description needs a letter or a digit, for example: runner new add_due_date")
     versions = [NAME_PATTERN.fullmatch(m.name)["version"] for m in discover(directory)]  # type: ignore[index]
@@ -54,4 +57,6 @@ def new_migration(directory: Path, description: str, now: datetime | None = None
             out.write(TEMPLATE.format(description=description.strip()))
     except FileExistsError:
         raise BadInput(f"{path} already exists; try again") from None
+    except OSError as exc:  # a folder this user cannot write to
+        raise BadInput(f"cannot create {path}: {exc.strerror}; check the permissions of {directory}") from None
     return path

@@ -65,3 +65,13 @@ def test_new_as_json_names_the_file(migrations: Path) -> None:
     result = runner_cli("new", "add due date", "--dir", migrations, "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"created": str(migrations / "0002_add_due_date.sql")}
+
+
+def test_a_long_description_names_the_file_by_its_start_and_is_kept_whole_inside(migrations: Path) -> None:
+    migrations.mkdir()
+    description = "backfill the approval levels of every request " * 8  # 384 characters: no file name is so long
+    result = runner_cli("new", description, "--dir", migrations)
+    assert result.returncode == 0, result.stderr
+    (created,) = migrations.iterdir()
+    assert created.name.startswith("0001_backfill_the_approval_levels") and len(created.name.encode()) <= 255
+    assert description.strip() in created.read_text()
