@@ -337,7 +337,11 @@ def discover(directory: Path) -> list[Migration]:
 
     A folder, a broken link or a link leading outside the folder that is named ``*.sql`` is an error.
     """
-    if not directory.is_dir():
+    try:
+        is_dir = directory.is_dir()
+    except OSError as exc:  # a name too long, a folder on the way this user cannot enter
+        raise BadInput(f"migrations folder {directory}: {exc.strerror}; check --dir and its permissions") from None
+    if not is_dir:
         problem = "is not a folder" if directory.exists() else "does not exist"
         raise BadInput(f"migrations folder {directory} {problem}; create it or pass --dir")
     found: dict[int, str] = {}

@@ -144,6 +144,7 @@ CASES: list[Case] = [
          build=lambda folder: os.mkfifo(folder / "0002_pipe.sql")),
     Case("dir-missing", 2, ("migrations folder", "does not exist", "pass --dir"), dir="missing"),
     Case("dir-is-a-file", 2, ("0001_first.sql is not a folder",), dir="sql/0001_first.sql"),
+    Case("dir-name-too-long", 2, ("migrations folder", "File name too long", "--dir"), dir="d" * 300),
     # psql features, and statements that cannot share the file's transaction: refused up front.
     Case("psql-set", 2, ("0002_meta.sql, line 2", "\\set is a psql meta-command", "Remove it"),
          files=(("0002_meta.sql", T2 + "\\set x 1\nSELECT :x;\n"),)),
