@@ -34,6 +34,9 @@ from runner.preflight import Part, Script, Statement
 _Status = pq.ExecStatus
 _Field = pq.DiagnosticField
 _SYNTAX_ERROR = "42601"
+_LOCK_NOT_AVAILABLE = "55P03"
+_QUERY_CANCELED = "57014"
+_CLAIM_POLL_S = 0.2
 _WHOLE = slice(0, None)
 _CLAIM = slice(0, 0)  # a failure in the claim sent ahead of a big file, before any of it
 
@@ -97,6 +100,15 @@ def _round_trip(conn: psycopg.Connection, message: bytes) -> list[PGresult]:
             (_field(failed[1], _Field.MESSAGE_PRIMARY) if failed else None) or "connection lost"
         )
     return results
+
+
+def _gave_up_waiting(result: PGresult) -> bool:
+    """A lock_timeout or a statement_timeout ended the statement while it waited (here: a claim, on another
+    runner's row)."""
+    sqlstate = _field(result, _Field.SQLSTATE)
+    return sqlstate == _LOCK_NOT_AVAILABLE or (
+        sqlstate == _QUERY_CANCELED and "statement timeout" in (_field(result, _Field.MESSAGE_PRIMARY) or "")
+    )
 
 
 def _first_error(results: list[PGresult]) -> tuple[int, PGresult] | None:
@@ -210,6 +222,24 @@ class Session:
         return module.timing_statement(self.conn, self.table, script.migration) + b";\n" + self._history(script)
 
     def _apply_whole(self, script: Script) -> Applied | Skipped:
+        """The file with its claim first; while another runner is applying the same file, its claim waits.
+
+        A ``lock_timeout`` or ``statement_timeout`` that ends that wait is no failure of the file, none of
+        which ran: the claim is sent again until the other runner's transaction ends, which either applied
+        the file (Skipped) or rolled it back (this runner applies it).
+        """
+        told = False
+        while (done := self._try_whole(script)) is None:
+            if self.lock is not None:
+                self.lock.check()
+            if not told:
+                self.on_note(f"{script.name} is being applied by another runner; waiting for it to finish")
+                told = True
+            time.sleep(_CLAIM_POLL_S)
+        return done
+
+    def _try_whole(self, script: Script) -> Applied | Skipped | None:
+        """The file with its claim first; None when the claim gave up waiting for another runner's row."""
         claim = self._claim(script)
         after = (SEPARATOR + self._tail).encode() + self._finish(script)
         started = time.perf_counter()
@@ -237,6 +267,8 @@ class Session:
             if part is _CLAIM or index < 0:
                 if _field(result, _Field.SQLSTATE) == tracking.CLAIMED_ELSEWHERE:
                     return Skipped(script.migration.version, script.name)
+                if _gave_up_waiting(result):
+                    return None
                 raise self._failure(script, result, claim_failed=True)
             if part is None:
                 raise self._failure(script, result, after_file=True)

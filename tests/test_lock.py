@@ -266,3 +266,31 @@ def test_a_runner_waiting_for_the_lock_outlasts_the_databases_idle_session_timeo
         release.join()
     assert result.returncode == 0, result.stderr
     assert "Applied 1 migration(s)" in result.stdout
+
+
+def test_a_claim_that_waits_past_lock_timeout_for_another_runners_file_waits_on_then_skips_it(
+    dsn: str, migrations: Path
+) -> None:
+    # B takes the lock A lost while A is inside 0001: B's claim of 0001 waits on A's row. Its --lock-timeout
+    # is for the file's own locks; ending that wait is no failure of 0001, which A is applying.
+    write(migrations, "0001_slow.sql", "SELECT pg_sleep(2);\nCREATE TABLE a (id int);\n")
+    write(migrations, "0002_b.sql", "CREATE TABLE b (id int);\n")
+    first = _runner(dsn, migrations)
+    try:
+        holder = _poll(lambda: _holder_of(dsn, first))
+        second = subprocess.Popen(
+            [sys.executable, "-m", "runner", "migrate", "--dsn", dsn, "--dir", str(migrations), "--lock-timeout",
+             "100ms"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())  # fmt: skip
+        sessions = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s"
+        _poll(lambda: query(dsn, sessions, (f"runner {second.pid}@%",)) == [(2,)] or None)  # it waits for the lock
+        query(dsn, "SELECT pg_terminate_backend(%s)", (holder,))
+        out, err = second.communicate(timeout=60)
+        first.communicate(timeout=60)
+    finally:
+        first.kill()
+    assert second.returncode == 0, err
+    assert "Skipped: 0001_slow.sql" in out and "Completed: 0002_b.sql" in out, out
+    assert "0001_slow.sql is being applied by another runner" in err
+    assert query(dsn, "SELECT version FROM runner_migrations ORDER BY 1") == [(1,), (2,)]
+    assert query(dsn, "SELECT name, error IS NULL FROM runner_migrations_history ORDER BY id") == [
+        ("0001_slow.sql", True), ("0002_b.sql", True)]  # fmt: skip
