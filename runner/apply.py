@@ -228,10 +228,11 @@ class Session:
         which ran: the claim is sent again until the other runner's transaction ends, which either applied
         the file (Skipped) or rolled it back (this runner applies it).
         """
-        told = False
+        told, since = False, time.monotonic()
         while (done := self._try_whole(script)) is None:
             if self.lock is not None:
                 self.lock.check()
+                self.lock.waited_too_long(script.name, since)
             if not told:
                 self.on_note(f"{script.name} is being applied by another runner; waiting for it to finish")
                 told = True

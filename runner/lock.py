@@ -75,11 +75,20 @@ def _try_lock(conn: psycopg.Connection, key: int) -> bool:
 class Held:
     """The migration lock while it is ours. ``check`` says whether it still is."""
 
-    def __init__(self, conn: psycopg.Connection, key: int, shared: bool) -> None:
+    def __init__(self, conn: psycopg.Connection, key: int, shared: bool, wait_s: float = DEFAULT_WAIT_S) -> None:
         self.conn = conn
         self.key = key
         self.shared = shared  # held on the connection the files run on: losing it loses that one too
+        self.wait_s = wait_s  # --lock-wait: also how long to wait for a file another runner is applying
         self._confirmed = time.monotonic()
+
+    def waited_too_long(self, name: str, since: float) -> None:
+        """LockTimeout once a file another runner is applying has kept this one waiting for --lock-wait."""
+        if time.monotonic() - since > self.wait_s:
+            raise LockTimeout(
+                f"{name} was still being applied by another runner (or its row locked by another session) after "
+                f"{self.wait_s:g}s; none of it ran here. Wait for that run to finish, or raise --lock-wait"
+            )
 
     def _said_something(self) -> bool:
         """The idle lock session has something to read: a session that ended sends its reason and closes."""
@@ -131,7 +140,7 @@ def migration_lock(
             "Run `runner migrate` again"
         ) from None
     try:
-        yield Held(conn, key, shared)
+        yield Held(conn, key, shared, wait_s)
     finally:
         # A session that is gone took the lock with it; a borrowed one lives on and must let it go.
         if not conn.closed and conn.info.transaction_status == pq.TransactionStatus.IDLE:
@@ -155,9 +164,10 @@ def file_lock(
     lock over waits here for it to stop (it stops before its next statement), and then reads the
     tracking table again. Polled, like the run-wide lock, so waiting holds no snapshot.
     """
-    told = False
+    told, since = False, time.monotonic()
     while not conn.execute("SELECT pg_try_advisory_lock(%s, %s)", key).fetchone()[0]:  # type: ignore[index]
         run_lock.check()
+        run_lock.waited_too_long(name, since)
         if not told:
             holder = _holder(conn, {"high": key[0], "low": key[1]}, 2)
             on_note(f"{name} is being run by {holder}; waiting for it to stop")

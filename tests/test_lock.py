@@ -268,19 +268,17 @@ def test_a_runner_waiting_for_the_lock_outlasts_the_databases_idle_session_timeo
     assert "Applied 1 migration(s)" in result.stdout
 
 
-def test_a_claim_that_waits_past_lock_timeout_for_another_runners_file_waits_on_then_skips_it(
-    dsn: str, migrations: Path
-) -> None:
-    # B takes the lock A lost while A is inside 0001: B's claim of 0001 waits on A's row. Its --lock-timeout
-    # is for the file's own locks; ending that wait is no failure of 0001, which A is applying.
-    write(migrations, "0001_slow.sql", "SELECT pg_sleep(2);\nCREATE TABLE a (id int);\n")
+def _take_over_mid_file(dsn: str, migrations: Path, *second_args: str) -> subprocess.CompletedProcess[str]:
+    """Runner A sleeps in 0001 when its lock session ends; runner B (started with ``second_args``) takes the lock
+    over and reaches 0001, which A is still applying. What B did."""
     write(migrations, "0002_b.sql", "CREATE TABLE b (id int);\n")
     first = _runner(dsn, migrations)
     try:
         holder = _poll(lambda: _holder_of(dsn, first))
         second = subprocess.Popen(
-            [sys.executable, "-m", "runner", "migrate", "--dsn", dsn, "--dir", str(migrations), "--lock-timeout",
-             "100ms"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())  # fmt: skip
+            [sys.executable, "-m", "runner", "migrate", "--dsn", dsn, "--dir", str(migrations), *second_args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
+        )  # fmt: skip
         sessions = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s"
         _poll(lambda: query(dsn, sessions, (f"runner {second.pid}@%",)) == [(2,)] or None)  # it waits for the lock
         query(dsn, "SELECT pg_terminate_backend(%s)", (holder,))
@@ -288,9 +286,28 @@ def test_a_claim_that_waits_past_lock_timeout_for_another_runners_file_waits_on_
         first.communicate(timeout=60)
     finally:
         first.kill()
-    assert second.returncode == 0, err
+    return subprocess.CompletedProcess(second.args, second.returncode, out, err)
+
+
+def test_a_claim_that_waits_past_lock_timeout_for_another_runners_file_waits_on_then_skips_it(
+    dsn: str, migrations: Path
+) -> None:
+    # B's claim of 0001 waits on A's row. Its --lock-timeout is for the file's own locks; ending that wait is no
+    # failure of 0001, which A is applying.
+    write(migrations, "0001_slow.sql", "SELECT pg_sleep(2);\nCREATE TABLE a (id int);\n")
+    result = _take_over_mid_file(dsn, migrations, "--lock-timeout", "100ms")
+    out, err = result.stdout, result.stderr
+    assert result.returncode == 0, err
     assert "Skipped: 0001_slow.sql" in out and "Completed: 0002_b.sql" in out, out
     assert "0001_slow.sql is being applied by another runner" in err
     assert query(dsn, "SELECT version FROM runner_migrations ORDER BY 1") == [(1,), (2,)]
     assert query(dsn, "SELECT name, error IS NULL FROM runner_migrations_history ORDER BY id") == [
         ("0001_slow.sql", True), ("0002_b.sql", True)]  # fmt: skip
+
+
+def test_a_claim_waits_for_another_runners_file_no_longer_than_lock_wait(dsn: str, migrations: Path) -> None:
+    write(migrations, "0001_slow.sql", "SELECT pg_sleep(4);\nCREATE TABLE a (id int);\n")
+    result = _take_over_mid_file(dsn, migrations, "--lock-timeout", "100ms", "--lock-wait", "1")
+    assert_clean_error(result, 4, "0001_slow.sql was still being applied by another runner", "after 1s",
+                       "none of it ran here", "raise --lock-wait")  # fmt: skip
+    assert "0002_b.sql" not in result.stdout
