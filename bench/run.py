@@ -68,8 +68,8 @@ class Sizes:
     noop_cap: dict[str, int] = field(default_factory=dict)
 
 
-FULL = Sizes(w1=1000, w2=200, w3_mb=50, w7_mb=250, noop=[100, 1000, 10000], verify=[1000, 10000], api_files=1000, reps=3,
-             noop_reps=5, api_calls=200, timeout_s=600, noop_cap={})  # fmt: skip
+FULL = Sizes(w1=1000, w2=200, w3_mb=50, w7_mb=250, noop=[100, 1000, 10000], verify=[1000, 10000], api_files=1000,
+             reps=3, noop_reps=5, api_calls=200, timeout_s=600, noop_cap={})  # fmt: skip
 QUICK = Sizes(w1=100, w2=20, w3_mb=5, w7_mb=25, noop=[100, 1000], verify=[1000], api_files=1000, reps=3, noop_reps=3,
               api_calls=50, timeout_s=120, noop_cap={"sqitch": 100})  # fmt: skip
 

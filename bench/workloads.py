@@ -95,25 +95,31 @@ def w2_data(count: int, rows_each: int = 1000) -> Workload:
     return Workload("W2", f"{count:,} migrations x {rows_each:,} inserted rows (+1 CREATE TABLE)", migrations, check)
 
 
-# W3: one big file of multi-row INSERTs (a data load or a squashed dump).
-def w3_big_file(megabytes: int, rows_per_insert: int = 1000) -> Workload:
+def _insert_file(key: str, table: str, megabytes: int, rows_per_insert: int, payload: str = "x" * 60,
+                 comment: str = "") -> tuple[str, int, Callable[[psycopg.Connection], None]]:  # fmt: skip
+    """One file of multi-row INSERTs into ``table`` of about ``megabytes``; its text, its rows, and their check."""
     target = megabytes * 1024 * 1024
-    parts = ["CREATE TABLE w3 (id bigint PRIMARY KEY, label text, payload text);\n"]
+    parts = [f"CREATE TABLE {table} (id bigint PRIMARY KEY, label text, payload text);\n"]
     size, next_id = len(parts[0]), 1
-    pad = "x" * 60
     while size < target:
-        rows = ",\n".join(f"({n}, 'label {n}', '{pad}')" for n in range(next_id, next_id + rows_per_insert))
-        statement = f"INSERT INTO w3 (id, label, payload) VALUES\n{rows};\n"
+        rows = ",\n".join(f"({n}, 'label {n}', '{payload}')" for n in range(next_id, next_id + rows_per_insert))
+        statement = f"{comment}INSERT INTO {table} (id, label, payload) VALUES\n{rows};\n"
         parts.append(statement)
         size += len(statement)
         next_id += rows_per_insert
     total_rows = next_id - 1
 
     def check(conn: psycopg.Connection) -> None:
-        _expect("W3 rows in w3", _scalar(conn, "SELECT count(*) FROM w3"), total_rows)
+        _expect(f"{key} rows in {table}", _scalar(conn, f"SELECT count(*) FROM {table}"), total_rows)
 
+    return "".join(parts), total_rows, check
+
+
+# W3: one big file of multi-row INSERTs (a data load or a squashed dump).
+def w3_big_file(megabytes: int, rows_per_insert: int = 1000) -> Workload:
+    text, total_rows, check = _insert_file("W3", "w3", megabytes, rows_per_insert)
     title = f"one {megabytes} MB file, {total_rows:,} rows in INSERTs of {rows_per_insert:,}"
-    return Workload("W3", title, [Migration(1, "big_load", "".join(parts))], check)
+    return Workload("W3", title, [Migration(1, "big_load", text)], check)
 
 
 # W7: a 250 MB file of INSERTs, as it is (W7) and with the words runner's pre-flight check looks for
@@ -122,24 +128,11 @@ W7_KINDS = {"W7": "", "W7c": "the words in a comment before each INSERT", "W7d":
 
 
 def w7_words(megabytes: int, key: str = "W7", rows_per_insert: int = 1000) -> Workload:
-    target = megabytes * 1024 * 1024
-    parts = ["CREATE TABLE w7 (id bigint PRIMARY KEY, label text, payload text);\n"]
-    size, next_id = len(parts[0]), 1
     payload = "BEGIN; END; COMMIT; VACUUM; " + "x" * 32 if key == "W7d" else "x" * 60  # the same length
     comment = "-- the END of a batch: COMMIT follows, no VACUUM\n" if key == "W7c" else ""
-    while size < target:
-        rows = ",\n".join(f"({n}, 'label {n}', '{payload}')" for n in range(next_id, next_id + rows_per_insert))
-        statement = f"{comment}INSERT INTO w7 (id, label, payload) VALUES\n{rows};\n"
-        parts.append(statement)
-        size += len(statement)
-        next_id += rows_per_insert
-    total_rows = next_id - 1
-
-    def check(conn: psycopg.Connection) -> None:
-        _expect(f"{key} rows in w7", _scalar(conn, "SELECT count(*) FROM w7"), total_rows)
-
+    text, total_rows, check = _insert_file(key, "w7", megabytes, rows_per_insert, payload, comment)
     title = f"one {megabytes} MB file, {total_rows:,} rows in INSERTs" + (f", {W7_KINDS[key]}" if W7_KINDS[key] else "")
-    return Workload(key, title, [Migration(1, "big_words", "".join(parts))], check)
+    return Workload(key, title, [Migration(1, "big_words", text)], check)
 
 
 # W4/W5/W6: a folder of applied files, each a tiny CREATE TABLE.

@@ -59,6 +59,18 @@ def _hold_lock(dsn: str, table: str = "public.runner_migrations") -> psycopg.Con
     return conn
 
 
+def _migrate_once_released(
+    holder: psycopg.Connection, seconds: float, dsn: str, folder: Path
+) -> subprocess.CompletedProcess[str]:
+    """runner migrate while ``holder`` keeps the lock, which it lets go of (by closing) after ``seconds``."""
+    release = threading.Timer(seconds, holder.close)
+    release.start()
+    try:
+        return runner_cli("migrate", "--dsn", dsn, "--dir", folder, "--lock-wait", "60")
+    finally:
+        release.join()
+
+
 def test_lock_not_obtained_in_time_exits_4_naming_the_holder(dsn: str, migrations: Path) -> None:
     write(migrations, "1_a.sql", "CREATE TABLE a (id int);\n")
     holder = _hold_lock(dsn)
@@ -79,12 +91,7 @@ def test_a_waiting_runner_says_who_holds_the_lock_then_proceeds(dsn: str, migrat
     write(migrations, "1_a.sql", "CREATE TABLE a (id int);\n")
     holder = _hold_lock(dsn)
     pid = holder.info.backend_pid
-    release = threading.Timer(1.5, holder.close)
-    release.start()
-    try:
-        result = runner_cli("migrate", "--dsn", dsn, "--dir", migrations, "--lock-wait", "60")
-    finally:
-        release.join()
+    result = _migrate_once_released(holder, 1.5, dsn, migrations)
     assert result.returncode == 0, result.stderr
     assert f"Waiting for the migration lock, held by server backend pid {pid} (someone-else" in result.stderr
     assert "Applied 1 migration(s)" in result.stdout
@@ -258,12 +265,7 @@ def test_a_runner_waiting_for_the_lock_outlasts_the_databases_idle_session_timeo
     query(dsn, f"ALTER DATABASE {conninfo_to_dict(dsn)['dbname']} SET idle_session_timeout = 500")
     write(migrations, "1_a.sql", "CREATE TABLE a (id int);\n")
     holder = _hold_lock(make_conninfo(dsn, options="-c idle_session_timeout=0"))
-    release = threading.Timer(2, holder.close)
-    release.start()
-    try:
-        result = runner_cli("migrate", "--dsn", dsn, "--dir", migrations, "--lock-wait", "60")
-    finally:
-        release.join()
+    result = _migrate_once_released(holder, 2, dsn, migrations)
     assert result.returncode == 0, result.stderr
     assert "Applied 1 migration(s)" in result.stdout
 
