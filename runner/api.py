@@ -396,7 +396,8 @@ def _record_schema(
     as they were recorded, with no digest (it would say the live schema is the recorded one).
     """
     with _database_errors("reading the schema from the catalogs"):
-        live, digest = schema.taken(conn, _own_tables(target))
+        live, taken_digest = schema.taken(conn, _own_tables(target))
+    digest: str | None = taken_digest
     if before is not None and before.differences and before.recorded is not None and before.live is not None:
         live, digest = schema.carried(before.recorded, before.live, live), None
     with _database_errors("recording the schema"), conn.transaction():
@@ -430,7 +431,7 @@ def _apply_all(
             emit(Applying(script.name, index, len(scripts)))
             result = _apply(session, script, retries, emit)
         except MigrationFailed as failure:
-            failure.applied = applied
+            failure.applied = list(applied)
             _log_failure(conn, target, script, failure)
             raise
         except LockLost as lost:  # inside a no-transaction file, before one of its statements

@@ -106,8 +106,10 @@ class MigrateProgress:
             elif self.out.verbose:
                 self.line(f"Applying {event.name} ({event.index}/{event.total})…")
         else:
-            skipped = isinstance(event, Skipped)
-            self.line(report.progress_line(event) if skipped else completed_line(event, self.out.verbose))
+            if isinstance(event, Skipped):
+                self.line(report.progress_line(event))
+            else:
+                self.line(completed_line(event, self.out.verbose))
             if self._progress is not None:
                 self._progress.advance(self._task)
 
