@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 
 from runner import db, directives, history, manual, repeatable, schema, tracking
-from runner.apply import Applied, Session, Skipped
+from runner.apply import LOCK_NOT_AVAILABLE, Applied, Session, Skipped
 from runner.db import Database
 from runner.errors import BadInput, ConnectionFailed, LockLost, MigrationFailed, Refused
 from runner.files import NAME_RULE, Migration, discover
@@ -29,7 +29,6 @@ from runner.preflight import Script, prepare
 
 DEFAULT_DIR = "sql"
 SCHEMA = "(schema)"  # the name of `runner accept --schema` in the history
-LOCK_NOT_AVAILABLE = "55P03"  # the SQLSTATE of a lock_timeout
 _MAX_BACKOFF_S = 30.0
 
 
@@ -424,8 +423,8 @@ def _apply_all(
     if len(scripts) > 1:
         threading.Thread(target=_code_checksums, args=([s.migration for s in scripts[1:]],), daemon=True).start()
     done: list[Applied | Skipped] = []
+    applied: list[Applied] = []
     for index, script in enumerate(scripts, 1):
-        applied = [d for d in done if isinstance(d, Applied)]
         _stopped_if_lost(run.lock, applied, scripts[index - 1 :])
         try:
             emit(Applying(script.name, index, len(scripts)))
@@ -438,6 +437,8 @@ def _apply_all(
             _log_failure(conn, target, script, lost)
             raise _stopped(lost, applied, scripts[index - 1 :]) from None
         done.append(result)
+        if isinstance(result, Applied):
+            applied.append(result)
         emit(result)
     return done
 

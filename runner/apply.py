@@ -18,6 +18,7 @@ from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, replace
+from types import ModuleType
 
 import psycopg
 from psycopg import generators, pq, sql
@@ -34,7 +35,7 @@ from runner.preflight import Part, Script, Statement
 _Status = pq.ExecStatus
 _Field = pq.DiagnosticField
 _SYNTAX_ERROR = "42601"
-_LOCK_NOT_AVAILABLE = "55P03"
+LOCK_NOT_AVAILABLE = "55P03"  # the SQLSTATE of a lock_timeout
 _QUERY_CANCELED = "57014"
 _CLAIM_POLL_S = 0.2
 _WHOLE = slice(0, None)
@@ -106,7 +107,7 @@ def _gave_up_waiting(result: PGresult) -> bool:
     """A lock_timeout or a statement_timeout ended the statement while it waited (here: a claim, on another
     runner's row)."""
     sqlstate = _field(result, _Field.SQLSTATE)
-    return sqlstate == _LOCK_NOT_AVAILABLE or (
+    return sqlstate == LOCK_NOT_AVAILABLE or (
         sqlstate == _QUERY_CANCELED and "statement timeout" in (_field(result, _Field.MESSAGE_PRIMARY) or "")
     )
 
@@ -162,6 +163,11 @@ def _kept(statements: list[Statement]) -> str:
     return f"the statement(s) at line(s) {_lines(statements)} had already run and were kept"
 
 
+def _rows(script: Script) -> ModuleType:
+    """Where the file's record lives: the table of repeatable files, or the tracking table."""
+    return repeatable if script.migration.version is None else tracking
+
+
 class Session:
     """The connection migrations run on, and the settings each migration starts from."""
 
@@ -213,13 +219,12 @@ class Session:
 
     def _claim(self, script: Script) -> bytes:
         """The file's row, sent first in its transaction: a second runner at the same file stops here."""
-        module = repeatable if script.migration.version is None else tracking
-        return module.claim_statement(self.conn, self.table, script.migration) + b";\n"
+        return _rows(script).claim_statement(self.conn, self.table, script.migration) + b";\n"
 
     def _finish(self, script: Script) -> bytes:
         """After the file, in its transaction: the time it took into its row, and its history row."""
-        module = repeatable if script.migration.version is None else tracking
-        return module.timing_statement(self.conn, self.table, script.migration) + b";\n" + self._history(script)
+        timing = _rows(script).timing_statement(self.conn, self.table, script.migration)
+        return timing + b";\n" + self._history(script)
 
     def _apply_whole(self, script: Script) -> Applied | Skipped:
         """The file with its claim first; while another runner is applying the same file, its claim waits.

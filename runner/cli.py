@@ -8,7 +8,6 @@ flags, which are taken only when they were typed (the option's default is None).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import time
@@ -625,11 +624,11 @@ def url(
 
 def _elsewhere(settings: config.Settings) -> str | None:
     """Why the other commands would not use the embedded server, if they would not."""
-    from runner.db import LIBPQ_ENV
+    from runner.db import libpq_variables
 
     if settings.database_url:
         return f"{settings.sources['database_url']} is set, so the other commands use that database, not this one"
-    if any(os.environ.get(variable) for variable in LIBPQ_ENV):
+    if libpq_variables():
         return "libpq's PG* variables are set, so the other commands use that server, not this one"
     return None
 

@@ -31,7 +31,6 @@ Options (command line, else ini key, else default):
 from __future__ import annotations
 
 import itertools
-import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -144,7 +143,7 @@ def runner_server_dsn(pytestconfig: pytest.Config) -> Iterator[str]:
         return
     from runner import db, embedded
 
-    if any(os.environ.get(variable) for variable in db.LIBPQ_ENV):
+    if db.libpq_variables():
         yield ""  # libpq takes the server from its environment, as psql and runner do
         return
     with _failing_clearly("starting the embedded PostgreSQL"), embedded.server(pytestconfig.rootpath) as url:
