@@ -152,9 +152,15 @@ def _poll(check, seconds: float = 30):  # type: ignore[no-untyped-def]
     return found
 
 
-def _runner(dsn: str, folder: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "runner", "migrate", "--dsn", dsn, "--dir", str(folder)],
+def _runner(dsn: str, folder: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "runner", "migrate", "--dsn", dsn, "--dir", str(folder), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())  # fmt: skip
+
+
+def _wait_until_waiting(dsn: str, proc: subprocess.Popen[str]) -> None:
+    """Until the runner has both its sessions (the files', and the lock's, which polls for the lock)."""
+    sessions = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s"
+    _poll(lambda: query(dsn, sessions, (f"runner {proc.pid}@%",)) == [(2,)] or None)
 
 
 def _holder_of(dsn: str, proc: subprocess.Popen[str]) -> int | None:
@@ -181,8 +187,7 @@ def _round(server_dsn: str, folder: Path, delay: float) -> tuple[bool, list[str]
         procs = [_runner(dsn, folder), _runner(dsn, folder)]
         first = _poll(lambda: next((p for p in procs if _holder_of(dsn, p)), None))
         second = procs[1 - procs.index(first)]  # it waits for the lock
-        _poll(lambda: query(dsn, "SELECT 1 FROM pg_stat_activity WHERE application_name LIKE %s",
-                            (f"runner {second.pid}@%",)) or None)  # fmt: skip
+        _wait_until_waiting(dsn, second)
         time.sleep(delay)
         holder = _holder_of(dsn, first)
         ended = holder is not None and query(dsn, "SELECT pg_terminate_backend(%s)", (holder,)) == [(True,)]
@@ -247,8 +252,7 @@ def test_a_waiting_runner_whose_session_is_ended_says_so_without_a_traceback(dsn
     holder = _hold_lock(dsn)
     try:
         waiting = _runner(dsn, migrations)
-        sessions = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s"
-        _poll(lambda: query(dsn, sessions, (f"runner {waiting.pid}@%",)) == [(2,)] or None)  # both: it waits
+        _wait_until_waiting(dsn, waiting)
         query(dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE %s",
               (f"runner {waiting.pid}@%",))  # fmt: skip
         out, err = waiting.communicate(timeout=30)
@@ -277,12 +281,8 @@ def _take_over_mid_file(dsn: str, migrations: Path, *second_args: str) -> subpro
     first = _runner(dsn, migrations)
     try:
         holder = _poll(lambda: _holder_of(dsn, first))
-        second = subprocess.Popen(
-            [sys.executable, "-m", "runner", "migrate", "--dsn", dsn, "--dir", str(migrations), *second_args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
-        )  # fmt: skip
-        sessions = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s"
-        _poll(lambda: query(dsn, sessions, (f"runner {second.pid}@%",)) == [(2,)] or None)  # it waits for the lock
+        second = _runner(dsn, migrations, *second_args)
+        _wait_until_waiting(dsn, second)
         query(dsn, "SELECT pg_terminate_backend(%s)", (holder,))
         out, err = second.communicate(timeout=60)
         first.communicate(timeout=60)
