@@ -19,6 +19,8 @@ What may differ, and how it is compared:
 - The embedded server's home (``.runner`` of the project; as root ``/var/lib/runner-pg/<hash>``,
   with ``, run by user runner-pg`` in the note) reads the same either way, so the README may show
   either one.
+- libpq's default role and database, the user the test runs as (``root@[local]:5432/root``), read
+  the same for any user.
 - The note ``Using the embedded PostgreSQL in … (no --dsn or DATABASE_URL given)`` is compared only
   where the README shows it; the README says where it is left out.
 - The clone's .venv is installed already, so make does not print its pip install line; the README's
@@ -137,6 +139,7 @@ def normalise(lines: list[str], clone: Path | None = None) -> list[str]:
         line = re.sub(r"/var/lib/runner-pg/[0-9a-f]{12}", "<embedded>", line)
         line = re.sub(r"(?<![\w/])\.runner(?=/pgdata\b)", "<embedded>", line)
         line = line.replace(", run by user runner-pg", "")
+        line = re.sub(r"\b(\w+)@\[local\]:5432/\1\b", "<user>@[local]:5432/<user>", line)  # libpq's default role
         line = re.sub(r"\(\d+ ms\b", "(N ms", line)
         line = re.sub(r"\bDone in \d+\.\d+ s\b", "Done in N s", line)
         line = re.sub(r"(?<!\d)\d{4}-\d\d-\d\d(?!\d)", "YYYY-MM-DD", line)
@@ -316,3 +319,6 @@ def test_an_ellipsis_stands_for_any_lines_and_only_what_varies_is_normalised() -
     user = "Using the embedded PostgreSQL in .runner/pgdata (no --dsn"
     assert normalise([root + " or DATABASE_URL given)"]) == normalise([user + " or DATABASE_URL given)"])
     assert compare(Command("runner verify", 1, ["No drift"]), [user + " or DATABASE_URL given)", "No drift"]) is None
+    chosen = "Database: {0}@[local]:5432/{0} from libpq's environment"
+    assert normalise([chosen.format("root")]) == normalise([chosen.format("tester")])
+    assert normalise(["app@[local]:5432/other"]) == ["app@[local]:5432/other"]  # not libpq's default: kept
