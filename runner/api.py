@@ -356,22 +356,23 @@ class _SchemaCheck:
     """The recorded schema compared with the live one, before any file runs."""
 
     differences: list[schema.Difference] | None  # None: no schema is recorded yet
-    recorded: schema.Snapshot | None = None  # both read only when the digests differ
+    recorded: schema.Snapshot | None = None  # both read only when the fingerprints differ
     live: schema.Snapshot | None = None
+    since: schema.Since | None = None  # the catalogs were as recorded when this was read
 
 
 def _schema_check(conn: psycopg.Connection, target: tracking.TrackingTable) -> _SchemaCheck:
     """How the live schema differs from the recorded one.
 
-    The usual answer, nothing, comes from comparing digests, without reading either snapshot. The
+    The usual answer, nothing, comes from comparing fingerprints, without reading either snapshot. The
     tables of other runners in the database are left out of both sides, even of a snapshot recorded
     before runner left them out.
     """
     table = target.companion(schema.SUFFIX).identifier
     with _database_errors("reading the recorded schema"):
-        recorded_digest = schema.recorded_digest(conn, table)
-        if recorded_digest and recorded_digest == schema.digest(conn, _own_tables(target)):
-            return _SchemaCheck([])
+        since = schema.unchanged(conn, table)
+        if since is not None:
+            return _SchemaCheck([], since=since)
         recorded = schema.load(conn, table)
         if recorded is None:
             return _SchemaCheck(None)
@@ -390,17 +391,34 @@ def _record_schema(
 ) -> None:
     """The schema as the files leave it: what verify compares the live catalog with.
 
-    A change made outside runner before this run (``before``) is not the files' work, and stays drift
-    until `runner accept --schema`: the objects this run changed are recorded as they are now, the rest
-    as they were recorded, with no digest (it would say the live schema is the recorded one).
+    When the record was the live schema before this run (``before.since``), only the objects written
+    since are read again. A change made outside runner before this run is not the files' work, and stays
+    drift until `runner accept --schema`: the objects this run changed are recorded as they are now, the
+    rest as they were recorded, with no fingerprint (it would say the live schema is the recorded one).
     """
-    with _database_errors("reading the schema from the catalogs"):
-        live, taken_digest = schema.taken(conn, _own_tables(target))
-    digest: str | None = taken_digest
-    if before is not None and before.differences and before.recorded is not None and before.live is not None:
-        live, digest = schema.carried(before.recorded, before.live, live), None
-    with _database_errors("recording the schema"), conn.transaction():
-        schema.save(conn, target.companion(schema.SUFFIX).identifier, live, digest)
+    table = target.companion(schema.SUFFIX).identifier
+    with _database_errors("recording the schema"), _one_state(conn):
+        if before is not None and before.since is not None:
+            schema.refresh(conn, table, _own_tables(target), before.since)
+            return
+        live, anchors = schema.taken(conn, _own_tables(target))
+        if before is not None and before.differences and before.recorded is not None and before.live is not None:
+            schema.save(conn, table, schema.carried(before.recorded, before.live, live))
+            return
+        schema.save(conn, table, live, anchors)
+
+
+@contextmanager
+def _one_state(conn: psycopg.Connection) -> Iterator[None]:
+    """A REPEATABLE READ transaction: a snapshot and the fingerprint recorded with it describe one state of the
+    catalogs, whatever commits meanwhile. Inside another transaction, that one (begun the same way): not a
+    savepoint, whose rows would carry another transaction id than the one the fingerprint records."""
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        yield
+        return
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
 
 
 def _apply_all(
@@ -510,7 +528,7 @@ def accept_schema(database: Database = None, directory: str | Path = DEFAULT_DIR
     reporting them. Returns those changes."""
     with _locked(database, directory, table, DEFAULT_WAIT_S, 0, on_event) as run:
         accepted = _schema_drift(run.conn, run.target) or []
-        with _database_errors(f"changing {run.target}"), run.conn.transaction():
+        with _database_errors(f"changing {run.target}"), _one_state(run.conn):
             history.ensure(run.conn, run.target)
             run.conn.execute(history.insert_statement(run.conn, run.target, "accept", None, SCHEMA, None, None))
             _record_schema(run.conn, run.target)

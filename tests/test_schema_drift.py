@@ -29,39 +29,56 @@ def _verify(dsn: str, folder: Path, *args: str) -> tuple[int, list[str]]:
     return result.returncode, result.stdout.splitlines()
 
 
+OWN = [f"public.runner_migrations{suffix}" for suffix in ("", "_history", "_repeatable", "_schema")]
+SNAPSHOT_TABLE = sql.Identifier("public", "runner_migrations_schema")
+
+
+def _recorded_names(dsn: str) -> str:
+    return str(query(dsn, "SELECT string_agg(kind || ' ' || name, ', ') FROM runner_migrations_schema")[0][0])
+
+
+def _fingerprinted(dsn: str) -> bool:
+    """The record says what the catalogs added up to (verify can skip reading the snapshot)."""
+    found = query(dsn, "SELECT attributes ? 'fingerprint' FROM runner_migrations_schema WHERE kind = ''")
+    return found == [(True,)]
+
+
 def test_a_freshly_migrated_database_has_no_schema_drift(runner_db: str, project: Path) -> None:
     assert _verify(runner_db, project) == (0, ["No drift: 15 applied"])
     # runner's own tables (tracking, history, schema) are never part of the schema it compares
-    snapshot = query(runner_db, "SELECT snapshot::text FROM runner_migrations_schema")[0][0]
-    assert "runner_migrations" not in str(snapshot)
+    names = _recorded_names(runner_db)
+    assert "table approval_levels" in names and "runner_migrations" not in names
 
 
-def test_the_recorded_digest_is_the_live_one_until_something_changes(runner_db: str, project: Path) -> None:
-    own = [
-        "public.runner_migrations",
-        "public.runner_migrations_history",
-        "public.runner_migrations_repeatable",
-        "public.runner_migrations_schema",
-    ]
+def test_the_record_is_the_live_schema_until_something_changes(runner_db: str, project: Path) -> None:
     with psycopg.connect(runner_db, autocommit=True) as conn:
-        table = sql.Identifier("runner_migrations_schema")
-        recorded = schema.recorded_digest(conn, table)
-        assert recorded and recorded == schema.digest(conn, own) == schema.taken(conn, own)[1]
-        conn.execute("COMMENT ON TABLE approval_levels IS 'not in the snapshot, so not in the digest'")
-        assert schema.digest(conn, own) == recorded
+        assert schema.unchanged(conn, SNAPSHOT_TABLE) is not None
+        conn.execute("COMMENT ON TABLE approval_levels IS 'not in the snapshot'")
+        conn.execute("CREATE TEMPORARY TABLE scratch (id int)")  # a session's own, gone with it
+        assert schema.unchanged(conn, SNAPSHOT_TABLE) is not None
         conn.execute("ALTER TABLE approval_levels ALTER COLUMN skip_reason SET DEFAULT 'n/a'")
-        assert schema.digest(conn, own) != recorded
+        assert schema.unchanged(conn, SNAPSHOT_TABLE) is None
+        conn.execute("ALTER TABLE approval_levels ALTER COLUMN skip_reason DROP DEFAULT")
+        assert schema.unchanged(conn, SNAPSHOT_TABLE) is None  # as it was, but written since: read to be sure
+    assert _verify(runner_db, project) == (0, ["No drift: 15 applied"])
 
 
-def test_a_schema_recorded_before_digests_is_still_compared(runner_db: str, project: Path) -> None:
-    query(runner_db, "ALTER TABLE runner_migrations_schema DROP COLUMN digest")
+def test_a_schema_recorded_by_an_earlier_runner_in_one_row_is_still_compared(runner_db: str, project: Path) -> None:
+    query(runner_db, """
+        CREATE TABLE old_layout AS SELECT now() AS taken_at, 150000 AS server_version,
+            (SELECT jsonb_object_agg(kind, objects) FROM (
+                SELECT kind, jsonb_object_agg(name, attributes) AS objects FROM runner_migrations_schema
+                WHERE kind <> '' GROUP BY kind) k) AS snapshot, NULL::text AS digest;
+        DROP TABLE runner_migrations_schema;
+        ALTER TABLE old_layout RENAME TO runner_migrations_schema;
+    """)  # fmt: skip
     assert _verify(runner_db, project) == (0, ["No drift: 15 applied"])
     query(runner_db, "CREATE TABLE tmp_fix (id int)")
     assert _verify(runner_db, project)[1][0] == "schema       table tmp_fix: not created by any migration"
     query(runner_db, "DROP TABLE tmp_fix")
     write(project, "0015_later.sql", "CREATE TABLE IF NOT EXISTS later (id int);\n")
-    assert runner_cli("migrate", "--dsn", runner_db, "--dir", project).returncode == 0  # records it, with a digest
-    assert query(runner_db, "SELECT digest IS NOT NULL FROM runner_migrations_schema") == [(True,)]
+    assert runner_cli("migrate", "--dsn", runner_db, "--dir", project).returncode == 0  # records it, per object
+    assert _fingerprinted(runner_db) and "table later" in _recorded_names(runner_db)
     assert _verify(runner_db, project) == (0, ["No drift: 16 applied"])
 
 
@@ -117,7 +134,7 @@ def test_a_change_made_by_hand_stays_drift_after_later_migrations_until_accepted
     assert query(runner_db, "SELECT action, name FROM runner_migrations_history ORDER BY id DESC LIMIT 1") == [
         ("accept", "(schema)")
     ]
-    assert query(runner_db, "SELECT digest IS NOT NULL FROM runner_migrations_schema") == [(True,)]
+    assert _fingerprinted(runner_db)
 
 
 def test_another_projects_runner_tables_are_not_schema_drift(runner_db: str, project: Path, tmp_path: Path) -> None:
@@ -133,7 +150,7 @@ def test_another_projects_runner_tables_are_not_schema_drift(runner_db: str, pro
     for table in ("public.other_migrations", "ops.migrations"):
         query(runner_db, comment.format(table, "NULL"))
     assert runner_cli("accept", "--schema", "--dsn", runner_db, "--dir", project).returncode == 0
-    recorded = str(query(runner_db, "SELECT snapshot::text FROM runner_migrations_schema")[0][0])
+    recorded = _recorded_names(runner_db)
     assert "other_migrations_history" in recorded and "ops.migrations" in recorded
     for table in ("public.other_migrations", "ops.migrations"):
         query(runner_db, comment.format(table, "'Migrations applied by runner: one row per file.'"))
@@ -156,7 +173,7 @@ def test_a_database_without_a_recorded_schema_says_so(dsn: str, migrations: Path
     assert code == 0 and lines[0].startswith("No schema recorded yet")
     # migrate records it, even with nothing to run
     assert runner_cli("migrate", "--dsn", dsn, "--dir", migrations).returncode == 0
-    assert query(dsn, "SELECT count(*) FROM runner_migrations_schema") == [(1,)]
+    assert _fingerprinted(dsn) and "table a" in _recorded_names(dsn)
 
 
 @pytest.fixture
