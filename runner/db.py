@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import unquote
 
 import psycopg
@@ -215,7 +215,7 @@ def error_text(exc: Exception, dsn: str | None = None) -> str:
 
 # What the library takes: a DSN, an application's open connection, or None for the default
 # ($DATABASE_URL, libpq's environment, the embedded server).
-Database = str | psycopg.Connection | None
+Database: TypeAlias = str | psycopg.Connection | None
 
 
 @contextmanager

@@ -124,7 +124,8 @@ def _queries(read: Gate) -> tuple[str, ...]:
         f"""
         SELECT CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'type' END, {_qualified("n.nspname", "t.typname")},
                json_object(ARRAY[
-                   'attributes', (SELECT string_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod),
+                   'attributes', (SELECT string_agg(quote_ident(a.attname) || ' '
+                                                    || format_type(a.atttypid, a.atttypmod),
                                                     ', ' ORDER BY a.attnum)
                                   FROM pg_attribute a
                                   WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped),
@@ -141,7 +142,8 @@ def _queries(read: Gate) -> tuple[str, ...]:
                {_anchor("pg_type", "t.oid")}
         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
         WHERE {_user_schema("n.nspname")} AND {_not_in_extension("pg_type", "t.oid")}
-          AND (t.typtype IN ('e', 'r', 'd') OR t.typtype = 'c' AND t.typrelid IN (SELECT oid FROM rel WHERE relkind = 'c'))
+          AND (t.typtype IN ('e', 'r', 'd')
+               OR t.typtype = 'c' AND t.typrelid IN (SELECT oid FROM rel WHERE relkind = 'c'))
           AND ({read("pg_type", "t.oid")} OR {read("pg_class", "t.typrelid")})  -- a composite type's attributes
         """,
         # Sequences owned by a column (serial, identity) go with their table, excluded or not.
@@ -192,7 +194,8 @@ def _queries(read: Gate) -> tuple[str, ...]:
                                  'valid', k.convalidated::text]),
                {_anchor("pg_constraint", "k.oid")}
         FROM rel r JOIN pg_constraint k ON k.conrelid = r.oid
-        WHERE k.contype IN ('c', 'f', 'p', 'u', 'x') AND ({read("pg_constraint", "k.oid")} OR {read("pg_class", "r.oid")})
+        WHERE k.contype IN ('c', 'f', 'p', 'u', 'x')
+          AND ({read("pg_constraint", "k.oid")} OR {read("pg_class", "r.oid")})
         """,
         # The index of a primary key, unique or exclusion constraint is the constraint's: not repeated.
         f"""
@@ -201,7 +204,8 @@ def _queries(read: Gate) -> tuple[str, ...]:
                                  'valid', i.indisvalid::text]),
                {_anchor("pg_class", "r.oid")}
         FROM pg_index i JOIN rel r ON r.oid = i.indexrelid JOIN rel t ON t.oid = i.indrelid
-        WHERE {read("pg_class", "r.oid")} AND NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.contype IN ('p', 'u', 'x'))
+        WHERE {read("pg_class", "r.oid")}
+          AND NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.contype IN ('p', 'u', 'x'))
         """,
         f"""
         SELECT CASE r.relkind WHEN 'v' THEN 'view' ELSE 'materialized view' END, r.name,
@@ -218,7 +222,8 @@ def _queries(read: Gate) -> tuple[str, ...]:
                json_object(ARRAY[
                    'definition', CASE WHEN p.prokind <> 'a' THEN pg_get_functiondef(p.oid) ELSE (
                        SELECT concat_ws(' ', 'SFUNC', g.aggtransfn, 'STYPE', format_type(g.aggtranstype, NULL),
-                                        'FINALFUNC', g.aggfinalfn, 'COMBINEFUNC', g.aggcombinefn, 'INITCOND', g.agginitval)
+                                        'FINALFUNC', g.aggfinalfn, 'COMBINEFUNC', g.aggcombinefn,
+                                        'INITCOND', g.agginitval)
                        FROM pg_aggregate g WHERE g.aggfnoid = p.oid) END,
                    'schema', quote_ident(n.nspname)]),
                {_anchor("pg_proc", "p.oid")}
@@ -366,11 +371,14 @@ SELECT count(*), {_added_since("SELECT horizon FROM now")}, (SELECT horizon FROM
 _SCOPE = """
 scope AS (
     SELECT objid AS oid FROM changed WHERE catalog = 'pg_class'::regclass
-    UNION SELECT i.indrelid FROM pg_index i JOIN changed c ON c.catalog = 'pg_class'::regclass AND c.objid = i.indexrelid
-    UNION SELECT i.inhparent FROM pg_inherits i JOIN changed c ON c.catalog = 'pg_class'::regclass AND c.objid = i.inhrelid
+    UNION SELECT i.indrelid FROM pg_index i
+          JOIN changed c ON c.catalog = 'pg_class'::regclass AND c.objid = i.indexrelid
+    UNION SELECT i.inhparent FROM pg_inherits i
+          JOIN changed c ON c.catalog = 'pg_class'::regclass AND c.objid = i.inhrelid
     UNION SELECT d.refobjid FROM pg_depend d JOIN changed c ON c.catalog = 'pg_class'::regclass AND c.objid = d.objid
           AND d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
-    UNION SELECT k.conrelid FROM pg_constraint k JOIN changed c ON c.catalog = 'pg_constraint'::regclass AND c.objid = k.oid
+    UNION SELECT k.conrelid FROM pg_constraint k
+          JOIN changed c ON c.catalog = 'pg_constraint'::regclass AND c.objid = k.oid
     UNION SELECT g.tgrelid FROM pg_trigger g JOIN changed c ON c.catalog = 'pg_trigger'::regclass AND c.objid = g.oid
     UNION SELECT t.typrelid FROM pg_type t JOIN changed c ON c.catalog = 'pg_type'::regclass AND c.objid = t.oid
 )
@@ -433,7 +441,7 @@ def _view_definition(text: str) -> str:
             return Skip  # a subquery sees its own relations too: its qualifiers stay
 
         def visit_ColumnRef(self, ancestors: object, node: ast.ColumnRef) -> None:
-            fields = node.fields or ()
+            fields: tuple[object, ...] = tuple(node.fields or ())
             if len(fields) == 2 and isinstance(fields[0], ast.String) and fields[0].sval == self.alias:
                 node.fields = fields[1:]
 
@@ -500,7 +508,7 @@ def taken(conn: psycopg.Connection, exclude: Iterable[str] = ()) -> tuple[Snapsh
     for kind, objects, where in rows:
         for name, attributes in sorted(objects.items()):
             snap[kind][name] = _clean(kind, attributes)
-            anchors[kind, name] = where[name]
+            anchors[kind, name] = [int(part) for part in where[name]]  # oids come as JSON strings
     return snap, anchors
 
 
