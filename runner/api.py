@@ -281,16 +281,21 @@ def _up_to(plan: Plan, to: int | None) -> list[Entry]:
 
 def _checks(
     conn: psycopg.Connection, target: tracking.TrackingTable, plan: Plan, strict: bool, allow_out_of_order: bool,
-    to: int | None,
+    to: int | None, *, checksums: bool = False,
 ) -> tuple[list[Script], _SchemaCheck]:  # fmt: skip
     """What migrate checks before anything runs, shared with plan so the two never disagree.
 
     Every file to run is checked, and the schema compared with the recorded one (only when
-    something is to run: the no-op path reads no snapshot).
+    something is to run: the no-op path reads no snapshot). With ``checksums``, the code checksums
+    the records carry are worked out meanwhile.
     """
     _refuse_drift(plan, strict, allow_out_of_order)
     own = _own(target)
     scripts = [prepare(entry.file, own) for entry in _up_to(plan, to) if entry.file is not None]
+    if checksums and scripts:
+        # The costliest part of a record (pglast is imported, then parses without the GIL): on another
+        # thread, while the server compares the schema and runs the first files.
+        threading.Thread(target=_code_checksums, args=([s.migration for s in scripts],), daemon=True).start()
     return scripts, _schema_check(conn, target) if scripts else _SchemaCheck([])
 
 
@@ -320,7 +325,7 @@ def migrate(
     emit = on_event or (lambda event: None)
     with _locked(database, directory, table, lock_wait, wait_for_db, on_event) as run:
         conn, target, plan = run.conn, run.target, run.plan
-        scripts, before = _checks(conn, target, plan, strict, allow_out_of_order, to)
+        scripts, before = _checks(conn, target, plan, strict, allow_out_of_order, to, checksums=True)
         warnings = plan.having(State.EDITED, State.MISSING)
         for entry in warnings:
             emit(DriftWarning(entry))
@@ -436,10 +441,6 @@ def _apply_all(
         if any(s.migration.version is None for s in scripts):
             repeatable.ensure(conn, target)
         session = Session(conn, target, settings, run.lock, lambda text: emit(Note(text)))
-    # Each record carries the file's code checksum, whose parse is the costliest part of it: work
-    # the next ones out on another thread while the server runs this file (pglast parses without the GIL).
-    if len(scripts) > 1:
-        threading.Thread(target=_code_checksums, args=([s.migration for s in scripts[1:]],), daemon=True).start()
     done: list[Applied | Skipped] = []
     applied: list[Applied] = []
     for index, script in enumerate(scripts, 1):

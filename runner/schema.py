@@ -139,7 +139,8 @@ def _queries(read: Gate) -> tuple[str, ...]:
                    'schema', quote_ident(n.nspname),
                    'subtype', (SELECT format_type(r.rngsubtype, NULL) FROM pg_range r WHERE r.rngtypid = t.oid),
                    'type', CASE t.typtype WHEN 'd' THEN format_type(t.typbasetype, t.typtypmod) END]),
-               {_anchor("pg_type", "t.oid")}
+               CASE t.typtype WHEN 'c' THEN 'pg_class'::regclass::oid ELSE 'pg_type'::regclass::oid END,
+               CASE t.typtype WHEN 'c' THEN t.typrelid ELSE t.oid END  -- a composite type's is its relation's
         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
         WHERE {_user_schema("n.nspname")} AND {_not_in_extension("pg_type", "t.oid")}
           AND (t.typtype IN ('e', 'r', 'd')
@@ -395,15 +396,25 @@ WITH RECURSIVE {_STAMPS}, {_NOW}, tally AS (
 ), {_changed_since("SELECT * FROM unnest((SELECT catalogs FROM tally), (SELECT objids FROM tally))")},
 {_SCOPE}, {_relations("c.oid IN (SELECT oid FROM scope)")}, {_objects(_changed)}
 SELECT (SELECT json_agg(json_build_array(kind, name, attributes, catalog, objid)) FROM objects),
-       rows, total, (SELECT horizon FROM now), {_MY_XID}, written
+       rows, total, (SELECT horizon FROM now), {_MY_XID}, written,
+       (SELECT array_agg(catalog::oid) FROM changed), (SELECT array_agg(objid) FROM changed)
 FROM tally
 """
-# The rows of the objects changed since the check, and of those gone (dropped, or left out now).
-_GONE = f"""
-WITH RECURSIVE {_STAMPS}, {_changed_since(f"SELECT catalog, objid FROM stamps WHERE {_written_since('%(since)s')}")}
-DELETE FROM {{}} s WHERE s.kind <> '' AND (
-    (s.catalog, s.objid) IN (SELECT catalog::oid, objid FROM changed)
-    OR NOT EXISTS (SELECT FROM stamps t WHERE t.catalog::oid = s.catalog AND t.objid = s.objid))
+# The rows of the objects changed since the check (%(catalogs)s, %(objids)s), and of those gone: dropped, or
+# left out now.
+_GONE = """
+WITH live (catalog, objid) AS (
+    SELECT 'pg_class'::regclass::oid, oid FROM pg_class
+    UNION ALL SELECT 'pg_type'::regclass::oid, oid FROM pg_type
+    UNION ALL SELECT 'pg_constraint'::regclass::oid, oid FROM pg_constraint
+    UNION ALL SELECT 'pg_trigger'::regclass::oid, oid FROM pg_trigger
+    UNION ALL SELECT 'pg_proc'::regclass::oid, oid FROM pg_proc
+    UNION ALL SELECT 'pg_namespace'::regclass::oid, oid FROM pg_namespace
+    UNION ALL SELECT 'pg_extension'::regclass::oid, oid FROM pg_extension
+)
+DELETE FROM {} s WHERE s.kind <> '' AND (
+    (s.catalog, s.objid) IN (SELECT * FROM unnest(%(catalogs)s::oid[], %(objids)s::oid[]))
+    OR NOT EXISTS (SELECT FROM live l WHERE l.catalog = s.catalog AND l.objid = s.objid))
 """
 _RUNNERS = f"""WITH {_RELATIONS}
 SELECT 'table', name FROM runner_tables UNION ALL SELECT 'schema', quote_ident(nspname) FROM pg_namespace
@@ -734,9 +745,9 @@ def refresh(conn: psycopg.Connection, table: sql.Identifier, exclude: Iterable[s
     with _reading(conn):
         row = conn.execute(_CHANGES, parameters).fetchone()
         assert row is not None
-        objects, rows, total, horizon, xid, written = row
+        objects, rows, total, horizon, xid, written, catalogs, objids = row
         if rows - since.rows != written:
-            conn.execute(sql.SQL(_GONE).format(table), parameters)
+            conn.execute(sql.SQL(_GONE).format(table), {"catalogs": catalogs or [], "objids": objids or []})
     fresh: dict[str, dict[str, list[object]]] = {}
     for kind, name, attributes, catalog, objid in objects or []:
         fresh.setdefault(kind, {})[name] = [_clean(kind, attributes), catalog, objid]
