@@ -766,4 +766,8 @@ def load(conn: psycopg.Connection, table: sql.Identifier) -> Snapshot | None:
     rows = conn.execute(
         sql.SQL("SELECT kind, jsonb_object_agg(name, attributes) FROM {} GROUP BY kind").format(table)
     ).fetchall()  # one document per kind: parsing a row at a time would cost more than the reading
-    return {kind: objects for kind, objects in rows if kind != _HEADER} if rows else None
+    if not rows:
+        return None
+    snap: Snapshot = {kind: {} for kind in KINDS}
+    snap.update((kind, objects) for kind, objects in rows if kind != _HEADER)
+    return snap

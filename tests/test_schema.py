@@ -77,7 +77,7 @@ def test_a_freshly_migrated_database_reports_no_drift(migrated: str) -> None:
     assert not [name for name in first["constraint"] if name.endswith("_not_null")]
 
 
-def test_save_and_load_round_trip_and_keep_one_row(migrated: str) -> None:
+def test_save_and_load_round_trip_and_keep_one_row_per_object(migrated: str) -> None:
     table = sql.Identifier("public", "runner_migrations_schema")
     snap = _snapshot(migrated)
     with psycopg.connect(migrated, autocommit=True) as conn:
@@ -85,9 +85,11 @@ def test_save_and_load_round_trip_and_keep_one_row(migrated: str) -> None:
         save(conn, table, snap)
         save(conn, table, snap)
         assert load(conn, table) == snap
-    rows = query(migrated, "SELECT server_version = current_setting('server_version_num')::int, taken_at <= now() "
-                           "FROM runner_migrations_schema")  # fmt: skip
-    assert rows == [(True, True)]
+    rows = query(migrated, "SELECT attributes ->> 'server_version' = current_setting('server_version_num') "
+                           "FROM runner_migrations_schema WHERE kind = ''")  # fmt: skip
+    assert rows == [(True,)]
+    objects = sum(len(objects) for objects in snap.values())
+    assert query(migrated, "SELECT count(*) FROM runner_migrations_schema WHERE kind <> ''") == [(objects,)]
     _run(migrated, "DELETE FROM runner_migrations_schema")
     with psycopg.connect(migrated, autocommit=True) as conn:
         assert load(conn, table) is None  # the table, but no row
