@@ -74,8 +74,8 @@ runner_tables AS (
     SELECT c.oid, c.relnamespace, {_qualified("n.nspname", "c.relname")} AS name
     FROM pg_description d
     JOIN pg_class t ON d.classoid = 'pg_class'::regclass AND d.objoid = t.oid AND d.objsubid = 0
-    JOIN pg_class c ON c.relnamespace = t.relnamespace
-         AND c.relname::text IN (SELECT t.relname || s FROM unnest(%(suffixes)s::text[]) AS s)
+    CROSS JOIN unnest(%(suffixes)s::text[]) AS s (suffix)
+    JOIN pg_class c ON c.relnamespace = t.relnamespace AND c.relname = (t.relname || s.suffix)::name
     JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE d.description = %(comment)s AND t.relkind IN ('r', 'p')
 ), runner_schemas AS (
