@@ -24,7 +24,7 @@ test: install
 	$(BIN)/python -m pytest
 
 # Benchmark against the psql floor and the peers (dbmate, yoyo, sqitch, postgrator), installed on
-# first use into bench/.tools/. `make bench-quick` is the under-two-minutes version; pass more
+# first use into bench/.tools/. `make bench-quick` is the few-minutes version; pass more
 # options with ARGS, e.g. make bench ARGS="--only runner,psql --workloads W1,W4".
 bench: install
 	$(BIN)/python bench/run.py $(ARGS)

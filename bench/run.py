@@ -2,7 +2,7 @@
 
     /work/main/.venv/bin/python bench/run.py [--quick] [--only runner,psql,...] [--workloads W1,W4] [--reps N]
 
-Every measured run is a whole process on a fresh database (CREATE DATABASE bench_<tool>_<n>,
+Every measured run is a whole process on a fresh database (CREATE DATABASE bench_<pid>_<tool>_<n>,
 dropped WITH (FORCE) afterwards), and is followed by a check that the database holds the
 tables and rows the workload creates: a tool that exits 0 with a wrong result fails the run.
 See bench/README.md for what each workload measures.
@@ -11,6 +11,7 @@ See bench/README.md for what each workload measures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,6 +32,7 @@ import tools as T  # noqa: E402
 import workloads as W  # noqa: E402
 
 WORK = T.BENCH / ".work"
+PREFIX = f"bench_{os.getpid()}_"  # a run's databases; another run going on at the same time keeps its own
 _serial = itertools.count(1)
 
 
@@ -66,12 +69,16 @@ class Sizes:
     timeout_s: float
     # Peers too slow to set up the biggest no-op folders are capped here, and the cap is reported.
     noop_cap: dict[str, int] = field(default_factory=dict)
+    last_one: list[int] = field(default_factory=list)  # W8: files applied before the one more
+    last_one_cap: dict[str, int] = field(default_factory=dict)
 
 
 FULL = Sizes(w1=1000, w2=200, w3_mb=50, w7_mb=250, noop=[100, 1000, 10000], verify=[1000, 10000], api_files=1000,
-             reps=3, noop_reps=5, api_calls=200, timeout_s=600, noop_cap={})  # fmt: skip
+             reps=3, noop_reps=5, api_calls=200, timeout_s=600, noop_cap={}, last_one=[1000, 10000],
+             last_one_cap={"sqitch": 1000})  # fmt: skip
 QUICK = Sizes(w1=100, w2=20, w3_mb=5, w7_mb=25, noop=[100, 1000], verify=[1000], api_files=1000, reps=3, noop_reps=3,
-              api_calls=50, timeout_s=120, noop_cap={"sqitch": 100})  # fmt: skip
+              api_calls=50, timeout_s=120, noop_cap={"sqitch": 100}, last_one=[100, 1000],
+              last_one_cap={"sqitch": 100})  # fmt: skip
 
 
 # ---------------------------------------------------------------- databases and processes
@@ -81,11 +88,12 @@ def admin() -> psycopg.Connection:
     return psycopg.connect(T.url("postgres"), autocommit=True)
 
 
-def fresh_db(tool: str) -> str:
-    name = f"bench_{tool}_{next(_serial)}"
+def fresh_db(tool: str, template: str = "template1") -> str:
+    """An empty database, or a copy of ``template``: its files are copied, no SQL is run again."""
+    name = f"{PREFIX}{tool}_{next(_serial)}"
     with admin() as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {name}")
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
     return name
 
 
@@ -95,11 +103,26 @@ def drop_db(name: str) -> None:
 
 
 def drop_leftovers() -> None:
-    """Databases an interrupted earlier run left behind."""
+    """Databases an interrupted earlier run left behind, not those of a run still going on."""
     with admin() as conn:
         names = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_%'")]
         for name in names:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            pid = name.split("_")[1]
+            if not pid.isdigit():  # named before runs had their pid in the names: dropped unless in use
+                with contextlib.suppress(psycopg.errors.ObjectInUse):
+                    conn.execute(f"DROP DATABASE IF EXISTS {name}")
+            elif not _alive(int(pid)):
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def check(workload: W.Workload, db: str) -> None:
@@ -137,11 +160,11 @@ def timed(argv: list[str], env: dict[str, str], timeout: float, log: Path) -> tu
 
 
 def apply_once(
-    tool: T.Tool, workload: W.Workload, folder: Path, db: str, timeout: float, tag: str
+    tool: T.Tool, workload: W.Workload, folder: Path, db: str, timeout: float, tag: str, argv: list[str] | None = None
 ) -> tuple[float, int]:
-    argv = T.command(tool.name, db, folder)
-    cwd_log = WORK / "logs" / f"{tag}_{tool.name}.log"
-    seconds, rss = timed(argv, tool.env, timeout, cwd_log)
+    """The tool's run on ``folder`` (or ``argv``), checked; its wall time and peak RSS."""
+    argv = argv or T.command(tool.name, db, folder)
+    seconds, rss = timed(argv, tool.env, timeout, WORK / "logs" / f"{tag}_{tool.name}.log")
     try:
         check(workload, db)
     except W.WrongResult as exc:
@@ -156,7 +179,9 @@ def say(text: str) -> None:
 # ---------------------------------------------------------------- workloads
 
 
-def lay_out(workload: W.Workload, tools: list[T.Tool], label: str) -> dict[str, Path]:
+def lay_out(workload: W.Workload, tools: list[T.Tool]) -> dict[str, Path]:
+    """Each tool's folder of the workload, written once and kept in bench/.work/workloads/."""
+    label = f"{workload.key}-{len(workload.migrations)}-{workload.size_bytes}"
     folders = {}
     for tool in tools:
         folder = WORK / "workloads" / label / tool.name
@@ -174,7 +199,7 @@ def bench_apply(workload: W.Workload, tools: list[T.Tool], sizes: Sizes, rows: l
     label = workload.key
     say(f"\n== {label}: {workload.title} ({workload.size_bytes / 1e6:.1f} MB of SQL)")
     usable = [t for t in tools if t.available]
-    folders = lay_out(workload, usable, f"{label}-{len(workload.migrations)}-{workload.size_bytes}")
+    folders = lay_out(workload, usable)
     results = {t.name: Row(label, t.name) for t in tools}
     for t in tools:
         if not t.available:
@@ -199,24 +224,26 @@ def bench_apply(workload: W.Workload, tools: list[T.Tool], sizes: Sizes, rows: l
 
 
 class AppliedDbs:
-    """Databases with N files applied by a tool, set up once and shared by W4, W5 and W6."""
+    """Databases with N files applied by a tool, set up once: of tiny files for W4, W5 and W6, of
+    W1's files for W8 (its templates)."""
 
-    def __init__(self, sizes: Sizes) -> None:
+    def __init__(self, sizes: Sizes, files: Callable[[int], W.Workload] = W.applied_files) -> None:
         self.sizes = sizes
+        self.files = files
         self.dbs: dict[tuple[str, int], tuple[str, Path]] = {}
 
     def get(self, tool: T.Tool, count: int) -> tuple[str, Path]:
         key = (tool.name, count)
         if key not in self.dbs:
-            workload = W.applied_files(count)
-            folder = lay_out(workload, [tool], f"applied-{count}")[tool.name]
+            workload = self.files(count)
+            folder = lay_out(workload, [tool])[tool.name]
             db = fresh_db(tool.name)
             try:
                 seconds, _ = apply_once(tool, workload, folder, db, self.sizes.timeout_s * 2, f"setup{count}")
             except ToolFailed:
                 drop_db(db)
                 raise
-            say(f"  setup: {tool.name} applied {count:,} files in {seconds:.1f}s")
+            say(f"  setup: {tool.name} applied {count:,} files ({workload.key}) in {seconds:.1f}s")
             self.dbs[key] = (db, folder)
         return self.dbs[key]
 
@@ -231,18 +258,25 @@ def bench_noop(tools: list[T.Tool], sizes: Sizes, applied: AppliedDbs, rows: lis
         label = f"W4@{count}"
         say(f"\n== {label}: no-op run, {count:,} files already applied")
         for tool in tools:
-            if tool.name == T.FLOOR:
+            if tool.name in T.FLOORS:
                 continue  # psql has no notion of "already applied"
             row = Row(label, tool.name)
             rows.append(row)
-            cap = sizes.noop_cap.get(tool.name)
-            if not tool.available:
-                row.status, row.note = "unavailable", tool.reason
-            elif cap is not None and count > cap:
-                row.status = "skipped"
-                row.note = f"setting up {count:,} applied files with {tool.name} is too slow (cap {cap:,})"
+            why_not = _unmeasured(tool, count, sizes.noop_cap)
+            if why_not:
+                row.status, row.note = why_not
             else:
                 _noop_reps(tool, count, sizes, applied, row)
+
+
+def _unmeasured(tool: T.Tool, count: int, caps: dict[str, int]) -> tuple[str, str] | None:
+    """Why ``tool`` is not measured with ``count`` applied files (status, note), if it is not."""
+    if not tool.available:
+        return "unavailable", tool.reason
+    cap = caps.get(tool.name)
+    if cap is not None and count > cap:
+        return "skipped", f"setting up {count:,} applied files with {tool.name} is too slow (cap {cap:,})"
+    return None
 
 
 def _noop_reps(tool: T.Tool, count: int, sizes: Sizes, applied: AppliedDbs, row: Row) -> None:
@@ -256,6 +290,72 @@ def _noop_reps(tool: T.Tool, count: int, sizes: Sizes, applied: AppliedDbs, row:
     except ToolFailed as exc:
         row.status, row.note = "FAILED", str(exc)
         say(f"  {row.workload} {tool.name}: FAILED {exc}")
+
+
+NOOP = "runner no-op"  # W8's row of runner's run with nothing pending, on a copy of the same database
+
+
+def bench_last_one(tools: list[T.Tool], sizes: Sizes, rows: list[Row]) -> None:
+    """W8: the whole process applying one more W1 file where the same tool applied N of them.
+
+    Each tool sets up its N-applied database once; every repetition runs on a copy of it
+    (CREATE DATABASE ... TEMPLATE, much faster than applying 10,000 files again), dropped after.
+    psql, which keeps no history, sets up with its single-process floor and applies the one file
+    with `psql -1 -f`. runner's no-op (nothing pending) runs on a copy of runner's database
+    beside the others: the target is relative to it.
+    """
+    for count in sizes.last_one:
+        label = f"W8@{count}"
+        workload = W.w8_last_one(count)
+        new_file = T.sql_name(workload.migrations[-1])
+        say(f"\n== {label}: {workload.title}; a copy of the tool's database each run")
+        templates = AppliedDbs(sizes, W.w1_schema)
+        runs: list[tuple[Row, T.Tool, str, Path, W.Workload]] = []  # row, tool, template, folder, expected
+        try:
+            for tool in tools:
+                if tool.name == T.EACH:
+                    continue  # the psql row is one `psql -1 -f` already
+                own = [Row(label, tool.name)] + ([Row(label, NOOP)] if tool.name == "runner" else [])
+                rows.extend(own)
+                why_not = _unmeasured(tool, count, sizes.last_one_cap)
+                if not why_not:
+                    try:
+                        template, applied = templates.get(tool, count)
+                    except ToolFailed as exc:
+                        why_not = "FAILED", f"setup: {exc}"
+                if why_not:
+                    for row in own:
+                        row.status, row.note = why_not
+                    continue
+                runs.append((own[0], tool, template, lay_out(workload, [tool])[tool.name], workload))
+                if len(own) > 1:
+                    runs.append((own[1], tool, template, applied, W.w1_schema(count)))
+            for rep in range(sizes.noop_reps):
+                for row, tool, template, folder, expected in runs:  # interleaved, as in bench_apply
+                    if row.status == "ok":
+                        _last_one_run(row, tool, template, folder, expected, new_file, rep, sizes)
+        finally:
+            templates.drop_all()
+        for row, *_ in runs:
+            if row.status == "ok":
+                say(f"  {label} {row.tool:<12} median {row.median:8.3f}s  ({len(row.times)} runs)")
+
+
+def _last_one_run(row: Row, tool: T.Tool, template: str, folder: Path, expected: W.Workload, new_file: str,
+                  rep: int, sizes: Sizes) -> None:  # fmt: skip
+    db = fresh_db(tool.name, template)
+    argv = [*T.one_tx(folder / new_file), "-d", T.url(db)] if tool.name == T.FLOOR else None
+    tag = f"{row.workload.replace('@', '_')}_r{rep}" + ("_noop" if row.tool == NOOP else "")
+    try:
+        seconds, rss = apply_once(tool, expected, folder, db, sizes.timeout_s, tag, argv)
+        row.times.append(seconds)
+        row.rss_kb.append(rss)
+        say(f"  {row.workload} rep {rep + 1}/{sizes.noop_reps} {row.tool:<12} {seconds:8.3f}s")
+    except ToolFailed as exc:
+        row.status, row.note = "FAILED", str(exc)
+        say(f"  {row.workload} {row.tool}: FAILED {exc}")
+    finally:
+        drop_db(db)
 
 
 def bench_verify(runner: T.Tool, sizes: Sizes, applied: AppliedDbs, rows: list[Row]) -> None:
@@ -326,15 +426,14 @@ def _fmt_s(value: float | None) -> str:
 
 
 def table(rows: list[Row]) -> str:
-    lines = ["| workload | tool | median | x floor (psql) | x runner | peak RSS | runs | status |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+    lines = ["| workload | tool | median | x floor (psql) | x psql 1tx/file | x runner | peak RSS | runs | status |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
     for r in rows:
-        floor, ours = find(rows, r.workload, T.FLOOR), find(rows, r.workload, "runner")
-        x_floor = f"{r.median / floor.median:.2f}x" if r.median and floor and floor.median else "-"
-        x_runner = f"{r.median / ours.median:.2f}x" if r.median and ours and ours.median else "-"
+        ratios = [_ratio(r, find(rows, r.workload, tool)) for tool in (T.FLOOR, T.EACH, "runner")]
         rss = f"{r.peak_mb:.0f} MB" if r.peak_mb is not None and not r.workload.startswith("W6") else "-"
         status = r.status + (f": {r.note}" if r.note and r.status != "ok" else "")
-        cells = [r.workload, r.tool, _fmt_s(r.median), x_floor, x_runner, rss, str(len(r.times)), status]
+        cells = [r.workload, T.LABELS.get(r.tool, r.tool), _fmt_s(r.median),
+                 *(f"{x:.2f}x" if x else "-" for x in ratios), rss, str(len(r.times)), status]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -343,38 +442,60 @@ def _ratio(a: Row | None, b: Row | None) -> float | None:
     return a.median / b.median if a and b and a.median and b.median else None
 
 
+def _median(row: Row | None) -> str:
+    return _fmt_s(row.median if row else None)
+
+
 def targets(rows: list[Row], sizes: Sizes) -> list[tuple[str, str, str]]:
-    """(target, met/not met/not measured, numbers)."""
+    """(target, met/not met/not measured/reported, the numbers it compares): issue 13's first."""
     out = []
 
     def verdict(ok: bool | None) -> str:
         return "not measured" if ok is None else ("met" if ok else "not met")
 
+    def judged(fails: bool, measured: bool) -> str:
+        """Not met as soon as one comparison fails, even when another could not be made."""
+        return verdict(False if fails else (True if measured else None))
+
+    ours, noop, yoyo = (find(rows, "W8@1000", tool) for tool in ("runner", NOOP, "yoyo"))
+    gap = ours.median - noop.median if ours and noop and ours.median and noop.median else None
+    behind = _ratio(ours, yoyo)
+    out.append(("W8@1000 last-1: runner <= its no-op + 30 ms, and faster than yoyo",
+                judged((gap is not None and gap > 0.030) or (behind is not None and behind >= 1),
+                       gap is not None and behind is not None),
+                f"runner {_median(ours)}, its no-op {_median(noop)}"
+                + (f" (+{gap * 1000:.0f} ms)" if gap is not None else "") + f"; yoyo {_median(yoyo)}"))  # fmt: skip
+    ours, noop = find(rows, "W8@10000", "runner"), find(rows, "W8@10000", NOOP)
+    r = _ratio(ours, noop)
+    out.append(("W8@10000 last-1: runner <= 1.5x its no-op", verdict(None if r is None else r <= 1.5),
+                f"runner {_median(ours)}, its no-op {_median(noop)}" + (f" = {r:.2f}x" if r else "")))  # fmt: skip
     for key in ("W1", "W2"):
-        ours = find(rows, key, "runner")
-        floor_ratio = _ratio(ours, find(rows, key, T.FLOOR))
-        peers = [r for r in rows if r.workload == key and r.tool not in ("runner", T.FLOOR) and r.median]
-        slower_peers = [r.tool for r in peers if ours and ours.median and (r.median or 0) <= ours.median]
-        ok = None if floor_ratio is None else floor_ratio <= 1.0 and not slower_peers
-        if ok and not peers:
-            ok = None  # the floor is met, but there was no peer to compare with
-        peer_text = ", ".join(f"{r.tool} {_ratio(r, ours):.2f}x runner" for r in peers) or "no peer measured"
-        out.append((f"{key}: <= 1.0x psql floor and faster than every peer", verdict(ok),
-                    f"runner {floor_ratio:.2f}x floor; {peer_text}" if floor_ratio else "-"))  # fmt: skip
-    noop = f"W4@{sizes.api_files}"
-    r = _ratio(find(rows, noop, "runner"), find(rows, noop, "yoyo"))
-    out.append((f"no-op with {sizes.api_files:,} applied: runner <= 0.6x yoyo",
-                verdict(None if r is None else r <= 0.6),
-                f"runner/yoyo = {r:.2f}" if r else "-"))  # fmt: skip
-    api = find(rows, f"W6@{sizes.api_files}", "runner")
-    ms = api.median * 1000 if api and api.median else None
-    out.append(
-        (
-            "W6 in-process no-op check < 5 ms",
-            verdict(None if ms is None else ms < 5),
-            f"{ms:.2f} ms median (runner.status on an open connection)" if ms else "-",
-        )
-    )
+        ours, each = find(rows, key, "runner"), find(rows, key, T.EACH)
+        r = _ratio(ours, each)
+        peers = [row for tool in T.PEERS if (row := find(rows, key, tool)) and row.median]
+        missing = [tool for tool in T.PEERS if tool not in {row.tool for row in peers}]
+        ahead = [row for row in peers if (x := _ratio(row, ours)) is not None and x <= 1]
+        one = _ratio(ours, find(rows, key, T.FLOOR))
+        numbers = [f"runner {_median(ours)} = " + (f"{r:.2f}x" if r else "-") + f" psql 1tx/file ({_median(each)})"
+                   + (f", {one:.2f}x the one-process floor" if one else ""),
+                   *(f"{row.tool} {_median(row)} ({_ratio(row, ours) or 0:.2f}x runner)" for row in peers)]  # fmt: skip
+        if missing:
+            numbers.append("not measured: " + ", ".join(missing))
+        out.append((f"{key}: runner faster than every peer and <= 1.05x psql 1tx/file",
+                    judged((r is not None and r > 1.05) or bool(ahead), r is not None and not missing),
+                    "; ".join(numbers)))  # fmt: skip
+    noop_at = f"W4@{sizes.api_files}"
+    ours, yoyo = find(rows, noop_at, "runner"), find(rows, noop_at, "yoyo")
+    r = _ratio(ours, yoyo)
+    out.append((f"no-op with {sizes.api_files:,} applied (W4): runner <= 0.85x yoyo",
+                verdict(None if r is None else r <= 0.85),
+                f"runner {_median(ours)}, yoyo {_median(yoyo)}" + (f" = {r:.2f}x" if r else "")))  # fmt: skip
+    for key, call, goal in (("W6", "status", "< 5 ms"), ("W6m", "migrate", "no slower than before")):
+        api = find(rows, f"{key}@{sizes.api_files}", "runner")
+        ms = api.median * 1000 if api and api.median else None
+        status = verdict(None if ms is None else ms < 5) if key == "W6" else ("reported" if ms else "not measured")
+        out.append((f"{key} in-process runner.{call}(conn, dir), nothing pending: {goal}", status,
+                    f"{ms:.2f} ms median on an open connection" if ms else "-"))  # fmt: skip
     ours3 = find(rows, "W3", "runner")
     r3 = _ratio(ours3, find(rows, "W3", T.FLOOR))
     mb = ours3.peak_mb if ours3 else None
@@ -425,7 +546,8 @@ def report(rows: list[Row], tools: dict[str, T.Tool], sizes: Sizes, mode: str, e
              "Tools:", ""]  # fmt: skip
     for t in tools.values():
         parts.append(f"- {t.name}: " + (t.version if t.available else f"UNAVAILABLE: {t.reason}"))
-    reps = f"Medians of {sizes.reps} runs (W1-W3, W7), {sizes.noop_reps} runs (W4, W5), {sizes.api_calls} calls (W6)."
+    reps = (f"Medians of {sizes.reps} runs (W1-W3, W7), {sizes.noop_reps} runs (W4, W5, W8), "
+            f"{sizes.api_calls} calls (W6).")  # fmt: skip
     parts += ["", reps,
               "", table(rows), "", "Targets:", "", "| target | status | numbers |", "|---|---|---|"]  # fmt: skip
     parts += [f"| {t} | {v} | {n} |" for t, v, n in targets(rows, sizes)]
@@ -437,9 +559,10 @@ def report(rows: list[Row], tools: dict[str, T.Tool], sizes: Sizes, mode: str, e
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smaller workloads, 3 runs; under two minutes")
-    parser.add_argument("--only", default=",".join(T.ALL), help="tools, comma-separated (psql is the floor)")
-    parser.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6,W7", help="comma-separated")
+    parser.add_argument("--quick", action="store_true", help="smaller workloads, 3 runs; about three minutes")
+    floors = f"psql brings both floors: one process, and {T.EACH}"
+    parser.add_argument("--only", default=",".join(T.ALL), help=f"tools, comma-separated ({floors})")
+    parser.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6,W7,W8", help="comma-separated")
     parser.add_argument("--reps", type=int, help="repetitions per measurement (overrides the mode's)")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
@@ -449,6 +572,8 @@ def main() -> int:
     unknown = set(wanted) - set(T.ALL)
     if unknown:
         parser.error(f"unknown tool(s) {', '.join(sorted(unknown))}; choose from {', '.join(T.ALL)}")
+    if T.FLOOR in wanted and T.EACH not in wanted:
+        wanted.insert(wanted.index(T.FLOOR) + 1, T.EACH)
     chosen = set(args.workloads.upper().split(","))
 
     started = time.perf_counter()
@@ -465,10 +590,12 @@ def main() -> int:
             bench_apply(W.w1_schema(sizes.w1), listed, sizes, rows)
         if "W2" in chosen:
             bench_apply(W.w2_data(sizes.w2), listed, sizes, rows)
-        if "W3" in chosen:
-            bench_apply(W.w3_big_file(sizes.w3_mb), listed, sizes, rows)
+        if "W3" in chosen:  # one file: the per-file floor would be the floor again
+            bench_apply(W.w3_big_file(sizes.w3_mb), [t for t in listed if t.name != T.EACH], sizes, rows)
         if "W4" in chosen:
             bench_noop(listed, sizes, applied, rows)
+        if "W8" in chosen:
+            bench_last_one(listed, sizes, rows)
         if runner and runner.available and "W5" in chosen:
             bench_verify(runner, sizes, applied, rows)
         if runner and runner.available and "W6" in chosen:

@@ -4,11 +4,13 @@ Peers are installed at run time into bench/.tools/ (git-ignored), never into the
 dbmate and postgrator-cli from npm, yoyo-migrations from PyPI into its own venv, sqitch from
 Debian (apt-get, as root). Installing is idempotent: a tool already there is not installed again.
 A tool that cannot be installed is kept with the reason, and reported as unavailable.
+The two psql floors come with the machine's PostgreSQL client.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -26,8 +28,13 @@ YOYO_VENV = TOOLS / "yoyo-venv"
 RUNNER = ROOT / ".venv" / "bin" / "runner"
 
 HOST, PORT, USER = "127.0.0.1", 5432, "postgres"
-ALL = ["psql", "runner", "dbmate", "yoyo", "sqitch", "postgrator"]
-FLOOR = "psql"
+ALL = ["psql", "psql1tx", "runner", "dbmate", "yoyo", "sqitch", "postgrator"]
+FLOOR = "psql"  # one psql process for the whole run
+EACH = "psql1tx"  # one `psql -1 -f` process per file, as issue 13 measures
+FLOORS = (FLOOR, EACH)
+PEERS = [t for t in ALL if t not in (*FLOORS, "runner")]
+LABELS = {EACH: "psql 1tx/file"}
+PSQL = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"]
 
 
 def url(db: str) -> str:
@@ -110,7 +117,7 @@ def install(wanted: list[str]) -> dict[str, Tool]:
         # PYTHONDONTWRITEBYTECODE (set on these machines) would compile every module on every start.
         subprocess.run([str(RUNNER.parent / "python"), "-m", "compileall", "-q", str(ROOT / "runner")], check=True)
     if shutil.which("psql") is None:
-        problems["psql"] = "psql is not installed"
+        problems["psql"] = problems[EACH] = "psql is not installed"
     tools = {}
     for name in wanted:
         reason = problems.get(name, "")
@@ -131,26 +138,41 @@ def _v(m: Migration) -> str:
     return f"{m.version:05d}"
 
 
+def one_tx(path: Path) -> list[str]:
+    """psql applying one file in one transaction (add -d URL): the per-file floor's process."""
+    return [*PSQL, "-1", "-f", str(path)]
+
+
+def sql_name(m: Migration) -> str:
+    """The file name runner, yoyo and the psql floors give a migration."""
+    return f"{_v(m)}_{m.slug}.sql"
+
+
 def layout(tool: str, migrations: list[Migration], folder: Path) -> None:
     """Write the workload in the tool's own format under ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    {"runner": _runner_files, "psql": _psql_files, "dbmate": _dbmate_files, "yoyo": _yoyo_files,
-     "sqitch": _sqitch_files, "postgrator": _postgrator_files}[tool](migrations, folder)  # fmt: skip
+    writers = {"runner": _runner_files, "psql": _psql_files, EACH: _psql_files, "dbmate": _dbmate_files,
+               "yoyo": _runner_files, "sqitch": _sqitch_files, "postgrator": _postgrator_files}  # fmt: skip
+    writers[tool](migrations, folder)
 
 
 def _runner_files(migrations: list[Migration], folder: Path) -> None:
+    """runner's and yoyo's (yoyo sorts by file name; a migration's id is the file's stem)."""
     for m in migrations:
-        (folder / f"{_v(m)}_{m.slug}.sql").write_text(m.sql)
+        (folder / sql_name(m)).write_text(m.sql)
 
 
 def _psql_files(migrations: list[Migration], folder: Path) -> None:
-    """The floor: one psql process, each file between BEGIN and COMMIT (no tracking table)."""
-    lines = []
+    """The floors (no tracking table): all.psql for one psql process, each file between BEGIN and
+    COMMIT; each.sh for one `psql -1 -f` process per file, the database's URL as its argument."""
+    script, each = [], ["set -e"]
     for m in migrations:
-        path = folder / f"{_v(m)}_{m.slug}.sql"
+        path = folder / sql_name(m)
         path.write_text(m.sql)
-        lines.append(f"BEGIN;\n\\i '{path}'\nCOMMIT;\n")
-    (folder / "all.psql").write_text("".join(lines))
+        script.append(f"BEGIN;\n\\i '{path}'\nCOMMIT;\n")
+        each.append(shlex.join(one_tx(path)) + ' -d "$1"')
+    (folder / "all.psql").write_text("".join(script))
+    (folder / "each.sh").write_text("\n".join(each) + "\n")
 
 
 def _dbmate_files(migrations: list[Migration], folder: Path) -> None:
@@ -158,11 +180,6 @@ def _dbmate_files(migrations: list[Migration], folder: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
     for m in migrations:
         (target / f"{_v(m)}_{m.slug}.sql").write_text(f"-- migrate:up\n{m.sql}\n-- migrate:down\n")
-
-
-def _yoyo_files(migrations: list[Migration], folder: Path) -> None:
-    for m in migrations:  # yoyo sorts by file name; the id is the file's stem
-        (folder / f"{_v(m)}_{m.slug}.sql").write_text(m.sql)
 
 
 def _sqitch_files(migrations: list[Migration], folder: Path) -> None:
@@ -199,9 +216,12 @@ def command(tool: str, db: str, folder: Path, *, version: bool = False) -> list[
         if version:
             return _dist_version(ROOT / ".venv", "runner")
         return [str(RUNNER), "migrate", "--dsn", url(db), "--dir", str(folder)]
-    if tool == "psql":
-        base = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"]
-        return ["psql", "--version"] if version else [*base, "-d", url(db), "-f", str(folder / "all.psql")]
+    if tool in FLOORS and version:
+        return ["psql", "--version"]
+    if tool == FLOOR:
+        return [*PSQL, "-d", url(db), "-f", str(folder / "all.psql")]
+    if tool == EACH:
+        return ["sh", str(folder / "each.sh"), url(db)]
     if tool == "dbmate":
         if version:
             return [str(DBMATE), "--version"]

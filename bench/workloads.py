@@ -143,3 +143,16 @@ def applied_files(count: int) -> Workload:
         _expect("W4 tables w4_t*", _count_tables(conn, "w4\\_t"), count)
 
     return Workload("W4", f"{count:,} applied files", migrations, check)
+
+
+# W8: the commonest deploy, one more W1 file on a database where the first `count` were applied by the same tool.
+def w8_last_one(count: int) -> Workload:
+    new = count + 1
+
+    def check(conn: psycopg.Connection) -> None:
+        _expect("W8 tables w1_t*", _count_tables(conn, "w1\\_t"), new)
+        _expect("W8 indexes w1_i*", _count_indexes(conn, "w1\\_i"), new)
+        found = _scalar(conn, f"SELECT count(*) FROM pg_tables WHERE tablename = 'w1_t{new}'")
+        _expect(f"W8 new table w1_t{new}", found, 1)
+
+    return Workload("W8", f"{count:,} W1 files applied, then one more", w1_schema(new).migrations, check)
