@@ -7,6 +7,7 @@ flags, which are taken only when they were typed (the option's default is None).
 
 from __future__ import annotations
 
+import copy
 import json
 import signal
 import sys
@@ -809,11 +810,25 @@ def _without_stray_envvar(usage: Any) -> str:
     return text
 
 
+def _only(name: str | None) -> typer.Typer:
+    """The app with only the command ``name``: typer builds every command's options before it runs one, which
+    costs more than a run with nothing to do spends on its own work. Help and an unknown name get them all."""
+    chosen = copy.copy(app)
+    chosen.registered_commands = [c for c in app.registered_commands if _command_name(c) == name]
+    chosen.registered_groups = [g for g in app.registered_groups if g.name == name]
+    return chosen if chosen.registered_commands or chosen.registered_groups else app
+
+
+def _command_name(command: typer.models.CommandInfo) -> str | None:
+    return command.name or (typer.main.get_command_name(command.callback.__name__) if command.callback else None)
+
+
 def main() -> None:
     # SIGTERM stops a run the way Ctrl-C does: the running statement is cancelled and rolled back.
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        code = app(prog_name="runner", standalone_mode=False)
+        command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)  # the root's options are all flags
+        code = _only(command)(prog_name="runner", standalone_mode=False)
     except Exception as usage:  # typer's own errors: an unknown option, a value out of range, a bad variable
         if not hasattr(usage, "format_message"):
             raise
