@@ -27,24 +27,24 @@ _WAIT_POLL_S = 0.5
 # The options whose value is a secret: the password, and the keys and passphrases beside it.
 SECRET_KEYS = ("password", "sslpassword", "oauth_client_secret", "scram_client_key", "scram_server_key")
 _SECRET_KEY = r"(?:ssl)?password|oauth_client_secret|scram_(?:client|server)_key"
-_URL_SCHEME = re.compile(r"^\s*postgres(?:ql)?://", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@", re.IGNORECASE)
-_URL_AUTHORITY = re.compile(r"[a-z][a-z0-9+.-]*://(?P<authority>[^/?#]*)", re.IGNORECASE)
-_QUERY_SECRET = re.compile(rf"(?P<head>[?&](?:{_SECRET_KEY})=)[^&#\s]*", re.IGNORECASE)
-_KEYWORD_SECRET = re.compile(rf"(?P<head>(?<![?&\w])(?:{_SECRET_KEY})\s*=\s*)(?:'(?:[^'\\]|\\.)*'?|(?:[^\s\\]|\\.)+)",
-                             re.IGNORECASE)  # fmt: skip
-_KEYWORD = re.compile(r"^\s*(?P<key>[a-z_]+)\s*=", re.IGNORECASE)
+# Patterns, not compiled ones: re compiles each when first used and keeps it, and most runs redact nothing.
+_URL_SCHEME = r"(?i)^\s*postgres(?:ql)?://"
+_URL_PASSWORD = r"(?i)(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@"
+_URL_AUTHORITY = r"(?i)[a-z][a-z0-9+.-]*://(?P<authority>[^/?#]*)"
+_QUERY_SECRET = rf"(?i)(?P<head>[?&](?:{_SECRET_KEY})=)[^&#\s]*"
+_KEYWORD_SECRET = rf"(?i)(?P<head>(?<![?&\w])(?:{_SECRET_KEY})\s*=\s*)(?:'(?:[^'\\]|\\.)*'?|(?:[^\s\\]|\\.)+)"
+_KEYWORD = r"(?i)^\s*(?P<key>[a-z_]+)\s*="
 # Where libpq may cut a secret and quote only a part of it: a '/' ends a URL's authority, a space
 # a key=value word, '&' and '=' a query parameter.
-_CUTS = re.compile(r"[\s/&=]+")
+_CUTS = r"[\s/&=]+"
 _SHORTEST_PART = 3  # shorter parts of a secret are not worth blanking out of every message
 # libpq's complaints about an option's value (a port that is not a number, an unknown sslmode, a
 # service that is not defined): the connection string is wrong, whether or not a server is there.
-_BAD_OPTION = re.compile(
+_BAD_OPTION = (
     r'invalid [^:"]*("[^"]*" )?value|invalid port number|could not match \d+ (port numbers|host names) to \d+'
     r'|could not parse network address|definition of service "[^"]*" not found|service file "[^"]*" not found'
     r"|weak sslmode|is specified more than once|invalid SSL protocol version range|SSL support is not compiled in"
-    r"|Servname not supported",  # psycopg resolving a host name with a port that is not a number
+    r"|Servname not supported"  # psycopg resolving a host name with a port that is not a number
 )
 
 
@@ -58,7 +58,7 @@ def _words_after(text: str) -> list[str]:
     the value, so a password with a space in it spills into what it takes for more options, and quotes them."""
     words = []
     while text.strip():
-        key = _KEYWORD.match(text)
+        key = re.match(_KEYWORD, text)
         if key and key["key"] in _libpq_keywords():
             break
         word, _, text = text.lstrip().partition(" ")
@@ -91,7 +91,7 @@ def _keyword_secrets(dsn: str) -> list[str]:
 
 
 def _url_secrets(dsn: str) -> list[str]:
-    rest = _URL_SCHEME.sub("", dsn, count=1)
+    rest = re.sub(_URL_SCHEME, "", dsn, count=1)
     found = []
     # libpq's userinfo ends at the first '@'; the writer's may run to the last one (an unencoded '@' or '/')
     for end in {rest.find("@"), rest.rfind("@")} - {-1}:
@@ -126,8 +126,8 @@ def secrets(dsn: str | None) -> list[str]:
         except psycopg.Error:
             params = {}
         found.update(str(params[key]) for key in SECRET_KEYS if params.get(key))
-        found.update(_url_secrets(dsn) if _URL_SCHEME.match(dsn) else _keyword_secrets(dsn))
-    parts = {part for whole in found for part in _CUTS.split(whole) if len(part) >= _SHORTEST_PART}
+        found.update(_url_secrets(dsn) if re.match(_URL_SCHEME, dsn) else _keyword_secrets(dsn))
+    parts = {part for whole in found for part in re.split(_CUTS, whole) if len(part) >= _SHORTEST_PART}
     return sorted((found | parts) - {""}, key=len, reverse=True)
 
 
@@ -141,9 +141,9 @@ def redact(text: str, dsn: str | None = None) -> str:
     """``text`` without any secret of ``dsn`` or PGPASSWORD, nor any other URL or key=value password in it."""
     for secret in secrets(dsn):
         text = _blank(text, secret)
-    text = _URL_PASSWORD.sub(lambda m: m["head"] + "***@", text)
-    text = _QUERY_SECRET.sub(lambda m: m["head"] + "***", text)
-    return _KEYWORD_SECRET.sub(lambda m: m["head"] + "***", text)
+    text = re.sub(_URL_PASSWORD, lambda m: m["head"] + "***@", text)
+    text = re.sub(_QUERY_SECRET, lambda m: m["head"] + "***", text)
+    return re.sub(_KEYWORD_SECRET, lambda m: m["head"] + "***", text)
 
 
 def describe(dsn: str, *, defaults: bool = False) -> str:
@@ -254,7 +254,7 @@ def application_name() -> str:
 
 def parse(dsn: str) -> dict[str, Any]:
     """The options of a connection string; BadInput, without its secrets, when libpq cannot read it."""
-    url = _URL_AUTHORITY.match(dsn)
+    url = re.match(_URL_AUTHORITY, dsn)
     if url and url["authority"].count("@") > 1:  # the part after the first @ would be taken for the host
         raise BadInput(
             "the connection URL has more than one '@' before the host; write an '@' in the user name or password as %40"
@@ -276,7 +276,7 @@ def connect(dsn: str) -> psycopg.Connection:
     try:
         return psycopg.connect(conninfo, autocommit=True)
     except psycopg.OperationalError as exc:
-        if _BAD_OPTION.search(str(exc)):  # a port that is no number is the string's fault, not the server's
+        if re.search(_BAD_OPTION, str(exc)):  # a port that is no number is the string's fault, not the server's
             where = "the connection string" if dsn else "libpq's environment (its PG* variables)"
             text = error_text(exc, dsn)
             if "Servname not supported" in text:  # psycopg's words for it, where libpq's are clearer

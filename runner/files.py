@@ -29,7 +29,8 @@ HELD_LIMIT = CODE_CHECKSUM_LIMIT
 WINDOW = 1 << 20
 # The keys of source positions in pglast's JSON tree. A key, never a value: a quote inside a
 # JSON string is escaped. The comma goes too, so an omitted zero position leaves the same text.
-_POSITIONS = re.compile(
+# A pattern that re compiles when first used: a run that parses nothing never needs it.
+_POSITIONS = (
     r'"(?:location|stmt_location|stmt_len|arg_location|name_location|payload_location|conninfo_location)":-?\d+,?'
 )
 
@@ -143,7 +144,7 @@ class Migration:
         except Exception:  # pglast.parser.ParseError: newer syntax, or an error the server will report
             return None
         statements = tree.partition('"stmts":')[2]  # after the grammar's version number
-        return _sha256(_POSITIONS.sub("", statements).encode())
+        return _sha256(re.sub(_POSITIONS, "", statements).encode())
 
 
 def normalise(raw: bytes) -> bytes:

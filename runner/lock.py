@@ -44,7 +44,7 @@ SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND granted AND 
                AND pid = pg_backend_pid() AND classid = %(high)s::oid AND objid = %(low)s::oid)
 """
 # runner's application_name (see db.connect): its own process id and host, which the server's pid is not.
-_RUNNER = re.compile(r"runner (?P<pid>[0-9]+)@(?P<host>.+)")
+_RUNNER = r"runner (?P<pid>[0-9]+)@(?P<host>.+)"  # compiled by re when a message first needs it
 
 
 def _halves(key: int) -> dict[str, int]:
@@ -54,7 +54,7 @@ def _halves(key: int) -> dict[str, int]:
 
 def _describe_holder(backend_pid: int, application: str, since: str) -> str:
     """Who holds a lock, as a person can act on it: runner's own process and host, not the server's pid."""
-    found = _RUNNER.fullmatch(application)
+    found = re.fullmatch(_RUNNER, application)
     if found:
         return (f"runner process {found['pid']} on {found['host']} (connected since {since}; "
                 f"server backend pid {backend_pid})")  # fmt: skip
