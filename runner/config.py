@@ -24,7 +24,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from runner.errors import BadInput
 
@@ -164,8 +164,7 @@ def _bool(value: object, where: str, from_env: bool) -> bool:
     raise BadInput(f"{_said(where, value, from_env)} is not a boolean; expected {expected}")
 
 
-@dataclass(frozen=True)
-class Key:
+class Key(NamedTuple):
     """One setting, under each of its names."""
 
     name: str  # in [tool.runner]

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 from runner.files import Migration, checksum_matches
 from runner.tracking import Record
@@ -29,8 +30,9 @@ class State(StrEnum):
 APPLIED_ACTIONS = ("apply", "mark", "baseline", "accept")
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
+    """One migration's state; a named tuple, as tracking.Record is, for the same reason."""
+
     version: int | None  # None: a repeatable file (see runner.repeatable)
     name: str
     state: State
