@@ -212,15 +212,12 @@ def _connections(
         return
     with db.target(database, _notes(on_event)) as url:
         db.wait_for(url, wait_for_db, _notes(on_event))
-        with db.connect(url) as conn:
-            if not lock:
-                yield conn, conn
-                return
-            with db.connect(url) as holder:
-                if holder.info.server_version >= 140000:  # idle on purpose: the lock's, and the other one's while
-                    for session in (holder, conn):  # it waits for the lock; an idle_session_timeout must not end them
-                        session.execute("SET idle_session_timeout = 0")
+        if lock:
+            with db.lock_sessions(url) as (conn, holder):
                 yield conn, holder
+        else:
+            with db.connect(url) as conn:
+                yield conn, conn
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -288,6 +289,40 @@ def connect(dsn: str) -> psycopg.Connection:
         ) from None
     except psycopg.Error as exc:
         raise BadInput(f"the connection string is not valid: {error_text(exc, dsn)}") from None
+
+
+def _idle_proof(dsn: str) -> psycopg.Connection | Exception:
+    """A connection that may sit idle on purpose, which no idle_session_timeout ends; or why there is none."""
+    try:
+        conn = connect(dsn)
+        if conn.info.server_version >= 140000:
+            conn.execute("SET idle_session_timeout = 0")
+        return conn
+    except Exception as exc:  # handed to the thread that asked
+        return exc
+
+
+@contextmanager
+def lock_sessions(dsn: str) -> Iterator[tuple[psycopg.Connection, psycopg.Connection]]:
+    """The connection files run on, and the one that holds the migration lock: both idle on purpose (the lock's,
+    and the other while it waits for the lock). The second is opened while the first is, as a connection is
+    mostly waiting for a new server process: the pair costs the time of one.
+    """
+    other: list[psycopg.Connection | Exception] = []
+    opening = threading.Thread(target=lambda: other.append(_idle_proof(dsn)), daemon=True)
+    opening.start()
+    try:
+        opened = [_idle_proof(dsn)]
+    finally:
+        opening.join()
+    connections = [c for c in opened + other if isinstance(c, psycopg.Connection)]
+    failures = [c for c in opened + other if isinstance(c, Exception)]
+    if failures:
+        for conn in connections:
+            conn.close()
+        raise failures[0]
+    with connections[0] as conn, connections[1] as holder:
+        yield conn, holder
 
 
 def wait_for(dsn: str, seconds: float, on_note: Callable[[str], None] | None = None) -> None:
