@@ -41,8 +41,7 @@ _TRUE = {"1", "true", "t", "yes", "y", "on"}  # what click accepts for a boolean
 _FALSE = {"0", "false", "f", "no", "n", "off"}
 
 
-@dataclass(frozen=True)
-class LintSettings:
+class LintSettings(NamedTuple):
     exclude: tuple[str, ...] = ()
     pg_version: str | None = None
 

@@ -9,8 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 from urllib.parse import unquote
 
 import psycopg
@@ -181,8 +180,7 @@ def libpq_variables() -> list[str]:
     return [variable for variable in LIBPQ_ENV if os.environ.get(variable)]
 
 
-@dataclass(frozen=True)
-class Choice:
+class Choice(NamedTuple):
     """Which server the commands use, and why, as --verbose and `runner db url` say it."""
 
     source: str  # where the DSN came from (--dsn, DATABASE_URL, a pyproject.toml), "libpq environment", "embedded"

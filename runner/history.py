@@ -8,8 +8,8 @@ deletes one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 import psycopg
 from psycopg import sql
@@ -22,8 +22,9 @@ _COLUMNS = ["id", "recorded_at", "action", "version", "name", "old_checksum", "n
             "recorded_by"]  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
+    """A row of the history; a named tuple, as tracking.Record is, for the same reason."""
+
     id: int
     recorded_at: datetime
     action: str  # apply, accept, mark, baseline, unmark
