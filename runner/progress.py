@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import typer
 
@@ -32,8 +31,7 @@ def say(text: str, *, err: bool = False, prefix: str = "", color: str | None = N
     print(f"{head}{text}", file=stream, flush=True)
 
 
-@dataclass(frozen=True)
-class Output:
+class Output(NamedTuple):
     """How much a command says. Errors and warnings are always said; --quiet drops the rest but the
     answer to a question (status, verify, plan, ...); --verbose adds the details, on stderr."""
 
@@ -70,15 +68,15 @@ def completed_line(event: Applied, verbose: bool) -> str:
     return line
 
 
-@dataclass
 class MigrateProgress:
     """migrate's Starting, Applying and Applied events, shown as ``out`` asks; a context manager, so the
-    bar is gone (and the cursor back) before an error is printed."""
+    bar is gone (and the cursor back) before an error is printed. A plain class: every run defines it, and a
+    dataclass costs several times as much to define."""
 
-    out: Output
-    bar: bool = False
-    _progress: Any = field(default=None, repr=False)
-    _task: Any = field(default=None, repr=False)
+    def __init__(self, out: Output, bar: bool = False) -> None:
+        self.out, self.bar = out, bar
+        self._progress: Any = None
+        self._task: Any = None
 
     @classmethod
     def for_output(cls, out: Output) -> MigrateProgress:
