@@ -13,7 +13,7 @@ from typing import Any, NamedTuple, TypeAlias
 from urllib.parse import unquote
 
 import psycopg
-from psycopg import pq
+from psycopg import pq, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from runner.errors import BadInput, ConnectionFailed
@@ -243,6 +243,17 @@ def borrowed(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
             if files_ran:  # their reset deallocated prepared statements behind psycopg's back:
                 conn.execute("DEALLOCATE ALL")  # said through psycopg, it forgets them too
             conn.autocommit = autocommit
+
+
+def create_if_missing(conn: psycopg.Connection, statement: sql.Composable) -> None:
+    """Run a CREATE ... IF NOT EXISTS that another runner may be running at the same moment (one whose lock
+    session was lost): the loser of that race gets unique_violation from the catalog's own index, which
+    means the object now exists. In a savepoint, so a caller's transaction goes on."""
+    try:
+        with conn.transaction():
+            conn.execute(statement)
+    except psycopg.errors.UniqueViolation:
+        pass
 
 
 def application_name() -> str:

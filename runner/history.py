@@ -14,6 +14,7 @@ from typing import NamedTuple
 import psycopg
 from psycopg import sql
 
+from runner import db
 from runner.errors import BadInput
 from runner.tracking import TrackingTable
 
@@ -58,7 +59,8 @@ def ensure(conn: psycopg.Connection, tracking: TrackingTable) -> None:
     if columns:
         raise BadInput(f"{table} exists but is not runner's history table (columns {', '.join(columns)}); "
                        "runner will not change it. Pass --table to use another name")  # fmt: skip
-    conn.execute(
+    db.create_if_missing(
+        conn,
         sql.SQL(
             """
             CREATE TABLE IF NOT EXISTS {} (
@@ -74,7 +76,7 @@ def ensure(conn: psycopg.Connection, tracking: TrackingTable) -> None:
                 recorded_by  text NOT NULL DEFAULT session_user
             )
             """
-        ).format(table.identifier)
+        ).format(table.identifier),
     )
 
 

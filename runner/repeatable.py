@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from runner import tracking
+from runner import db, tracking
 from runner.errors import BadInput
 from runner.files import Migration, read_migration, sql_entries
 from runner.tracking import Record, TrackingTable
@@ -75,7 +75,8 @@ def ensure(conn: psycopg.Connection, target: TrackingTable) -> None:
     table = table_of(target)
     if _columns(conn, table) is not None:
         return
-    conn.execute(
+    db.create_if_missing(
+        conn,
         sql.SQL(
             """
             CREATE TABLE IF NOT EXISTS {} (
@@ -86,7 +87,7 @@ def ensure(conn: psycopg.Connection, target: TrackingTable) -> None:
                 applied_by   text NOT NULL DEFAULT session_user
             )
             """
-        ).format(table.identifier)
+        ).format(table.identifier),
     )
 
 

@@ -18,6 +18,8 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from runner import db
+
 # kind -> object name -> attribute -> value. Every value is a string; an absent attribute means "none".
 Snapshot = dict[str, dict[str, dict[str, str]]]
 
@@ -692,11 +694,12 @@ def save(conn: psycopg.Connection, table: sql.Identifier, snap: Snapshot, anchor
     if layout == "single":
         conn.execute(sql.SQL("DROP TABLE {}").format(table))
     if layout != "rows":
-        conn.execute(
+        db.create_if_missing(
+            conn,
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (kind text NOT NULL, name text NOT NULL, attributes jsonb NOT NULL, "
                 "catalog oid, objid oid, PRIMARY KEY (kind, name))"
-            ).format(table)
+            ).format(table),
         )
         conn.execute(
             sql.SQL("COMMENT ON TABLE {} IS {}").format(

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import psycopg
 from psycopg import sql
 
+from runner import db
 from runner.errors import BadInput
 from runner.files import Migration
 
@@ -196,8 +197,9 @@ def _create(conn: psycopg.Connection, table: TrackingTable) -> None:
     """Called once the catalog shows no such table: IF NOT EXISTS alone would still need CREATE rights."""
     exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (table.schema,)).fetchone()
     if not exists:
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(table.schema)))
-    conn.execute(
+        db.create_if_missing(conn, sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(table.schema)))
+    db.create_if_missing(
+        conn,
         sql.SQL(
             """
             CREATE TABLE IF NOT EXISTS {} (
@@ -210,7 +212,7 @@ def _create(conn: psycopg.Connection, table: TrackingTable) -> None:
                 sql_checksum text
             )
             """
-        ).format(table.identifier)
+        ).format(table.identifier),
     )
     conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(table.identifier, sql.Literal(COMMENT)))
 
