@@ -298,7 +298,8 @@ stamps (catalog, objid, sub, xmin, age) AS (SELECT *, age(xmin) FROM (
     UNION ALL SELECT 'pg_proc'::regclass, oid, 0, xmin FROM pg_proc
         WHERE oid >= 16384 AND pronamespace NOT IN (SELECT oid FROM temp_ns)
     UNION ALL SELECT 'pg_proc'::regclass, aggfnoid, 0, xmin FROM pg_aggregate WHERE aggfnoid >= 16384
-    UNION ALL SELECT classid, objid, objsubid, xmin FROM pg_depend WHERE deptype = 'e'  -- an extension's members
+    UNION ALL SELECT classid, objid, objsubid, xmin FROM pg_depend  -- an extension's members
+        WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
     UNION ALL SELECT 'pg_opclass'::regclass, oid, 0, xmin FROM pg_opclass WHERE oid >= 16384
     UNION ALL SELECT 'pg_opfamily'::regclass, oid, 0, xmin FROM pg_opfamily WHERE oid >= 16384
     UNION ALL SELECT 'pg_operator'::regclass, oid, 0, xmin FROM pg_operator WHERE oid >= 16384
