@@ -271,7 +271,7 @@ class Session:
                     index = 1  # a syntax error in the file: the message as a whole did not parse
                 index -= 1
             if part is _CLAIM or index < 0:
-                if _field(result, _Field.SQLSTATE) == tracking.CLAIMED_ELSEWHERE:
+                if _field(result, _Field.SQLSTATE) in tracking.CLAIMED_ELSEWHERE:
                     return Skipped(script.migration.version, script.name)
                 if _gave_up_waiting(result):
                     return None

@@ -70,6 +70,8 @@ def _leading_comments(text: str) -> list[tuple[int, str]]:
 def read(migration: Migration) -> Directives:
     """The directives of one file; BadInput on one we don't know, so a typo is never ignored."""
     head = migration.sql[:65536].decode("utf-8", "ignore")  # directives live at the top of the file
+    if not head.lstrip().startswith("--"):
+        return Directives()  # no leading comment: the lines of a big file need not be split
     no_transaction, settings = False, {}
     for number, comment in _leading_comments(head):
         if not comment.lower().startswith(PREFIX):

@@ -16,7 +16,7 @@ from psycopg import sql
 
 from runner import db
 from runner.errors import BadInput
-from runner.tracking import TrackingTable
+from runner.tracking import TrackingTable, literals
 
 SUFFIX = "_history"
 _COLUMNS = ["id", "recorded_at", "action", "version", "name", "old_checksum", "new_checksum", "outcome", "error",
@@ -92,18 +92,10 @@ def insert_statement(
     error: str | None = None,
 ) -> bytes:
     """One history row, as SQL to send with the change it describes (in the same transaction)."""
-    return (
-        sql.SQL(
-            "INSERT INTO {} (action, version, name, old_checksum, new_checksum, outcome, error) "
-            "VALUES ({}, {}, {}, {}, {}, {}, {})"
-        )
-        .format(
-            table_of(tracking).identifier,
-            *(sql.Literal(v) for v in (action, version, name, old_checksum, new_checksum)),
-            sql.Literal("failed" if error else "ok"),
-            sql.Literal(error),
-        )
-        .as_bytes(conn)
+    values = literals(conn, action, version, name, old_checksum, new_checksum, "failed" if error else "ok", error)
+    return b"INSERT INTO %b (action, version, name, old_checksum, new_checksum, outcome, error) VALUES (%b)" % (
+        table_of(tracking).identifier.as_bytes(conn),
+        values,
     )
 
 

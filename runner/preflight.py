@@ -40,6 +40,7 @@ _WORDS = frozenset(b"begin start commit end rollback abort savepoint release pre
 _WORD_BYTES = bytes(b | 0x20 if 65 <= b <= 90 or 97 <= b <= 122 else b if 48 <= b <= 57 or b == 95 else 32
                     for b in range(256))  # fmt: skip
 _CHUNK = 1 << 16  # small enough to stay in the processor's cache
+_SEARCHED = 4096  # bytes: a longer text is searched for each word before it is split into words
 # A file up to this size travels in one message with its record; a bigger one inside BEGIN ... COMMIT,
 # in parts of about this size cut at statement ends. The server runs 1 MB parts as fast as bigger
 # ones, and the next part is read while one is sent: small ones keep memory low.
@@ -206,6 +207,10 @@ def _suspect(sql: bytes, words: frozenset[bytes] = _WORDS) -> bool:
     """
     if b"\\" in sql:
         return True
+    if len(sql) > _SEARCHED:  # a word in it is also a run of its letters, which most texts lack: no split needed
+        lowered = sql.lower()
+        if not any(word in lowered for word in words):
+            return False
     overlap = max(map(len, words))  # a word across two chunks is whole in the second one
     return any(
         not words.isdisjoint(sql[max(0, start - overlap) : start + _CHUNK].translate(_WORD_BYTES).split())

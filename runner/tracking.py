@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
 
 from runner import db
 from runner.errors import BadInput
@@ -251,43 +251,45 @@ def duration_ms(elapsed_ms: float | None) -> sql.Composable:
     return sql.SQL("(extract(epoch FROM pg_catalog.clock_timestamp() - pg_catalog.statement_timestamp()) * 1000)")
 
 
-# The SQLSTATE of a claim that found its row taken (division by zero, see claimed).
-CLAIMED_ELSEWHERE = "22012"
+# The SQLSTATEs of a claim that found its row taken: a file's row already there (unique_violation), or the
+# checksum of a repeatable file already recorded (division by zero, see repeatable.claim_statement).
+CLAIMED_ELSEWHERE = ("23505", "22012")
 
 
-def claimed(insert: sql.Composable) -> sql.Composed:
-    """``insert`` (an INSERT ... ON CONFLICT that writes nothing when the row is taken) as a statement
-    that fails when it wrote nothing.
-
-    Sent first in a file's transaction, it claims the file: a second runner that reaches the same
-    file waits on the row until the first commits, then fails here, before any of the file runs.
-    """
-    return sql.SQL("WITH claim AS ({} RETURNING 1) SELECT 1 / count(*) FROM claim").format(insert)
+def literals(conn: psycopg.Connection, *values: str | int | None) -> bytes:
+    """``values`` as SQL, comma-separated: quoted by libpq, without the adapters sql.Literal sets up for each
+    value, which cost more than the rest of a file's record."""
+    encoding, escaping = conn.info.encoding, pq.Escaping(conn.pgconn)
+    return b", ".join(
+        b"NULL" if value is None
+        else str(value).encode() if isinstance(value, int)
+        else escaping.escape_literal(value.encode(encoding))
+        for value in values
+    )  # fmt: skip
 
 
 def claim_statement(conn: psycopg.Connection, table: TrackingTable, migration: Migration) -> bytes:
-    """The file's row, written before the file runs, in its transaction; its time follows (timing_statement)."""
-    insert = sql.SQL(
-        "INSERT INTO {} (version, name, checksum, sql_checksum, execution_ms) VALUES ({}, {}, {}, {}, 0) "
-        "ON CONFLICT (version) DO NOTHING"
-    ).format(
-        table.identifier,
-        sql.Literal(migration.version),
-        sql.Literal(migration.name),
-        sql.Literal(migration.checksum),
-        sql.Literal(migration.code_checksum),
+    """The file's row, written before the file runs, in its transaction; its time follows (timing_statement).
+
+    Sent first in the file's transaction, it claims the file: a second runner that reaches the same
+    file waits on the row until the first commits, then fails here (unique_violation), before any of
+    the file runs.
+    """
+    values = literals(conn, migration.version, migration.name, migration.checksum, migration.code_checksum)
+    return b"INSERT INTO %b (version, name, checksum, sql_checksum, execution_ms) VALUES (%b, 0)" % (
+        table.identifier.as_bytes(conn),
+        values,
     )
-    return claimed(insert).as_bytes(conn)
 
 
 def timing_statement(
     conn: psycopg.Connection, table: TrackingTable, migration: Migration, elapsed_ms: float | None = None
 ) -> bytes:
     """The time the file took, into the row its claim wrote."""
-    return (
-        sql.SQL("UPDATE {} SET execution_ms = {}::integer WHERE version = {}")
-        .format(table.identifier, duration_ms(elapsed_ms), sql.Literal(migration.version))
-        .as_bytes(conn)
+    return b"UPDATE %b SET execution_ms = %b::integer WHERE version = %b" % (
+        table.identifier.as_bytes(conn),
+        duration_ms(elapsed_ms).as_bytes(conn),
+        literals(conn, migration.version),
     )
 
 
