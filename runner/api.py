@@ -11,11 +11,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from runner import db, directives, history, manual, repeatable, schema, tracking
 from runner.apply import LOCK_NOT_AVAILABLE, Applied, Session, Skipped
@@ -249,13 +250,15 @@ def _read_plan(
     conn: psycopg.Connection, target: tracking.TrackingTable, files: list[Migration], again: list[Migration],
     *, create: bool = False,
 ) -> Plan:  # fmt: skip
-    """The plan from the tracking tables, and from the history for the files without a record (usually none)."""
-    records = tracking.read(conn, target, create=create)
-    recorded = {r.version for r in records}
-    unrecorded = [f.version for f in files if f.version is not None and f.version not in recorded]
-    return make_plan(
-        files, records, again, repeatable.read(conn, target), history.last_actions(conn, target, unrecorded)
-    )
+    """The plan from the tracking tables, and from the history for the files without a record (usually none),
+    read in one snapshot: a file recorded between two reads would otherwise look like a record deleted by hand."""
+    with _one_state(conn):
+        records = tracking.read(conn, target, create=create)
+        recorded = {r.version for r in records}
+        unrecorded = [f.version for f in files if f.version is not None and f.version not in recorded]
+        again_records = repeatable.read(conn, target)
+        last = history.last_actions(conn, target, unrecorded)
+    return make_plan(files, records, again, again_records, last)
 
 
 def _files(directory: str | Path) -> tuple[list[Migration], list[Migration]]:
@@ -336,7 +339,7 @@ def migrate(
         applied = [d for d in done if isinstance(d, Applied)]
         if applied or not schema.exists(conn, target.companion(schema.SUFFIX).identifier):
             _stopped_if_lost(run.lock, applied, [])
-            _record_schema(conn, target, before)
+            _record_schema(conn, target, before, raced=lambda: _stopped_if_lost(run.lock, applied, []))
     return MigrateResult(plan, applied, warnings, [d for d in done if isinstance(d, Skipped)])
 
 
@@ -389,25 +392,40 @@ def _schema_drift(conn: psycopg.Connection, target: tracking.TrackingTable) -> l
 
 
 def _record_schema(
-    conn: psycopg.Connection, target: tracking.TrackingTable, before: _SchemaCheck | None = None
-) -> None:
+    conn: psycopg.Connection, target: tracking.TrackingTable, before: _SchemaCheck | None = None,
+    raced: Callable[[], None] = lambda: None,
+) -> None:  # fmt: skip
     """The schema as the files leave it: what verify compares the live catalog with.
 
     When the record was the live schema before this run (``before.since``), only the objects written
     since are read again. A change made outside runner before this run is not the files' work, and stays
     drift until `runner accept --schema`: the objects this run changed are recorded as they are now, the
     rest as they were recorded, with no fingerprint (it would say the live schema is the recorded one).
+    Another runner recording at the same moment (one of the two lost its lock) fails this transaction:
+    ``raced`` stops a runner whose lock is gone, and one that holds it reads the schema whole.
     """
     table = target.companion(schema.SUFFIX).identifier
-    with _database_errors("recording the schema"), _one_state(conn):
-        if before is not None and before.since is not None:
-            schema.refresh(conn, table, _own_tables(target), before.since)
-            return
-        live, anchors = schema.taken(conn, _own_tables(target))
-        if before is not None and before.differences and before.recorded is not None and before.live is not None:
-            schema.save(conn, table, schema.carried(before.recorded, before.live, live))
-            return
-        schema.save(conn, table, live, anchors)
+    with _database_errors("recording the schema"):
+        try:
+            with _one_state(conn):
+                _record(conn, target, table, before)
+        except psycopg.errors.SerializationFailure:
+            raced()
+            with _one_state(conn):
+                _record(conn, target, table, replace(before, since=None) if before is not None else None)
+
+
+def _record(
+    conn: psycopg.Connection, target: tracking.TrackingTable, table: sql.Identifier, before: _SchemaCheck | None
+) -> None:
+    if before is not None and before.since is not None:
+        schema.refresh(conn, table, _own_tables(target), before.since)
+        return
+    live, anchors = schema.taken(conn, _own_tables(target))
+    if before is not None and before.differences and before.recorded is not None and before.live is not None:
+        schema.save(conn, table, schema.carried(before.recorded, before.live, live))
+        return
+    schema.save(conn, table, live, anchors)
 
 
 @contextmanager
