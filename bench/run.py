@@ -209,17 +209,8 @@ def bench_apply(workload: W.Workload, tools: list[T.Tool], sizes: Sizes, rows: l
             row = results[tool.name]
             if row.status != "ok":
                 continue
-            db = fresh_db(tool.name)
-            try:
-                seconds, rss = apply_once(tool, workload, folders[tool.name], db, sizes.timeout_s, f"{label}_r{rep}")
-                row.times.append(seconds)
-                row.rss_kb.append(rss)
-                say(f"  {label} rep {rep + 1}/{sizes.reps} {tool.name:<10} {seconds:8.3f}s  rss {rss / 1024:6.1f} MB")
-            except ToolFailed as exc:
-                row.status, row.note = "FAILED", str(exc)
-                say(f"  {label} {tool.name}: FAILED {exc}")
-            finally:
-                drop_db(db)
+            _measured(row, tool, workload, folders[tool.name], fresh_db(tool.name), sizes, f"{label}_r{rep}",
+                      f"  {label} rep {rep + 1}/{sizes.reps} {tool.name:<10}", rss_too=True)  # fmt: skip
     rows.extend(results.values())
 
 
@@ -346,11 +337,18 @@ def _last_one_run(row: Row, tool: T.Tool, template: str, folder: Path, expected:
     db = fresh_db(tool.name, template)
     argv = [*T.one_tx(folder / new_file), "-d", T.url(db)] if tool.name == T.FLOOR else None
     tag = f"{row.workload.replace('@', '_')}_r{rep}" + ("_noop" if row.tool == NOOP else "")
+    _measured(row, tool, expected, folder, db, sizes, tag, f"  {row.workload} rep {rep + 1}/{sizes.noop_reps} "
+              f"{row.tool:<12}", argv=argv)  # fmt: skip
+
+
+def _measured(row: Row, tool: T.Tool, workload: W.Workload, folder: Path, db: str, sizes: Sizes, tag: str,
+              line: str, argv: list[str] | None = None, rss_too: bool = False) -> None:  # fmt: skip
+    """One timed, checked run on ``db``, which is dropped after: its time goes into ``row``, or its failure."""
     try:
-        seconds, rss = apply_once(tool, expected, folder, db, sizes.timeout_s, tag, argv)
+        seconds, rss = apply_once(tool, workload, folder, db, sizes.timeout_s, tag, argv)
         row.times.append(seconds)
         row.rss_kb.append(rss)
-        say(f"  {row.workload} rep {rep + 1}/{sizes.noop_reps} {row.tool:<12} {seconds:8.3f}s")
+        say(f"{line} {seconds:8.3f}s" + (f"  rss {rss / 1024:6.1f} MB" if rss_too else ""))
     except ToolFailed as exc:
         row.status, row.note = "FAILED", str(exc)
         say(f"  {row.workload} {row.tool}: FAILED {exc}")
