@@ -6,6 +6,10 @@ only real changes made by hand, so a snapshot holds no OIDs, is keyed by name (o
 matters), uses PostgreSQL's own deparsers (pg_get_viewdef and friends) with whitespace collapsed,
 and is read under a fixed ``search_path`` so the caller's session cannot change how names print.
 Objects of extensions and of the system schemas are left out: they are not the migrations' work.
+
+A record keeps, beside each object's attributes (which hold no OIDs), the catalog row it was read from,
+and a fingerprint of the catalog rows' stamps (see _STAMPS): a check that finds the fingerprint
+unchanged reads no snapshot, and a run reads again only the objects its files wrote (see refresh).
 """
 
 from __future__ import annotations
