@@ -368,12 +368,12 @@ WITH {_STAMPS}
 SELECT count(*), {_added_since("%(since)s")}, age(%(since)s::xid), {_HORIZON} FROM stamps
 """
 _NOW = f"now AS (SELECT {_HORIZON} AS horizon)"
-_MY_XID = "mod(pg_current_xact_id()::text::bigint, 4294967296)::text"
-# The fingerprint to record, since this statement's horizon; and the id of the transaction recording it.
-_RECORD = f"""
-WITH {_STAMPS}, {_NOW}
-SELECT count(*), {_added_since("SELECT horizon FROM now")}, (SELECT horizon FROM now), {_MY_XID} FROM stamps
-"""
+# The fingerprint to record (rows, total, horizon, and the id of the transaction recording it), over stamps.
+_TO_RECORD = (
+    f"count(*) AS rows, {_added_since('SELECT horizon FROM now')} AS total, (SELECT horizon FROM now) AS horizon, "
+    "mod(pg_current_xact_id()::text::bigint, 4294967296)::text AS xid"
+)
+_RECORD = f"WITH {_STAMPS}, {_NOW} SELECT {_TO_RECORD} FROM stamps"
 # Relations the objects changed name: an index's table, a partition's parent, a sequence's owner, the table
 # of a constraint or a trigger, a composite type's relation.
 _SCOPE = """
@@ -395,7 +395,7 @@ scope AS (
 # many rows were written since the check.
 _CHANGES = f"""
 WITH RECURSIVE {_STAMPS}, {_NOW}, tally AS (
-    SELECT count(*) AS rows, {_added_since("SELECT horizon FROM now")} AS total,
+    SELECT {_TO_RECORD},
            count(*) FILTER (WHERE {_written_since("%(since)s")}) AS written,
            array_agg(catalog) FILTER (WHERE {_written_since("%(since)s")}) AS catalogs,
            array_agg(objid) FILTER (WHERE {_written_since("%(since)s")}) AS objids
@@ -403,7 +403,7 @@ WITH RECURSIVE {_STAMPS}, {_NOW}, tally AS (
 ), {_changed_since("SELECT * FROM unnest((SELECT catalogs FROM tally), (SELECT objids FROM tally))")},
 {_SCOPE}, {_relations("c.oid IN (SELECT oid FROM scope)")}, {_objects(_changed)}
 SELECT (SELECT json_agg(json_build_array(kind, name, attributes, catalog, objid)) FROM objects),
-       rows, total, (SELECT horizon FROM now), {_MY_XID}, written,
+       rows, total, horizon, xid, written,
        (SELECT array_agg(catalog::oid) FROM changed), (SELECT array_agg(objid) FROM changed)
 FROM tally
 """
@@ -653,9 +653,8 @@ def differences(recorded: Snapshot, live: Snapshot) -> list[Difference]:
 
 
 def exists(conn: psycopg.Connection, table: sql.Identifier) -> bool:
-    """Asked first: CREATE TABLE IF NOT EXISTS needs CREATE rights even when the table is there."""
-    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table.as_string(conn),)).fetchone()
-    return bool(row and row[0])
+    """Whether a schema is recorded in ``table`` (in either layout)."""
+    return _layout(conn, table) is not None
 
 
 # The snapshot's table: one row per object, with the catalog row it was read from, so that a run rewrites
