@@ -29,6 +29,8 @@ from runner.plan import Entry, Plan, State, make_plan
 from runner.preflight import Script, prepare
 
 DEFAULT_DIR = "sql"
+# The tracking table: its name, ``[schema.]name``, or a tenant's tables (``TrackingTable.of_tenant``).
+Table = str | tracking.TrackingTable | None
 SCHEMA = "(schema)"  # the name of `runner accept --schema` in the history
 _MAX_BACKOFF_S = 30.0
 
@@ -233,7 +235,7 @@ class _Locked:
 
 @contextmanager
 def _locked(
-    database: Database, directory: str | Path, table: str | None, lock_wait: float, wait_for_db: float,
+    database: Database, directory: str | Path, table: Table, lock_wait: float, wait_for_db: float,
     on_event: OnEvent | None,
 ) -> Iterator[_Locked]:  # fmt: skip
     """The state of things, read once the migration lock is ours: a runner that waited changes nothing twice."""
@@ -302,7 +304,7 @@ def _checks(
 def migrate(
     database: Database = None,
     directory: str | Path = DEFAULT_DIR,
-    table: str | None = None,
+    table: Table = None,
     *,
     strict: bool = False,
     allow_out_of_order: bool = False,
@@ -325,6 +327,8 @@ def migrate(
     emit = on_event or (lambda event: None)
     with _locked(database, directory, table, lock_wait, wait_for_db, on_event) as run:
         conn, target, plan = run.conn, run.target, run.plan
+        if target.tenant:  # its files' unqualified names are the tenant's
+            settings["search_path"] = f"{sql.Identifier(target.schema).as_string(conn)}, public"
         scripts, before = _checks(conn, target, plan, strict, allow_out_of_order, to, checksums=True)
         warnings = plan.having(State.EDITED, State.MISSING)
         for entry in warnings:
@@ -353,7 +357,7 @@ def _own_tables(target: tracking.TrackingTable) -> list[str]:
 
 def _live_schema(conn: psycopg.Connection, target: tracking.TrackingTable) -> schema.Snapshot:
     with _database_errors("reading the schema from the catalogs"):
-        return schema.snapshot(conn, _own_tables(target))
+        return schema.snapshot(conn, _own_tables(target), target.scope)
 
 
 @dataclass(frozen=True)
@@ -375,13 +379,13 @@ def _schema_check(conn: psycopg.Connection, target: tracking.TrackingTable) -> _
     """
     table = target.companion(schema.SUFFIX).identifier
     with _database_errors("reading the recorded schema"):
-        since = schema.unchanged(conn, table)
+        since = schema.unchanged(conn, table, target.scope)
         if since is not None:
             return _SchemaCheck([], since=since)
         recorded = schema.load(conn, table)
         if recorded is None:
             return _SchemaCheck(None)
-        recorded = schema.without(recorded, *schema.runners(conn))
+        recorded = schema.without(recorded, *schema.runners(conn, target.scope))
     live = _live_schema(conn, target)
     return _SchemaCheck(schema.differences(recorded, live), recorded, live)
 
@@ -419,13 +423,13 @@ def _record(
     conn: psycopg.Connection, target: tracking.TrackingTable, table: sql.Identifier, before: _SchemaCheck | None
 ) -> None:
     if before is not None and before.since is not None:
-        schema.refresh(conn, table, _own_tables(target), before.since)
+        schema.refresh(conn, table, _own_tables(target), before.since, target.scope)
         return
-    live, anchors = schema.taken(conn, _own_tables(target))
+    live, anchors = schema.taken(conn, _own_tables(target), target.scope)
     if before is not None and before.differences and before.recorded is not None and before.live is not None:
         schema.save(conn, table, schema.carried(before.recorded, before.live, live))
         return
-    schema.save(conn, table, live, anchors)
+    schema.save(conn, table, live, anchors, target.scope)
 
 
 @contextmanager
@@ -519,7 +523,7 @@ def _log_failure(conn: psycopg.Connection, target: tracking.TrackingTable, scrip
 
 def _by_hand(
     what: Callable[[psycopg.Connection, tracking.TrackingTable, Plan], list[manual.Change]],
-    database: Database, directory: str | Path, table: str | None, on_event: OnEvent | None,
+    database: Database, directory: str | Path, table: Table, on_event: OnEvent | None,
 ) -> list[manual.Change]:  # fmt: skip
     with _locked(database, directory, table, DEFAULT_WAIT_S, 0, on_event) as run:
         conn, target, plan = run.conn, run.target, run.plan
@@ -532,13 +536,13 @@ def _by_hand(
         return changes
 
 
-def accept(database: Database = None, directory: str | Path = DEFAULT_DIR, table: str | None = None,
+def accept(database: Database = None, directory: str | Path = DEFAULT_DIR, table: Table = None,
            files: list[str] | None = None, *, on_event: OnEvent | None = None) -> list[manual.Change]:  # fmt: skip
     """Record the new checksum of applied files edited on purpose (all edited files when ``files`` is None)."""
     return _by_hand(lambda c, t, p: manual.accept(c, t, p, files), database, directory, table, on_event)
 
 
-def accept_schema(database: Database = None, directory: str | Path = DEFAULT_DIR, table: str | None = None,
+def accept_schema(database: Database = None, directory: str | Path = DEFAULT_DIR, table: Table = None,
                   *, on_event: OnEvent | None = None) -> list[schema.Difference]:  # fmt: skip
     """Record the live schema as it is: the changes made outside runner are accepted on purpose, and verify stops
     reporting them. Returns those changes."""
@@ -551,25 +555,25 @@ def accept_schema(database: Database = None, directory: str | Path = DEFAULT_DIR
     return accepted
 
 
-def mark(database: Database = None, directory: str | Path = DEFAULT_DIR, table: str | None = None,
+def mark(database: Database = None, directory: str | Path = DEFAULT_DIR, table: Table = None,
          versions: list[str] | None = None, *, on_event: OnEvent | None = None) -> list[manual.Change]:  # fmt: skip
     """Record files as applied without running them: a DBA already ran them by hand."""
     return _by_hand(lambda c, t, p: manual.mark(c, t, p, versions or []), database, directory, table, on_event)
 
 
-def baseline(database: Database = None, directory: str | Path = DEFAULT_DIR, table: str | None = None,
+def baseline(database: Database = None, directory: str | Path = DEFAULT_DIR, table: Table = None,
              version: int = 0, *, on_event: OnEvent | None = None) -> list[manual.Change]:  # fmt: skip
     """Adopt an existing database: mark every file up to and including ``version``."""
     return _by_hand(lambda c, t, p: manual.baseline(c, t, p, version), database, directory, table, on_event)
 
 
-def unmark(database: Database = None, directory: str | Path = DEFAULT_DIR, table: str | None = None,
+def unmark(database: Database = None, directory: str | Path = DEFAULT_DIR, table: Table = None,
            versions: list[str] | None = None, *, on_event: OnEvent | None = None) -> list[manual.Change]:  # fmt: skip
     """Forget records, so their files run again."""
     return _by_hand(lambda c, t, p: manual.unmark(c, t, p, versions or []), database, directory, table, on_event)
 
 
-def history_events(database: Database = None, table: str | None = None, limit: int | None = None,
+def history_events(database: Database = None, table: Table = None, limit: int | None = None,
                    *, on_event: OnEvent | None = None) -> list[history.Event]:  # fmt: skip
     """The history, oldest first: what was applied, accepted, marked or unmarked, by whom and when."""
     target = tracking.TrackingTable.parse(table)
@@ -611,7 +615,7 @@ def _step(script: Script) -> Step:
 def dry_run(
     database: Database = None,
     directory: str | Path = DEFAULT_DIR,
-    table: str | None = None,
+    table: Table = None,
     *,
     strict: bool = False,
     allow_out_of_order: bool = False,
@@ -628,7 +632,7 @@ def dry_run(
 def lint(
     database: Database = None,
     directory: str | Path = DEFAULT_DIR,
-    table: str | None = None,
+    table: Table = None,
     files: list[str] | None = None,
     *,
     project: Path | None = None,
@@ -668,7 +672,7 @@ def shell(dsn: str | None = None, args: list[str] | None = None, *, on_event: On
 
 @contextmanager
 def _connected(
-    database: Database, directory: str | Path, table: str | None, wait_for_db: float, on_event: OnEvent | None
+    database: Database, directory: str | Path, table: Table, wait_for_db: float, on_event: OnEvent | None
 ) -> Iterator[tuple[psycopg.Connection, tracking.TrackingTable, Plan]]:
     """The state of things, for the commands that only read: no lock, and nothing created."""
     files, again = _files(directory)
@@ -680,7 +684,7 @@ def _connected(
 
 
 def _read(
-    database: Database, directory: str | Path, table: str | None, wait_for_db: float, on_event: OnEvent | None
+    database: Database, directory: str | Path, table: Table, wait_for_db: float, on_event: OnEvent | None
 ) -> Plan:
     with _connected(database, directory, table, wait_for_db, on_event) as (_, _, plan):
         return plan
@@ -689,7 +693,7 @@ def _read(
 def status(
     database: Database = None,
     directory: str | Path = DEFAULT_DIR,
-    table: str | None = None,
+    table: Table = None,
     *,
     wait_for_db: float = 0,
     on_event: OnEvent | None = None,
@@ -701,7 +705,7 @@ def status(
 def verify(
     database: Database = None,
     directory: str | Path = DEFAULT_DIR,
-    table: str | None = None,
+    table: Table = None,
     *,
     strict: bool = False,
     wait_for_db: float = 0,
@@ -716,7 +720,7 @@ def verify(
 
 
 def diff(
-    dsn: str | None = None, against: str = "", table: str | None = None, *, on_event: OnEvent | None = None
+    dsn: str | None = None, against: str = "", table: Table = None, *, on_event: OnEvent | None = None
 ) -> list[schema.Difference]:
     """How the schema of the database ``against`` differs from this one's (runner's own tables left out)."""
     target = tracking.TrackingTable.parse(table)

@@ -122,8 +122,10 @@ def _field(result: PGresult, field: pq.DiagnosticField) -> str | None:
 
 
 def _settings_sql(settings: dict[str, str]) -> str:
-    # Values are validated durations such as "10000ms"; names are ours.
-    return "".join(f"SET {name} = '{value}';\n" for name, value in settings.items())
+    # Values are validated durations such as "10000ms"; names are ours. A search_path is a list of quoted
+    # names: quoted whole, it would be one name.
+    quoted = {name: value if name == "search_path" else f"'{value}'" for name, value in settings.items()}
+    return "".join(f"SET {name} = {value};\n" for name, value in quoted.items())
 
 
 def _in_file(where: Location, body: bytes | FileView, start: int) -> Location:

@@ -57,8 +57,9 @@ def _qualified(schema: str, name: str) -> str:
 
 
 def _user_schema(schema: str) -> str:
-    """Not pg_catalog, pg_toast, pg_temp_N, information_schema, ..."""
-    return f"({schema} !~ '^pg_' AND {schema} <> 'information_schema')"
+    """Not pg_catalog, pg_toast, pg_temp_N, information_schema, ...; only the tenant's (%(only)s), if one is given."""
+    tenant = f"(%(only)s::name IS NULL OR {schema} = %(only)s)"
+    return f"({schema} !~ '^pg_' AND {schema} <> 'information_schema' AND {tenant})"
 
 
 def _not_in_extension(catalog: str, oid: str) -> str:
@@ -116,6 +117,7 @@ def _queries(read: Gate) -> tuple[str, ...]:
         SELECT 'schema', quote_ident(n.nspname), '{{}}'::json, {_anchor("pg_namespace", "n.oid")}
         FROM pg_namespace n
         WHERE {_user_schema("n.nspname")} AND {_not_in_extension("pg_namespace", "n.oid")}
+          AND %(only)s::name IS NULL  -- a tenant's schema is where its record lives, not its files' work
           AND n.oid NOT IN (SELECT oid FROM runner_schemas)
           AND ({read("pg_namespace", "n.oid")} OR n.oid IN (SELECT relnamespace FROM runner_tables))
         """,
@@ -124,7 +126,7 @@ def _queries(read: Gate) -> tuple[str, ...]:
                json_object(ARRAY['schema', quote_ident(n.nspname), 'version', e.extversion]),
                {_anchor("pg_extension", "e.oid")}
         FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-        WHERE {read("pg_extension", "e.oid")}
+        WHERE %(only)s::name IS NULL AND {read("pg_extension", "e.oid")}  -- the database's, not a tenant's
         """,
         # Composite types made by CREATE TYPE, not the row types of tables.
         f"""
@@ -268,40 +270,59 @@ def _changed(catalog: str, oid: str) -> str:
 # Every catalog row a snapshot is read from, and those of what deparsed SQL may name (operator classes,
 # collations, text search configurations, languages, access methods), each as (catalog, oid) of the object a
 # snapshot keys it by, a number that tells its rows apart, and its xmin: a row's xmin changes whenever the
-# row is written, by its transaction's id. Temporary objects (of any session) are left out.
-_STAMPS = """
+# row is written, by its transaction's id. Temporary objects (of any session) are left out. For a tenant
+# (%(only)s), the rows of its schema alone: another tenant's run changes nothing of its fingerprint. The
+# planner folds each "%(only)s IS NULL OR ..." with the value given, so the whole database pays nothing for it.
+def _in_tenant(column: str, of: str = "tenant_rel") -> str:
+    return f"(%(only)s::name IS NULL OR {column} IN (SELECT oid FROM {of}))"
+
+
+_STAMPS = f"""
 temp_ns AS (SELECT oid FROM pg_namespace WHERE nspname ~ '^pg_(toast_)?temp_'),
 temp_rel AS (SELECT oid FROM pg_class WHERE relnamespace IN (SELECT oid FROM temp_ns)),
+tenant_ns AS (SELECT oid FROM pg_namespace WHERE nspname = %(only)s),
+tenant_rel AS (SELECT oid FROM pg_class WHERE relnamespace IN (SELECT oid FROM tenant_ns)),
+tenant_type AS (SELECT oid FROM pg_type WHERE typnamespace IN (SELECT oid FROM tenant_ns)),
+tenant_proc AS (SELECT oid FROM pg_proc WHERE pronamespace IN (SELECT oid FROM tenant_ns)),
 stamps (catalog, objid, sub, xmin, age) AS (SELECT *, age(xmin) FROM (
     SELECT 'pg_namespace'::regclass, oid, 0, xmin FROM pg_namespace  -- 2200: public, made by initdb
-        WHERE (oid >= 16384 OR oid = 2200) AND oid NOT IN (SELECT oid FROM temp_ns)
+        WHERE (oid >= 16384 OR oid = 2200) AND oid NOT IN (SELECT oid FROM temp_ns) AND {_in_tenant("oid", "tenant_ns")}
     UNION ALL SELECT 'pg_extension'::regclass, oid, 0, xmin FROM pg_extension  -- plpgsql: made by initdb
+        WHERE %(only)s::name IS NULL
     UNION ALL SELECT 'pg_class'::regclass, oid, 0, xmin FROM pg_class  -- 99: pg_toast, written with its table
         WHERE oid >= 16384 AND relnamespace <> 99 AND relnamespace NOT IN (SELECT oid FROM temp_ns)
+          AND {_in_tenant("relnamespace", "tenant_ns")}
     UNION ALL SELECT 'pg_class'::regclass, attrelid, attnum, xmin FROM pg_attribute
         WHERE attrelid >= 16384 AND attnum > 0 AND attrelid NOT IN (SELECT oid FROM temp_rel)
+          AND {_in_tenant("attrelid")}
     UNION ALL SELECT 'pg_class'::regclass, adrelid, oid, xmin FROM pg_attrdef
-        WHERE oid >= 16384 AND adrelid NOT IN (SELECT oid FROM temp_rel)
+        WHERE oid >= 16384 AND adrelid NOT IN (SELECT oid FROM temp_rel) AND {_in_tenant("adrelid")}
     UNION ALL SELECT 'pg_class'::regclass, indexrelid, 0, xmin FROM pg_index
-        WHERE indexrelid >= 16384 AND indrelid NOT IN (SELECT oid FROM temp_rel)
+        WHERE indexrelid >= 16384 AND indrelid NOT IN (SELECT oid FROM temp_rel) AND {_in_tenant("indrelid")}
     UNION ALL SELECT 'pg_class'::regclass, ev_class, oid, xmin FROM pg_rewrite
-        WHERE oid >= 16384 AND ev_class NOT IN (SELECT oid FROM temp_rel)
+        WHERE oid >= 16384 AND ev_class NOT IN (SELECT oid FROM temp_rel) AND {_in_tenant("ev_class")}
     UNION ALL SELECT 'pg_class'::regclass, seqrelid, 0, xmin FROM pg_sequence
-        WHERE seqrelid >= 16384 AND seqrelid NOT IN (SELECT oid FROM temp_rel)
+        WHERE seqrelid >= 16384 AND seqrelid NOT IN (SELECT oid FROM temp_rel) AND {_in_tenant("seqrelid")}
     UNION ALL SELECT 'pg_class'::regclass, inhrelid, inhparent, xmin FROM pg_inherits
-        WHERE inhrelid NOT IN (SELECT oid FROM temp_rel)
+        WHERE inhrelid NOT IN (SELECT oid FROM temp_rel) AND {_in_tenant("inhrelid")}
     UNION ALL SELECT CASE contypid WHEN 0 THEN 'pg_constraint'::regclass ELSE 'pg_type'::regclass END,
         CASE contypid WHEN 0 THEN oid ELSE contypid END, oid, xmin FROM pg_constraint
         WHERE oid >= 16384 AND connamespace NOT IN (SELECT oid FROM temp_ns)
+          AND {_in_tenant("connamespace", "tenant_ns")}
     UNION ALL SELECT 'pg_trigger'::regclass, oid, 0, xmin FROM pg_trigger
-        WHERE oid >= 16384 AND tgrelid NOT IN (SELECT oid FROM temp_rel)
+        WHERE oid >= 16384 AND tgrelid NOT IN (SELECT oid FROM temp_rel) AND {_in_tenant("tgrelid")}
     UNION ALL SELECT 'pg_type'::regclass, oid, 0, xmin FROM pg_type  -- not a relation's row type or an array
         WHERE oid >= 16384 AND typrelid = 0 AND typcategory <> 'A' AND typnamespace NOT IN (SELECT oid FROM temp_ns)
+          AND {_in_tenant("typnamespace", "tenant_ns")}
     UNION ALL SELECT 'pg_type'::regclass, enumtypid, oid, xmin FROM pg_enum
-    UNION ALL SELECT 'pg_type'::regclass, rngtypid, 0, xmin FROM pg_range WHERE rngtypid >= 16384
+        WHERE {_in_tenant("enumtypid", "tenant_type")}
+    UNION ALL SELECT 'pg_type'::regclass, rngtypid, 0, xmin FROM pg_range
+        WHERE rngtypid >= 16384 AND {_in_tenant("rngtypid", "tenant_type")}
     UNION ALL SELECT 'pg_proc'::regclass, oid, 0, xmin FROM pg_proc
         WHERE oid >= 16384 AND pronamespace NOT IN (SELECT oid FROM temp_ns)
-    UNION ALL SELECT 'pg_proc'::regclass, aggfnoid, 0, xmin FROM pg_aggregate WHERE aggfnoid >= 16384
+          AND {_in_tenant("pronamespace", "tenant_ns")}
+    UNION ALL SELECT 'pg_proc'::regclass, aggfnoid, 0, xmin FROM pg_aggregate
+        WHERE aggfnoid >= 16384 AND {_in_tenant("aggfnoid", "tenant_proc")}
     UNION ALL SELECT classid, objid, objsubid, xmin FROM pg_depend  -- an extension's members
         WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
     UNION ALL SELECT 'pg_opclass'::regclass, oid, 0, xmin FROM pg_opclass WHERE oid >= 16384
@@ -429,11 +450,11 @@ WHERE oid IN (SELECT oid FROM runner_schemas)
 """
 
 
-def _parameters(exclude: Iterable[str]) -> dict[str, object]:
+def _parameters(exclude: Iterable[str], only: str | None) -> dict[str, object]:
     from runner import history, repeatable, tracking
 
     suffixes = ["", history.SUFFIX, SUFFIX, repeatable.SUFFIX]
-    return {"exclude": list(exclude), "comment": tracking.COMMENT, "suffixes": suffixes}
+    return {"exclude": list(exclude), "comment": tracking.COMMENT, "suffixes": suffixes, "only": only}
 
 
 # The parts of a SELECT where only its own FROM is in scope.
@@ -513,16 +534,17 @@ def _clean(kind: str, attributes: dict[str, str | None]) -> dict[str, str]:
     return {key: " ".join(text.split()) for key, text in attributes.items() if text is not None}
 
 
-def taken(conn: psycopg.Connection, exclude: Iterable[str] = ()) -> tuple[Snapshot, Anchors]:
+def taken(conn: psycopg.Connection, exclude: Iterable[str] = (), only: str | None = None) -> tuple[Snapshot, Anchors]:
     """The schema as the catalogs describe it now, and where each object was read from.
 
     ``exclude`` are schema-qualified relation names like "public.runner_migrations" (runner's own
     tables): they are left out, with their columns, indexes, constraints, sequences and triggers.
+    ``only`` names a tenant's schema: the objects in it, and nothing of the rest of the database.
     """
     snap: Snapshot = {kind: {} for kind in KINDS}
     anchors: Anchors = {}
     with _reading(conn):
-        rows = conn.execute(_SNAPSHOT, _parameters(exclude)).fetchall()
+        rows = conn.execute(_SNAPSHOT, _parameters(exclude, only)).fetchall()
     for kind, objects, where in rows:
         for name, attributes in sorted(objects.items()):
             snap[kind][name] = _clean(kind, attributes)
@@ -530,12 +552,12 @@ def taken(conn: psycopg.Connection, exclude: Iterable[str] = ()) -> tuple[Snapsh
     return snap, anchors
 
 
-def snapshot(conn: psycopg.Connection, exclude: Iterable[str] = ()) -> Snapshot:
+def snapshot(conn: psycopg.Connection, exclude: Iterable[str] = (), only: str | None = None) -> Snapshot:
     """The schema as the catalogs describe it now (see taken)."""
-    return taken(conn, exclude)[0]
+    return taken(conn, exclude, only)[0]
 
 
-def unchanged(conn: psycopg.Connection, table: sql.Identifier) -> Since | None:
+def unchanged(conn: psycopg.Connection, table: sql.Identifier, only: str | None = None) -> Since | None:
     """Whether the recorded snapshot is still the live schema, told without reading either: the catalogs'
     fingerprint is the one recorded with it (see _STAMPS). None when it is not, or cannot be told: no
     snapshot, one recorded without a fingerprint, or a snapshot table not written where it was recorded (a
@@ -549,7 +571,7 @@ def unchanged(conn: psycopg.Connection, table: sql.Identifier) -> Since | None:
     ).fetchone()
     if row is None or "fingerprint" not in row[1] or row[0] != row[1].get("xid"):
         return None
-    rows, total, age, horizon = conn.execute(_CHECK, {"since": row[1]["horizon"]}).fetchone()  # type: ignore[misc]
+    rows, total, age, horizon = conn.execute(_CHECK, {"since": row[1]["horizon"], "only": only}).fetchone()  # type: ignore[misc]
     if not 0 <= age < _OLDEST_HORIZON or f"{rows}:{total}" != row[1]["fingerprint"]:
         return None
     return Since(rows, horizon)
@@ -583,10 +605,10 @@ def _comes_with_parent(attributes: dict[str, str], parents: set[tuple[str, str]]
     )
 
 
-def runners(conn: psycopg.Connection) -> tuple[set[str], set[str]]:
+def runners(conn: psycopg.Connection, only: str | None = None) -> tuple[set[str], set[str]]:
     """The tables of every runner in the database (by their names in a snapshot), and the schemas made for them."""
     with _reading(conn):
-        rows = conn.execute(_RUNNERS, _parameters(())).fetchall()
+        rows = conn.execute(_RUNNERS, _parameters((), only)).fetchall()
     return {name for kind, name in rows if kind == "table"}, {name for kind, name in rows if kind == "schema"}
 
 
@@ -687,7 +709,10 @@ def _write(conn: psycopg.Connection, table: sql.Identifier, rows: dict[str, dict
         conn.execute(sql.SQL(_WRITE).format(table), (Jsonb(rows),))
 
 
-def save(conn: psycopg.Connection, table: sql.Identifier, snap: Snapshot, anchors: Anchors | None = None) -> None:
+def save(
+    conn: psycopg.Connection, table: sql.Identifier, snap: Snapshot, anchors: Anchors | None = None,
+    only: str | None = None,
+) -> None:  # fmt: skip
     """Store ``snap`` as the whole content of ``table``, created if needed, in the caller's transaction.
 
     With ``anchors`` (the snapshot is the live schema, read in this REPEATABLE READ transaction) the
@@ -719,7 +744,7 @@ def save(conn: psycopg.Connection, table: sql.Identifier, snap: Snapshot, anchor
     if anchors is None:
         _stamp(conn, table, None)
         return
-    row = conn.execute(_RECORD).fetchone()  # after the table's own DDL, in the snapshot's transaction
+    row = conn.execute(_RECORD, {"only": only}).fetchone()  # after the table's own DDL, in the snapshot's transaction
     assert row is not None
     _stamp(conn, table, row)
 
@@ -740,7 +765,9 @@ def _stamp(conn: psycopg.Connection, table: sql.Identifier, fingerprint: tuple[i
     )
 
 
-def refresh(conn: psycopg.Connection, table: sql.Identifier, exclude: Iterable[str], since: Since) -> None:
+def refresh(
+    conn: psycopg.Connection, table: sql.Identifier, exclude: Iterable[str], since: Since, only: str | None = None
+) -> None:
     """Bring the recorded snapshot up to date by reading again only the objects changed since the check that
     found it unchanged (``since``), in the caller's REPEATABLE READ transaction.
 
@@ -748,7 +775,7 @@ def refresh(conn: psycopg.Connection, table: sql.Identifier, exclude: Iterable[s
     of the new objects are all there is to add. Otherwise the rows of every changed or vanished object go
     first. The new fingerprint is recorded.
     """
-    parameters = {**_parameters(exclude), "since": since.horizon}
+    parameters = {**_parameters(exclude, only), "since": since.horizon}
     with _reading(conn):
         row = conn.execute(_CHANGES, parameters).fetchone()
         assert row is not None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import NamedTuple
 
@@ -101,11 +101,25 @@ def _split_parts(text: str) -> list[str]:
 class TrackingTable:
     schema: str
     name: str
+    # The schema is a tenant's: the schema record covers it alone, and files run with it first on search_path.
+    tenant: bool = False
 
     @classmethod
-    def parse(cls, text: str | None) -> TrackingTable:
+    def parse(cls, text: str | TrackingTable | None) -> TrackingTable:
+        if isinstance(text, TrackingTable):
+            return text
         parts = _split_parts((text or DEFAULT_TABLE).strip())
         return cls("public", parts[0]) if len(parts) == 1 else cls(parts[0], parts[1])
+
+    @classmethod
+    def of_tenant(cls, schema: str, table: str | None = None) -> TrackingTable:
+        """The tables of a tenant's schema: ``table``'s name (the default's without one), in that schema."""
+        return cls(schema, cls.parse(table).name, tenant=True)
+
+    @property
+    def scope(self) -> str | None:
+        """The schema a schema record covers: a tenant's, or None for the whole database."""
+        return self.schema if self.tenant else None
 
     def __str__(self) -> str:
         return ".".join(
@@ -122,7 +136,7 @@ class TrackingTable:
         name = self.name + suffix
         if len(name.encode()) > _MAX_IDENTIFIER_BYTES:
             raise BadInput(f"--table {self}: too long to name its companion table {name!r}; use a shorter name")
-        return TrackingTable(self.schema, name)
+        return replace(self, name=name)
 
     @property
     def lock_key(self) -> int:
