@@ -84,7 +84,7 @@ runner_tables AS (
     CROSS JOIN unnest(%(suffixes)s::text[]) AS s (suffix)
     JOIN pg_class c ON c.relnamespace = t.relnamespace AND c.relname = (t.relname || s.suffix)::name
     JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE d.description = %(comment)s AND t.relkind IN ('r', 'p')
+    WHERE d.description = %(comment)s AND t.relkind IN ('r', 'p') AND (%(only)s::name IS NULL OR n.nspname = %(only)s)
 ), runner_schemas AS (
     SELECT DISTINCT r.relnamespace AS oid FROM runner_tables r
     WHERE r.relnamespace <> 'public'::regnamespace

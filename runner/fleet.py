@@ -1,0 +1,343 @@
+"""Fleets: one folder of SQL, many targets (databases, tenant schemas), each migrated on its own.
+
+Nothing here reaches inside the single-target core: a target is one call of a runner.api verb, on a
+bounded pool of threads, with its own connections, lock and tracking tables. Exactly-once therefore holds
+per target as it does for one database, and a re-run after a failure, an interrupt or a kill picks up
+where each target's own tracking says it stands: there is no fleet state to corrupt.
+
+Policy: canaries first, the rest only if every canary succeeded; on a failure no new target starts
+(running ones finish) unless ``keep_going``; Ctrl-C likewise stops new targets, and a second one
+stops the running ones (their current files roll back, as a killed runner's do).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import psycopg
+from psycopg import sql
+
+from runner import api, db, tracking
+from runner.errors import BadInput, ConnectionFailed, RunnerError
+from runner.plan import Plan
+from runner.targets import Target
+
+R = TypeVar("R")
+DEFAULT_JOBS = 4
+# Connections a target holds while it runs: migrate works on one and holds its lock on another.
+_CONNECTIONS = {"migrate": 2, "read": 1}  # and one kept per thread to read from
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[R]):
+    """What became of one target: its verb's result, or the error that stopped it, or not started at all."""
+
+    target: Target
+    result: R | None = None
+    error: RunnerError | None = None
+    started: bool = True
+    code: int = 0  # the exit code this target alone would give
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+@dataclass(frozen=True)
+class FleetResult(Generic[R]):
+    outcomes: list[Outcome[R]]  # in the targets' order
+    stopped: str | None = None  # why targets were left unstarted, if they were
+    jobs: int = 1
+
+    @property
+    def code(self) -> int:
+        """The worst of the targets' exit codes (the highest)."""
+        return max((o.code for o in self.outcomes), default=0)
+
+    @property
+    def failed(self) -> list[Outcome[R]]:
+        return [o for o in self.outcomes if o.failed]
+
+    @property
+    def not_started(self) -> list[Outcome[R]]:
+        return [o for o in self.outcomes if not o.started]
+
+
+@dataclass(frozen=True)
+class TargetEvent:
+    """An event of one target's run (a note, a warning, a file applied), tagged with its target."""
+
+    target: Target
+    event: api.Event
+
+
+@dataclass(frozen=True)
+class TargetDone:
+    outcome: Outcome[Any]
+    done: int  # targets finished so far, this one included
+    total: int
+
+
+@dataclass(frozen=True)
+class Stopping:
+    """No new target starts: ``reason`` says why; ``running`` are still finishing."""
+
+    reason: str
+    running: int
+
+
+FleetEvent = TargetEvent | TargetDone | Stopping
+OnFleetEvent = Callable[[FleetEvent], None]
+Verb = Callable[[Target, str, api.OnEvent], R]  # (target, its resolved DSN, its events) -> result
+
+
+def table_of(target: Target, table: api.Table) -> api.Table:
+    """A tenant's tracking tables are in its schema, under the name the project uses."""
+    return tracking.TrackingTable.of_tenant(target.schema, _name(table)) if target.schema else table
+
+
+def _name(table: api.Table) -> str | None:
+    return table.name if isinstance(table, tracking.TrackingTable) else table
+
+
+def _outcome(target: Target, work: Callable[[], R], judge: Callable[[R], int]) -> Outcome[R]:
+    started = time.monotonic()
+    try:
+        result = work()
+    except (RunnerError, psycopg.Error) as exc:
+        # The api words what it expects; any other psycopg error is the server's answer about this target.
+        error = exc if isinstance(exc, RunnerError) else ConnectionFailed(db.error_text(exc, target.dsn))
+        return Outcome(target, error=error, code=error.exit_code, seconds=time.monotonic() - started)
+    return Outcome(target, result, code=judge(result), seconds=time.monotonic() - started)
+
+
+@contextmanager
+def _resolved(targets: Sequence[Target], on_note: Callable[[str], None] | None) -> Iterator[dict[str | None, str]]:
+    """Each target's DSN as libpq takes it: a target with none gets the default database, whose embedded
+    server (when that is what it is) starts once for the whole fleet."""
+    with ExitStack() as stack:
+        urls: dict[str | None, str] = {}
+        for dsn in dict.fromkeys(t.dsn for t in targets):
+            urls[dsn] = stack.enter_context(db.target(dsn, on_note)) if dsn is None else dsn
+        yield urls
+
+
+def _room(urls: Sequence[str]) -> int | None:
+    """Connections the servers can still take (the least of them); None when it cannot be told."""
+    servers: dict[tuple[object, object], str] = {}
+    for url in urls:
+        try:
+            parts = db.parse(url)
+        except BadInput:
+            continue
+        servers.setdefault((parts.get("host"), parts.get("port")), url)
+    room = None
+    for url in servers.values():
+        try:
+            with db.connect(url) as conn:
+                row = conn.execute(
+                    "SELECT current_setting('max_connections')::int"
+                    " - current_setting('superuser_reserved_connections')::int"
+                    " - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"
+                ).fetchone()
+        except RunnerError:
+            continue  # that target reports it itself
+        if row is not None:
+            room = row[0] if room is None else min(room, row[0])
+    return room
+
+
+def _jobs(wanted: int | None, targets: int, per_target: int, urls: Sequence[str]) -> int:
+    jobs = max(1, min(wanted or DEFAULT_JOBS, targets))
+    room = _room(urls) if jobs > 1 else None
+    return jobs if room is None else max(1, min(jobs, room // per_target))
+
+
+def run(
+    targets: Sequence[Target],
+    verb: Verb[R],
+    *,
+    jobs: int | None = None,
+    canary: int = 0,
+    keep_going: bool = False,
+    judge: Callable[[R], int] = lambda result: 0,
+    connections: int = 1,
+    on_event: OnFleetEvent | None = None,
+    on_note: Callable[[str], None] | None = None,
+) -> FleetResult[R]:
+    """Run ``verb`` for every target, ``jobs`` at a time (fewer if the server has no room for them).
+
+    The first ``canary`` targets run first; the rest start only if all of them succeeded. A failure
+    stops new targets unless ``keep_going``. A KeyboardInterrupt while targets run stops new ones and
+    waits for those running; a second one is raised.
+    """
+    emit = on_event or (lambda event: None)
+    if canary < 0 or canary > len(targets):
+        raise BadInput(f"--canary {canary}: expected 0 to {len(targets)}, the number of targets")
+    results: dict[int, Outcome[R]] = {}
+    stopped: str | None = None
+    with _resolved(targets, on_note) as urls:
+        workers = _jobs(jobs, len(targets), connections, list(urls.values()))
+
+        def one(index: int) -> Outcome[R]:
+            target = targets[index]
+            return _outcome(target, lambda: verb(target, urls[target.dsn], lambda e: emit(TargetEvent(target, e))),
+                            judge)  # fmt: skip
+
+        with ThreadPoolExecutor(workers, thread_name_prefix="runner-fleet") as pool:
+            for batch in (range(canary), range(canary, len(targets))):
+                if stopped is None:
+                    stopped = _phase(pool, workers, batch, one, results, keep_going, len(targets), emit)
+                if stopped is None and canary and batch.start == 0 and any(results[i].failed for i in batch):
+                    stopped = f"a canary target failed ({_named([results[i] for i in batch if results[i].failed])})"
+                    emit(Stopping(stopped, 0))
+    outcomes = [results.get(i) or Outcome(t, started=False) for i, t in enumerate(targets)]
+    return FleetResult(outcomes, stopped if any(not o.started for o in outcomes) else None, workers)
+
+
+def _named(outcomes: Sequence[Outcome[Any]], shown: int = 3) -> str:
+    names = [o.target.name for o in outcomes]
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def _phase(
+    pool: ThreadPoolExecutor, workers: int, batch: range, one: Callable[[int], Outcome[R]],
+    results: dict[int, Outcome[R]], keep_going: bool, total: int, emit: OnFleetEvent,
+) -> str | None:  # fmt: skip
+    """Run one batch of targets; the reason new targets stopped starting, if they did."""
+    queue = iter(batch)
+    running: dict[Future[Outcome[R]], int] = {}
+    stopped: str | None = None
+    interrupted = False
+    while True:
+        while stopped is None and len(running) < workers and (index := next(queue, None)) is not None:
+            running[pool.submit(one, index)] = index
+        if not running:
+            return stopped
+        try:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+        except KeyboardInterrupt:
+            if interrupted:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            interrupted, stopped = True, stopped or "interrupted"
+            emit(Stopping("interrupted", len(running)))
+            continue
+        for future in finished:
+            outcome = future.result()
+            results[running.pop(future)] = outcome
+            emit(TargetDone(outcome, len(results), total))
+            if outcome.failed and not keep_going and stopped is None:
+                stopped = f"{outcome.target.name} failed"
+                emit(Stopping(stopped, len(running)))
+
+
+# ---------------------------------------------------------------- the verbs over a fleet
+
+
+class _Connections(threading.local):
+    """One connection per thread and database for the verbs that only read: a thousand tenant schemas in one
+    database cost a few connections, not a thousand."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, psycopg.Connection] = {}
+
+
+@contextmanager
+def _reader() -> Iterator[Callable[[str], psycopg.Connection]]:
+    local, made, guard = _Connections(), [], threading.Lock()
+
+    def connection(url: str) -> psycopg.Connection:
+        conn = local.open.get(url)
+        if conn is None or conn.closed or conn.broken:
+            conn = local.open[url] = db.connect(url)
+            with guard:
+                made.append(conn)
+        return conn
+
+    try:
+        yield connection
+    finally:
+        for conn in made:
+            conn.close()
+
+
+def _tenant(conn: psycopg.Connection, target: Target, create: bool) -> None:
+    """A tenant's schema must be there: one made by mistake would take a mistyped tenant's files."""
+    name = sql.Identifier(target.schema or "")
+    if create:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name))
+    elif conn.execute("SELECT to_regnamespace(%s) IS NOT NULL", (name.as_string(conn),)).fetchone() != (True,):
+        raise BadInput(f"{target.name}: schema {target.schema} does not exist; check the name, or pass "
+                       "--create-schema to provision the tenant")  # fmt: skip
+
+
+def migrate(
+    targets: Sequence[Target],
+    directory: str | Path = api.DEFAULT_DIR,
+    table: api.Table = None,
+    *,
+    jobs: int | None = None,
+    canary: int = 0,
+    keep_going: bool = False,
+    create_schema: bool = False,
+    on_event: OnFleetEvent | None = None,
+    **options: Any,
+) -> FleetResult[api.MigrateResult]:
+    """``runner.api.migrate`` on every target; ``options`` are its keyword arguments (strict, to, retries, ...).
+
+    A tenant's schema must exist, unless ``create_schema`` (provisioning a new tenant) creates it first.
+    """
+    with _reader() as connection:
+
+        def verb(target: Target, url: str, events: api.OnEvent) -> api.MigrateResult:
+            if target.schema:
+                _tenant(connection(url), target, create_schema)
+            return api.migrate(url, directory, table_of(target, table), on_event=events, **options)
+
+        return run(targets, verb, jobs=jobs, canary=canary, keep_going=keep_going,
+                   connections=_CONNECTIONS["migrate"] + 1, on_event=on_event)  # fmt: skip
+
+
+def _read(
+    targets: Sequence[Target], call: Callable[[psycopg.Connection, api.Table, api.OnEvent], R], table: api.Table,
+    jobs: int | None, judge: Callable[[R], int], on_event: OnFleetEvent | None,
+) -> FleetResult[R]:  # fmt: skip
+    with _reader() as connection:
+        return run(targets, lambda t, url, events: call(connection(url), table_of(t, table), events), jobs=jobs,
+                   keep_going=True, judge=judge, on_event=on_event)  # fmt: skip
+
+
+def status(
+    targets: Sequence[Target], directory: str | Path = api.DEFAULT_DIR, table: api.Table = None, *,
+    jobs: int | None = None, on_event: OnFleetEvent | None = None,
+) -> FleetResult[Plan]:  # fmt: skip
+    """``runner.api.status`` of every target."""
+    return _read(targets, lambda conn, t, events: api.status(conn, directory, t, on_event=events), table, jobs,
+                 lambda plan: 0, on_event)  # fmt: skip
+
+
+def verify(
+    targets: Sequence[Target], directory: str | Path = api.DEFAULT_DIR, table: api.Table = None, *,
+    strict: bool = False, jobs: int | None = None, on_event: OnFleetEvent | None = None,
+) -> FleetResult[api.VerifyResult]:  # fmt: skip
+    """``runner.api.verify`` of every target; a target with drift counts 1, as verify exits."""
+    return _read(targets, lambda conn, t, events: api.verify(conn, directory, t, strict=strict, on_event=events),
+                 table, jobs, lambda result: 0 if result.clean else 1, on_event)  # fmt: skip
+
+
+def dry_run(
+    targets: Sequence[Target], directory: str | Path = api.DEFAULT_DIR, table: api.Table = None, *,
+    jobs: int | None = None, on_event: OnFleetEvent | None = None, **options: Any,
+) -> FleetResult[api.DryRun]:  # fmt: skip
+    """``runner.api.dry_run`` of every target: what migrate would run on each."""
+    return _read(targets, lambda conn, t, events: api.dry_run(conn, directory, t, on_event=events, **options), table,
+                 jobs, lambda result: 0, on_event)  # fmt: skip
