@@ -4,22 +4,21 @@ Each setting is a flag, else its environment variable (typer reads it, so ``--he
 else ``[tool.runner]`` in pyproject.toml, else the default: runner.config resolves all but the
 flags, which are taken only when they were typed (the option's default is None).
 
-Option sets: a frozen dataclass whose fields are options (``Connection``, ``Printing``). A command
+Option sets: a NamedTuple whose fields are options (``Connection``, ``Printing``). A command
 takes one by naming it in its signature (``where: Connection``); ``@uses`` puts the set's options in
 that place, so ``--help`` lists them there, and hands the body one instance. A command that takes
 only some of a set's options says which: ``where: Annotated[Connection, Only("dsn", "table")]``.
-To add a set (``Fleet``: --target, --jobs ...), declare one more such dataclass here and name it in
+To add a set (``Fleet``: --target, --jobs ...), declare one more such NamedTuple here and name it in
 the commands that take it; nothing else changes.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Annotated, Any, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, NamedTuple, get_args, get_origin, get_type_hints
 
 import typer
 
@@ -99,8 +98,7 @@ StatementTimeout = Annotated[
 ]  # fmt: skip
 
 
-@dataclasses.dataclass(frozen=True)
-class Connection:
+class Connection(NamedTuple):
     """Where a command works: the database, the migrations folder and the tracking table.
 
     The body reads them resolved, from ``Run.settings`` (a flag only where it was typed)."""
@@ -110,8 +108,7 @@ class Connection:
     table: Table = None
 
 
-@dataclasses.dataclass(frozen=True)
-class Printing:
+class Printing(NamedTuple):
     """How much a command says: --json, --quiet, --verbose."""
 
     as_json: Json = False
@@ -119,52 +116,67 @@ class Printing:
     verbose: Verbose = False
 
 
-@dataclasses.dataclass(frozen=True)
 class Only:
     """Take only these options of a set: ``Annotated[Connection, Only("dsn")]``; the others keep their default."""
 
-    names: tuple[str, ...]
-
     def __init__(self, *names: str) -> None:
-        object.__setattr__(self, "names", names)
+        self.names = names
 
 
 def uses(body: Callable[..., None]) -> Callable[..., None]:
     """The command ``body`` with each option-set parameter spread into the set's options (see the module's
-    docstring). typer reads the result's ``__signature__``, whose annotations are evaluated here: the
-    ``Annotated`` ones carry the options, and the others (``typer.Context``) are found by their type."""
-    given = inspect.signature(body, eval_str=True)
-    spread: list[inspect.Parameter] = []
-    sets: dict[str, tuple[type, list[str]]] = {}  # body parameter -> (its set, the option names it takes)
-    for parameter in given.parameters.values():
-        kind, only = _option_set(parameter.annotation)
-        if kind is None:
-            spread.append(parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY))
-            continue
-        hints = get_type_hints(kind, include_extras=True)
-        fields = [f for f in dataclasses.fields(kind) if only is None or f.name in only.names]
-        sets[parameter.name] = (kind, [f.name for f in fields])
+    docstring)."""
+    return _Spread(body)
+
+
+class _Spread:
+    """A command body whose signature, as typer reads it, has its option sets spread into their options.
+
+    The signature is worked out when typer first asks for it, not at import: that evaluates the
+    annotations (typer's ``Annotated`` options are built then), which a run needs for its own command
+    only, as it would without sets. typer reads ``__signature__``, whose ``Annotated`` annotations carry the
+    options, and ``__annotations__``, where it finds the others (``typer.Context``) by their type.
+    """
+
+    def __init__(self, body: Callable[..., None]) -> None:
+        functools.update_wrapper(self, body, assigned=("__module__", "__name__", "__qualname__", "__doc__"))
+        self.body = body
+        self.sets: dict[str, tuple[Any, list[str]]] = {}  # parameter -> (its set, the option names it takes)
+
+    @functools.cached_property
+    def __signature__(self) -> inspect.Signature:
+        given = inspect.signature(self.body, eval_str=True)
         keyword = inspect.Parameter.KEYWORD_ONLY
-        spread += [inspect.Parameter(f.name, keyword, default=f.default, annotation=hints[f.name]) for f in fields]
+        spread: list[inspect.Parameter] = []
+        for parameter in given.parameters.values():
+            kind, only = _option_set(parameter.annotation)
+            if kind is None:
+                spread.append(parameter.replace(kind=keyword))
+                continue
+            hints = get_type_hints(kind, include_extras=True)
+            names = [name for name in kind._fields if only is None or name in only.names]
+            self.sets[parameter.name] = (kind, names)
+            defaults = kind._field_defaults
+            spread += [inspect.Parameter(n, keyword, default=defaults[n], annotation=hints[n]) for n in names]
+        return given.replace(parameters=spread)
 
-    @functools.wraps(body)
-    def command(**values: Any) -> None:
-        for name, (kind, names) in sets.items():
+    @functools.cached_property
+    def __annotations__(self) -> dict[str, Any]:  # type: ignore[override]
+        return {p.name: p.annotation for p in self.__signature__.parameters.values()}
+
+    def __call__(self, **values: Any) -> None:
+        for name, (kind, names) in self.sets.items():
             values[name] = kind(**{option: values.pop(option) for option in names})
-        body(**values)
-
-    command.__signature__ = given.replace(parameters=spread)  # type: ignore[attr-defined]
-    command.__annotations__ = {p.name: p.annotation for p in spread}
-    return command
+        self.body(**values)
 
 
-def _option_set(annotation: Any) -> tuple[type | None, Only | None]:
+def _option_set(annotation: Any) -> tuple[Any, Only | None]:
     """The option set an annotation names, and the Only it was given, if it names one."""
     only = None
     if get_origin(annotation) is Annotated:
         annotation, *extras = get_args(annotation)
         only = next((e for e in extras if isinstance(e, Only)), None)
-    is_set = isinstance(annotation, type) and dataclasses.is_dataclass(annotation)
+    is_set = isinstance(annotation, type) and issubclass(annotation, tuple) and hasattr(annotation, "_fields")
     return (annotation, only) if is_set else (None, None)
 
 
@@ -211,12 +223,12 @@ def folder(settings: config.Settings) -> Path:
     return Path(config.shown(settings.dir)) if settings.dir.is_absolute() else settings.dir
 
 
-@dataclasses.dataclass(frozen=True)
 class Run:
     """What a command's work is given: its settings, resolved, and how much to say."""
 
-    settings: config.Settings
-    out: Output
+    def __init__(self, settings: config.Settings, out: Output) -> None:
+        self.settings = settings
+        self.out = out
 
     @property
     def target(self) -> tuple[str | None, Path, str | None]:
