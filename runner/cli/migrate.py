@@ -9,16 +9,14 @@ import typer
 from runner import api, report
 from runner.cli import EPILOG, Answer, _run, app
 from runner.cli.options import (
-    AllowOutOfOrder,
     Connection,
     LockTimeout,
     LockWait,
+    Pending,
     Printing,
     Retries,
     Run,
     StatementTimeout,
-    Strict,
-    To,
     WaitForDb,
     uses,
 )
@@ -30,9 +28,7 @@ from runner.progress import MigrateProgress
 def migrate(
     context: typer.Context,
     where: Connection,
-    strict: Strict = None,
-    allow_out_of_order: AllowOutOfOrder = None,
-    to: To = None,
+    pending: Pending,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run, as `runner plan` does.")] = False,
     lock_wait: LockWait = None,
     lock_timeout: LockTimeout = None,
@@ -47,7 +43,7 @@ def migrate(
     Example: runner migrate --dsn postgresql://app@db.internal/app
     """
     if dry_run:
-        _plan(context, shown, to)
+        _plan(context, shown, pending.to)
         return
 
     def work(run: Run) -> Answer:
@@ -64,8 +60,8 @@ def migrate(
                 else:
                     progress(event)
 
-            result = api.migrate(*run.target, strict=s.strict, allow_out_of_order=s.allow_out_of_order, to=to,
-                                 lock_wait=s.lock_wait, lock_timeout=s.lock_timeout,
+            result = api.migrate(*run.target, strict=s.strict, allow_out_of_order=s.allow_out_of_order,
+                                 to=pending.to, lock_wait=s.lock_wait, lock_timeout=s.lock_timeout,
                                  statement_timeout=s.statement_timeout, retries=s.retries, wait_for_db=s.wait_for_db,
                                  on_event=on_event)  # fmt: skip
         summary = report.migrate_summary(result)
@@ -126,9 +122,7 @@ def verify(
 def plan(
     context: typer.Context,
     where: Connection,
-    strict: Strict = None,
-    allow_out_of_order: AllowOutOfOrder = None,
-    to: To = None,
+    pending: Pending,
     wait_for_db: WaitForDb = None,
     *,
     shown: Printing,
@@ -137,7 +131,7 @@ def plan(
 
     Example: runner plan --to 15
     """
-    _plan(context, shown, to)
+    _plan(context, shown, pending.to)
 
 
 def _plan(context: typer.Context, shown: Printing, to: int | None) -> None:

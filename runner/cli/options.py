@@ -4,7 +4,7 @@ Each setting is a flag, else its environment variable (typer reads it, so ``--he
 else ``[tool.runner]`` in pyproject.toml, else the default: runner.config resolves all but the
 flags, which are taken only when they were typed (the option's default is None).
 
-Option sets: a NamedTuple whose fields are options (``Connection``, ``Printing``). A command
+Option sets: a NamedTuple whose fields are options (``Connection``, ``Printing``, ``Pending``). A command
 takes one by naming it in its signature (``where: Connection``); ``@uses`` puts the set's options in
 that place, so ``--help`` lists them there, and hands the body one instance. A command that takes
 only some of a set's options says which: ``where: Annotated[Connection, Only("dsn", "table")]``.
@@ -116,6 +116,14 @@ class Printing(NamedTuple):
     verbose: Verbose = False
 
 
+class Pending(NamedTuple):
+    """Which pending files a run takes, and what refuses it: migrate and plan."""
+
+    strict: Strict = None
+    allow_out_of_order: AllowOutOfOrder = None
+    to: To = None
+
+
 class Only:
     """Take only these options of a set: ``Annotated[Connection, Only("dsn")]``; the others keep their default."""
 
@@ -141,13 +149,14 @@ class _Spread:
     def __init__(self, body: Callable[..., None]) -> None:
         functools.update_wrapper(self, body, assigned=("__module__", "__name__", "__qualname__", "__doc__"))
         self.body = body
-        self.sets: dict[str, tuple[Any, list[str]]] = {}  # parameter -> (its set, the option names it takes)
 
     @functools.cached_property
-    def __signature__(self) -> inspect.Signature:
+    def _spread(self) -> tuple[inspect.Signature, dict[str, tuple[Any, list[str]]]]:
+        """The signature with the sets spread, and by parameter the set and the option names it takes."""
         given = inspect.signature(self.body, eval_str=True)
         keyword = inspect.Parameter.KEYWORD_ONLY
         spread: list[inspect.Parameter] = []
+        sets: dict[str, tuple[Any, list[str]]] = {}
         for parameter in given.parameters.values():
             kind, only = _option_set(parameter.annotation)
             if kind is None:
@@ -155,17 +164,21 @@ class _Spread:
                 continue
             hints = get_type_hints(kind, include_extras=True)
             names = [name for name in kind._fields if only is None or name in only.names]
-            self.sets[parameter.name] = (kind, names)
+            sets[parameter.name] = (kind, names)
             defaults = kind._field_defaults
             spread += [inspect.Parameter(n, keyword, default=defaults[n], annotation=hints[n]) for n in names]
-        return given.replace(parameters=spread)
+        return given.replace(parameters=spread), sets
 
-    @functools.cached_property
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return self._spread[0]
+
+    @property
     def __annotations__(self) -> dict[str, Any]:  # type: ignore[override]
         return {p.name: p.annotation for p in self.__signature__.parameters.values()}
 
     def __call__(self, **values: Any) -> None:
-        for name, (kind, names) in self.sets.items():
+        for name, (kind, names) in self._spread[1].items():
             values[name] = kind(**{option: values.pop(option) for option in names})
         self.body(**values)
 
