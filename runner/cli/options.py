@@ -1,0 +1,260 @@
+"""The options commands share, declared once; the settings they resolve to, and the --verbose display of them.
+
+Each setting is a flag, else its environment variable (typer reads it, so ``--help`` names it),
+else ``[tool.runner]`` in pyproject.toml, else the default: runner.config resolves all but the
+flags, which are taken only when they were typed (the option's default is None).
+
+Option sets: a NamedTuple whose fields are options (``Connection``, ``Printing``, ``Pending``). A command
+takes one by naming it in its signature (``where: Connection``); ``@uses`` puts the set's options in
+that place, so ``--help`` lists them there, and hands the body one instance. A command that takes
+only some of a set's options says which: ``where: Annotated[Connection, Only("dsn", "table")]``.
+To add a set (``Fleet``: --target, --jobs ...), declare one more such NamedTuple here and name it in
+the commands that take it; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Annotated, Any, NamedTuple, get_args, get_origin, get_type_hints
+
+import typer
+
+from runner import api, config
+from runner.progress import Output, say
+
+
+def _env(field: str) -> str:
+    return config.BY_FIELD[field].env
+
+
+Dsn = Annotated[
+    str | None,
+    typer.Option("--dsn", envvar=_env("database_url"),
+                 help="postgresql:// URL. Default: \\[tool.runner] database-url, else libpq's PG* variables, "
+                      "else the embedded PostgreSQL in .runner/."),
+]  # fmt: skip
+Dir = Annotated[
+    Path | None,
+    typer.Option("--dir", envvar=_env("dir"),
+                 help="Folder of the migration files. Default: sql, beside the nearest pyproject.toml."),
+]  # fmt: skip
+Table = Annotated[
+    str | None,
+    typer.Option("--table", envvar=_env("table"),
+                 help="Tracking table: name or schema.name. Default: public.runner_migrations."),
+]  # fmt: skip
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
+Quiet = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="Print only warnings and errors, and the answer the command was asked for."),
+]
+Verbose = Annotated[
+    bool,
+    typer.Option("--verbose", "-v",
+                 help="Also print, on stderr, the settings in use and where each came from, and the time taken; "
+                      "migrate adds each file as it starts and its statement count."),
+]  # fmt: skip
+Strict = Annotated[
+    bool | None,
+    typer.Option("--strict/--no-strict", envvar=_env("strict"),
+                 help="Refuse to run (exit 1) if an applied file was edited or is gone."),
+]  # fmt: skip
+AllowOutOfOrder = Annotated[
+    bool | None,
+    typer.Option("--allow-out-of-order/--no-allow-out-of-order", envvar=_env("allow_out_of_order"),
+                 help="Apply files older than the newest applied one."),
+]  # fmt: skip
+To = Annotated[
+    int | None, typer.Option("--to", metavar="VERSION", help="Stop after this version (pending files up to it run).")
+]
+WaitForDb = Annotated[
+    float | None,
+    typer.Option("--wait-for-db", min=0, metavar="SECONDS", envvar=_env("wait_for_db"),
+                 help="Retry the first connection this long until the server accepts it (containers). Default: 0."),
+]  # fmt: skip
+LockWait = Annotated[
+    float | None,
+    typer.Option("--lock-wait", min=0, metavar="SECONDS", envvar=_env("lock_wait"),
+                 help="Seconds to wait for another runner's lock (exit 4 after). Default: 120."),
+]  # fmt: skip
+LockTimeout = Annotated[
+    str | None,
+    typer.Option("--lock-timeout", metavar="DURATION", envvar=_env("lock_timeout"),
+                 help="PostgreSQL lock_timeout for each migration, e.g. 5s: fail fast instead of queueing "
+                      "traffic behind an ALTER. A file's `-- runner: lock-timeout=...` overrides it."),
+]  # fmt: skip
+Retries = Annotated[
+    int | None,
+    typer.Option("--retries", min=0, envvar=_env("retries"),
+                 help="Retry a migration that hit lock_timeout this many times, with backoff. Default: 0."),
+]  # fmt: skip
+StatementTimeout = Annotated[
+    str | None,
+    typer.Option("--statement-timeout", metavar="DURATION", envvar=_env("statement_timeout"),
+                 help="PostgreSQL statement_timeout for each statement of a migration, e.g. 10min."),
+]  # fmt: skip
+
+
+class Connection(NamedTuple):
+    """Where a command works: the database, the migrations folder and the tracking table.
+
+    The body reads them resolved, from ``Run.settings`` (a flag only where it was typed)."""
+
+    dsn: Dsn = None
+    dir: Dir = None
+    table: Table = None
+
+
+class Printing(NamedTuple):
+    """How much a command says: --json, --quiet, --verbose."""
+
+    as_json: Json = False
+    quiet: Quiet = False
+    verbose: Verbose = False
+
+
+class Pending(NamedTuple):
+    """Which pending files a run takes, and what refuses it: migrate and plan."""
+
+    strict: Strict = None
+    allow_out_of_order: AllowOutOfOrder = None
+    to: To = None
+
+
+class Only:
+    """Take only these options of a set: ``Annotated[Connection, Only("dsn")]``; the others keep their default."""
+
+    def __init__(self, *names: str) -> None:
+        self.names = names
+
+
+def uses(body: Callable[..., None]) -> Callable[..., None]:
+    """The command ``body`` with each option-set parameter spread into the set's options (see the module's
+    docstring)."""
+    return _Spread(body)
+
+
+class _Spread:
+    """A command body whose signature, as typer reads it, has its option sets spread into their options.
+
+    The signature is worked out when typer first asks for it, not at import: that evaluates the
+    annotations (typer's ``Annotated`` options are built then), which a run needs for its own command
+    only, as it would without sets. typer reads ``__signature__``, whose ``Annotated`` annotations carry the
+    options, and ``__annotations__``, where it finds the others (``typer.Context``) by their type.
+    """
+
+    def __init__(self, body: Callable[..., None]) -> None:
+        functools.update_wrapper(self, body, assigned=("__module__", "__name__", "__qualname__", "__doc__"))
+        self.body = body
+
+    @functools.cached_property
+    def _spread(self) -> tuple[inspect.Signature, dict[str, tuple[Any, list[str]]]]:
+        """The signature with the sets spread, and by parameter the set and the option names it takes."""
+        given = inspect.signature(self.body, eval_str=True)
+        keyword = inspect.Parameter.KEYWORD_ONLY
+        spread: list[inspect.Parameter] = []
+        sets: dict[str, tuple[Any, list[str]]] = {}
+        for parameter in given.parameters.values():
+            kind, only = _option_set(parameter.annotation)
+            if kind is None:
+                spread.append(parameter.replace(kind=keyword))
+                continue
+            hints = get_type_hints(kind, include_extras=True)
+            names = [name for name in kind._fields if only is None or name in only.names]
+            sets[parameter.name] = (kind, names)
+            defaults = kind._field_defaults
+            spread += [inspect.Parameter(n, keyword, default=defaults[n], annotation=hints[n]) for n in names]
+        return given.replace(parameters=spread), sets
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return self._spread[0]
+
+    @property
+    def __annotations__(self) -> dict[str, Any]:  # type: ignore[override]
+        return {p.name: p.annotation for p in self.__signature__.parameters.values()}
+
+    def __call__(self, **values: Any) -> None:
+        for name, (kind, names) in self._spread[1].items():
+            values[name] = kind(**{option: values.pop(option) for option in names})
+        self.body(**values)
+
+
+def _option_set(annotation: Any) -> tuple[Any, Only | None]:
+    """The option set an annotation names, and the Only it was given, if it names one."""
+    only = None
+    if get_origin(annotation) is Annotated:
+        annotation, *extras = get_args(annotation)
+        only = next((e for e in extras if isinstance(e, Only)), None)
+    is_set = isinstance(annotation, type) and issubclass(annotation, tuple) and hasattr(annotation, "_fields")
+    return (annotation, only) if is_set else (None, None)
+
+
+_FIELDS = {"dsn": "database_url"}  # parameter -> Settings field, where the names differ
+
+
+def settings(context: typer.Context, out: Output) -> config.Settings:
+    """The settings for this command: the flags typed, over what runner.config finds; --verbose shows them."""
+    typed = {}
+    for name, value in context.params.items():
+        source = context.get_parameter_source(name)
+        if _FIELDS.get(name, name) in config.BY_FIELD and source is not None and source.name == "COMMANDLINE":
+            typed[_FIELDS.get(name, name)] = value
+    found = config.load(flags=typed)
+    if out.verbose:
+        read = config.shown(found.pyproject) if found.pyproject else f"no {config.PYPROJECT} found"
+        out.detail(f"Settings ({read}):")
+        used = {_FIELDS.get(name, name) for name in context.params}
+        for key in config.KEYS:
+            if key.field in used:
+                out.detail(f"  {key.name} = {_shown_value(found, key.field)} ({found.sources[key.field]})")
+        if "database_url" in used:  # which server, and why: a PGPASSWORD left set is enough to leave the embedded one
+            from runner.db import choose
+
+            out.detail(f"Database: {choose(found.database_url, found.sources['database_url'])}")
+    return found
+
+
+def _shown_value(settings: config.Settings, field: str) -> str:
+    from runner.db import redact
+
+    value = getattr(settings, field)
+    if field == "database_url":
+        return redact(value, value) if value else "none: libpq's PG* variables if set, else the embedded PostgreSQL"
+    if field == "dir":
+        return config.shown(value) if value.is_absolute() else str(value)
+    if value is None or isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def folder(settings: config.Settings) -> Path:
+    """The migrations folder as messages should name it: relative to here when it is inside."""
+    return Path(config.shown(settings.dir)) if settings.dir.is_absolute() else settings.dir
+
+
+class Run:
+    """What a command's work is given: its settings, resolved, and how much to say."""
+
+    def __init__(self, settings: config.Settings, out: Output) -> None:
+        self.settings = settings
+        self.out = out
+
+    @property
+    def target(self) -> tuple[str | None, Path, str | None]:
+        """The database, folder and tracking table, as runner.api takes them first."""
+        return self.settings.database_url, folder(self.settings), self.settings.table
+
+    def notes(self, event: api.Event) -> None:
+        """The ``on_event`` of a command that shows only notes."""
+        if isinstance(event, api.Note):
+            self.out.note(event.text)
+
+    def lines(self, lines: Iterable[str]) -> None:
+        """Print the answer, unless --json asked for the document alone."""
+        if not self.out.as_json:
+            for line in lines:
+                say(line)
