@@ -23,6 +23,7 @@ from typing import Annotated, Any, NamedTuple, get_args, get_origin, get_type_hi
 import typer
 
 from runner import api, config
+from runner.errors import BadInput
 from runner.progress import Output, say
 
 
@@ -30,11 +31,13 @@ def _env(field: str) -> str:
     return config.BY_FIELD[field].env
 
 
+# Repeatable (migrate, status, verify and plan run on each database given), so $DATABASE_URL is read by
+# runner.config, not by click: click would split a variable of a repeatable option at its spaces.
 Dsn = Annotated[
-    str | None,
-    typer.Option("--dsn", envvar=_env("database_url"),
-                 help="postgresql:// URL. Default: \\[tool.runner] database-url, else libpq's PG* variables, "
-                      "else the embedded PostgreSQL in .runner/."),
+    list[str] | None,
+    typer.Option("--dsn", metavar="TEXT",
+                 help=f"postgresql:// URL [env var: {_env('database_url')}]. Default: \\[tool.runner] database-url, "
+                      "else libpq's PG* variables, else the embedded PostgreSQL in .runner/."),
 ]  # fmt: skip
 Dir = Annotated[
     Path | None,
@@ -124,6 +127,57 @@ class Pending(NamedTuple):
     to: To = None
 
 
+TargetNames = Annotated[
+    list[str] | None,
+    typer.Option("--target", metavar="NAME", rich_help_panel="Many databases",
+                 help="A target or group of \\[tool.runner.targets]; repeat for more. With any option of this "
+                      "panel, or --dsn given twice, the command runs on each target on its own (a fleet)."),
+]  # fmt: skip
+TargetsFile = Annotated[
+    Path | None,
+    typer.Option("--targets-file", metavar="FILE", rich_help_panel="Many databases",
+                 help="Targets, one connection string per line (# comments, ${NAME} from the environment); "
+                      "- reads standard input."),
+]  # fmt: skip
+Schemas = Annotated[
+    str | None,
+    typer.Option("--schemas", metavar="PATTERN", rich_help_panel="Many databases",
+                 help="Each schema of the database(s) that matches, as psql's \\dn PATTERN does (tenant_*), is a "
+                      "target: its own tracking tables in it, its files run with it first on search_path."),
+]  # fmt: skip
+SchemasQuery = Annotated[
+    str | None,
+    typer.Option("--schemas-query", metavar="SQL", rich_help_panel="Many databases",
+                 help="The tenant schemas: the names this query returns on each database."),
+]  # fmt: skip
+Jobs = Annotated[
+    int | None,
+    typer.Option("--jobs", "-j", min=1, rich_help_panel="Many databases",
+                 help="Targets at once. Default: 4, fewer when the server has no room for their connections."),
+]  # fmt: skip
+Shard = Annotated[
+    str | None,
+    typer.Option("--shard", metavar="K/N", rich_help_panel="Many databases",
+                 help="Only the targets of shard K of N (K from 0, as $JOB_COMPLETION_INDEX): N jobs on N machines "
+                      "split a fleet; a target's shard follows from its name alone."),
+]  # fmt: skip
+
+
+class Fleet(NamedTuple):
+    """Which targets a command runs on: the one database, unless one of these (or --dsn twice) is given."""
+
+    target: TargetNames = None
+    targets_file: TargetsFile = None
+    schemas: Schemas = None
+    schemas_query: SchemasQuery = None
+    shard: Shard = None
+    jobs: Jobs = None
+
+    def chosen(self, dsns: list[str] | None) -> bool:
+        given = (self.target, self.targets_file, self.schemas, self.schemas_query, self.shard)
+        return any(value is not None for value in given) or len(dsns or ()) > 1
+
+
 class Only:
     """Take only these options of a set: ``Annotated[Connection, Only("dsn")]``; the others keep their default."""
 
@@ -203,6 +257,12 @@ def settings(context: typer.Context, out: Output) -> config.Settings:
         source = context.get_parameter_source(name)
         if _FIELDS.get(name, name) in config.BY_FIELD and source is not None and source.name == "COMMANDLINE":
             typed[_FIELDS.get(name, name)] = value
+    dsns = context.params.get("dsn") or []
+    if len(dsns) > 1 and "target" not in context.params:
+        raise BadInput(f"--dsn is given {len(dsns)} times; {context.command_path} works on one database "
+                       "(migrate, status, verify and plan take several)")  # fmt: skip
+    if dsns:
+        typed["database_url"] = dsns[0] if len(dsns) == 1 else None
     found = config.load(flags=typed)
     if out.verbose:
         read = config.shown(found.pyproject) if found.pyproject else f"no {config.PYPROJECT} found"
