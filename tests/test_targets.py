@@ -59,8 +59,10 @@ ACCEPTED = {
         'cat = {query = "SELECT dsn FROM tenants", dsn = "${CATALOG_URL}"}',
         {"cat": QueryGroup("SELECT dsn FROM tenants", "${CATALOG_URL}")},
     ),
-    "tenant schemas": ('shop = {dsn = "postgresql://h/shop", schemas = "tenant_*"}',
-                       {"shop": Tenants("postgresql://h/shop", "tenant_*")}),  # fmt: skip
+    "tenant schemas": (
+        'shop = {dsn = "postgresql://h/shop", schemas = "tenant_*"}',
+        {"shop": Tenants("postgresql://h/shop", "tenant_*")},
+    ),
 }
 
 
