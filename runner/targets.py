@@ -180,10 +180,12 @@ def select(
     """The targets that ``--target`` names (groups in full, a query group's rows read from its catalog), then
     ``--dsn``'s, then those of ``--targets-file`` (``-``: standard input), each once, in the order first seen.
 
-    Empty when none of them gives any: the run then has the one default target. A query group connects to its
-    catalog; everything else is read without a connection.
+    Empty when none is given: the run then has the one default target. When they are given but name no target (a
+    catalog with no rows, a pattern that matches no schema, an empty file), BadInput: a fleet run never falls back
+    to the default database. A query group connects to its catalog, tenant schemas to their database.
     """
     environ = os.environ if environ is None else environ
+    names, dsns = list(names), list(dsns)
     file = _shown(settings.pyproject) if settings.pyproject else "pyproject.toml"
     found: list[Target] = []
     for name in names:
@@ -196,6 +198,10 @@ def select(
     found += [_dsn_target(dsn, "--dsn") for dsn in dsns]
     if targets_file is not None:
         found += read_targets_file(targets_file, environ)
+    if not found and (names or targets_file is not None):
+        given = [f"--target {name}" for name in names] + [f"--targets-file {targets_file}"] * bool(targets_file)
+        raise BadInput(f"{', '.join(given)} chose no target (a catalog with no rows, no schema that matches, or an "
+                       "empty file); there is nothing to migrate")  # fmt: skip
     return unique(found)
 
 
@@ -208,11 +214,7 @@ def _resolve(specs: Mapping[str, TargetSpec], name: str, file: str, environ: Map
         return [target for member in spec.members for target in _resolve(specs, member, file, environ)]
     if isinstance(spec, QueryGroup):
         return _catalog(spec.query, _dsn(spec.dsn, f"{where} dsn", environ), where)
-    from runner.db import connect
-
-    dsn = _dsn(spec.dsn, f"{where} dsn", environ)
-    with connect(dsn) as conn:
-        return expand(Target(name, dsn), tenant_schemas(conn, spec.schemas))
+    return with_schemas([Target(name, _dsn(spec.dsn, f"{where} dsn", environ))], pattern=spec.schemas, where=where)
 
 
 def _dsn(text: str, where: str, environ: Mapping[str, str]) -> str:
@@ -301,6 +303,33 @@ def unique(targets: Iterable[Target]) -> list[Target]:
 def expand(target: Target, schemas: Iterable[str]) -> list[Target]:
     """``target`` once for each schema, named ``name/schema``."""
     return [Target(f"{target.name}/{schema}", target.dsn, schema) for schema in schemas]
+
+
+def with_schemas(
+    targets: Iterable[Target], *, pattern: str | None = None, query: str | None = None, where: str = ""
+) -> list[Target]:
+    """Each target once for each of its database's schemas that ``pattern`` (``--schemas``) matches or ``query``
+    (``--schemas-query``) returns; a target that names its schema already stays as it is. Connects to each
+    database in turn, so a target needs its ``dsn``. ``where`` starts messages, else the target's name does.
+    """
+    from runner.db import connect
+
+    if (pattern is None) == (query is None):
+        raise ValueError("with_schemas takes a pattern or a query")
+    found = []
+    for target in targets:
+        if target.schema is not None:
+            found.append(target)
+            continue
+        if target.dsn is None:
+            raise ValueError("with_schemas needs each target's dsn: pass the default database's")
+        try:
+            with connect(target.dsn) as conn:
+                schemas = schemas_from_query(conn, query) if query is not None else tenant_schemas(conn, str(pattern))
+        except (BadInput, ConnectionFailed) as error:
+            raise type(error)(f"{where or target.name}: {error}") from None
+        found += expand(target, schemas)
+    return found
 
 
 def schema_regex(pattern: str) -> str:

@@ -32,6 +32,7 @@ from runner.targets import (
     shard,
     shard_of,
     tenant_schemas,
+    with_schemas,
 )
 
 SECRET = "Sw0rdf1sh-9"  # a password: it must appear in no message
@@ -394,4 +395,38 @@ def test_an_unreachable_catalog_names_the_group(tmp_path: Path) -> None:
     with pytest.raises(ConnectionFailed) as failed:
         select(s, ["cat"], environ={"CATALOG_URL": f"postgresql://app:{SECRET}@127.0.0.1:1/catalog"})
     assert "[tool.runner.targets] cat: cannot connect to app@127.0.0.1:1/catalog" in str(failed.value)
+    assert SECRET not in str(failed.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "given"),
+    [
+        ('cat = {query = "SELECT dsn FROM tenants", dsn = "${DB}"}', "--target cat"),
+        ('shop = {dsn = "${DB}", schemas = "tenant_*"}', "--target shop"),
+    ],
+    ids=["a catalog with no rows", "no schema that matches"],
+)
+def test_targets_named_but_none_found_never_fall_back_to_the_default(
+    dsn: str, tmp_path: Path, body: str, given: str
+) -> None:
+    query(dsn, "CREATE TABLE tenants (dsn text)")
+    with pytest.raises(BadInput, match=f"^{given} chose no target .*; there is nothing to migrate$"):
+        select(settings(tmp_path, body), [given.split()[1]], environ={"DB": dsn})
+
+
+def test_an_empty_targets_file_never_falls_back_to_the_default(tmp_path: Path) -> None:
+    path = write(tmp_path, "fleet.txt", "# nobody yet\n")
+    with pytest.raises(BadInput, match=r"^--targets-file .*fleet.txt chose no target"):
+        select(settings(tmp_path, ""), targets_file=path)
+
+
+def test_with_schemas_makes_each_database_one_target_per_tenant(dsn: str) -> None:
+    query(dsn, "CREATE SCHEMA tenant_b; CREATE SCHEMA tenant_a; CREATE SCHEMA other")
+    db, kept = Target("db", dsn), Target("kept", dsn, "other")
+    assert with_schemas([db, kept], pattern="TENANT_*") == [
+        Target("db/tenant_a", dsn, "tenant_a"), Target("db/tenant_b", dsn, "tenant_b"), kept]  # fmt: skip
+    assert with_schemas([db], query="VALUES ('other')") == [Target("db/other", dsn, "other")]
+    unreachable = Target("eu", f"postgresql://app:{SECRET}@127.0.0.1:1/app")
+    with pytest.raises(ConnectionFailed, match=r"^eu: cannot connect to app@127.0.0.1:1/app") as failed:
+        with_schemas([unreachable], pattern="*")
     assert SECRET not in str(failed.value)
