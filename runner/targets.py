@@ -2,8 +2,10 @@
 
 They come from ``[tool.runner.targets]`` in pyproject.toml (picked with ``--target NAME``), from
 ``--dsn`` and from ``--targets-file``, and a database becomes one target per tenant schema with
-``--schemas``. ``--shard K/N`` then keeps a stable slice. Each target is migrated on its own, with
-its own lock and tracking table, so a target given twice, or run by two shards, is safe.
+``--schemas``. ``--shard K/N`` then keeps a stable slice: K counts from 0 to N-1, as Kubernetes'
+JOB_COMPLETION_INDEX and GitHub's strategy.job-index do, and a target's shard follows from its name
+alone, so adding a target moves no other. Each target is migrated on its own, with its own lock and
+tracking table, so a target given twice, or run by two shards, is safe.
 
 ``[tool.runner.targets]`` maps a name to one of:
 
