@@ -17,8 +17,8 @@ tracking table, so a target given twice, or run by two shards, is safe.
 - a database's tenant schemas, a psql pattern: ``shop = {dsn = "${SHOP_URL}", schemas = "tenant_*"}``.
 
 pyproject.toml is committed, so a connection string there has no password: ``${NAME}`` takes a
-whole string, or a part of one, from the environment when the targets are chosen. Connection
-strings from a file, a flag or a catalog are used as given (the shell expands a flag's variables).
+whole string, or a part of one, from the environment when the targets are chosen, as in a line of a
+targets file. Those of ``--dsn`` (the shell expands its variables) and of a catalog are used as given.
 A connection string may then hold a password: names and messages go through runner.db.describe
 and runner.db.redact, never the string itself.
 """
