@@ -24,9 +24,12 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from runner.errors import BadInput
+
+if TYPE_CHECKING:
+    from runner.targets import TargetSpec
 
 DEFAULT_DIR = "sql"  # the same as runner.api.DEFAULT_DIR (a test holds them equal), without importing the API
 DEFAULT_TABLE = "public.runner_migrations"  # runner.tracking.DEFAULT_TABLE, likewise
@@ -62,6 +65,7 @@ class Settings:
     strict: bool = False
     allow_out_of_order: bool = False
     lint: LintSettings = LintSettings()
+    targets: Mapping[str, TargetSpec] = field(default_factory=dict, hash=False)  # [tool.runner.targets], checked
     pyproject: Path | None = None  # the file read, if one was found
     # field -> where its value came from: a flag, an environment variable, the pyproject.toml, or DEFAULT
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
@@ -226,7 +230,7 @@ def _read(path: Path) -> dict[str, Any]:
     table = tool.get("runner", {}) if isinstance(tool, dict) else {}
     if not isinstance(table, dict):
         raise BadInput(f"{shown(path)}: tool.runner must be a table, {TABLE}")
-    known = tuple(key.name for key in KEYS) + ("lint",)
+    known = tuple(key.name for key in KEYS) + ("lint", "targets")
     for name in table:
         if name not in known:
             raise _unknown(name, TABLE, path, known)
@@ -250,6 +254,12 @@ def _lint(table: dict[str, Any], path: Path) -> LintSettings:
     return LintSettings(tuple(exclude), pg_version)
 
 
+def _targets(table: dict[str, Any], path: Path) -> Mapping[str, TargetSpec]:
+    from runner.targets import read_specs  # only a project that names targets reads them
+
+    return read_specs(table["targets"], f"{shown(path)}: ") if "targets" in table else {}
+
+
 def lint_settings(start: Path | None = None) -> LintSettings:
     """``[tool.runner.lint]``: the rules runner lint leaves out, and the PostgreSQL version squawk assumes."""
     path = find_pyproject(start)
@@ -270,10 +280,12 @@ def load(
     environ = os.environ if environ is None else environ
     path = find_pyproject(start)
     lint, from_file = LintSettings(), {}
+    targets: Mapping[str, TargetSpec] = {}
     # Every value set is checked, even one a higher layer overrides: a mistake is never left for later.
     if path is not None:
         table = _read(path)
         lint = _lint(table, path)
+        targets = _targets(table, path)
         from_file = {key.field: _from_file(key, table[key.name], path) for key in KEYS if key.name in table}
     from_env = {key.field: key.parse(environ[key.env], key.env, True) for key in KEYS if environ.get(key.env)}
     values: dict[str, Any] = {}
@@ -290,7 +302,7 @@ def load(
             sources[key.field] = DEFAULT
             if key.field == "dir" and path is not None:  # the project's own folder, from any of its sub-folders
                 values["dir"] = path.parent / DEFAULT_DIR
-    return Settings(**values, lint=lint, pyproject=path, sources=sources)
+    return Settings(**values, lint=lint, targets=targets, pyproject=path, sources=sources)
 
 
 def _from_file(key: Key, value: object, path: Path) -> Any:
