@@ -111,7 +111,16 @@ class MigrateProgress:
             if self._progress is not None:
                 self._progress.advance(self._task)
 
-    def _start(self, total: int) -> None:
+    def start(self, total: int, description: str) -> None:
+        """A bar over ``total`` things other than files (a fleet's targets), where a bar is wanted."""
+        if total and self.bar:
+            self._start(total, description)
+
+    def advance(self) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task)
+
+    def _start(self, total: int, description: str = "Starting") -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -120,7 +129,7 @@ class MigrateProgress:
             SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=console, transient=True,
         )  # fmt: skip
-        self._task = self._progress.add_task("Starting", total=total)
+        self._task = self._progress.add_task(description, total=total)
         self._progress.start()
 
     def close(self) -> None:

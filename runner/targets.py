@@ -197,7 +197,7 @@ def select(
             hint = _did_you_mean(name, settings.targets)
             raise BadInput(f"--target {name!r} is not a target{hint}; {_known(settings.targets)} in {file}")
         found += _resolve(settings.targets, name, f"{file}: ", environ)
-    found += [_dsn_target(dsn, "--dsn") for dsn in dsns]
+    found += [of_dsn(dsn, "--dsn") for dsn in dsns]
     if targets_file is not None:
         found += read_targets_file(targets_file, environ)
     if not found and (names or targets_file is not None):
@@ -236,14 +236,15 @@ def _dsn(text: str, where: str, environ: Mapping[str, str]) -> str:
     return dsn
 
 
-def _dsn_target(dsn: str, where: str) -> Target:
+def of_dsn(dsn: str, where: str) -> Target:
+    """The target of a connection string, named host:port/dbname: the user is no part of its name."""
     from runner.db import describe, parse
 
     try:
         parse(dsn)
     except BadInput as error:
         raise BadInput(f"{where}: {error}") from None
-    return Target(describe(dsn).rpartition("@")[2], dsn)  # host:port/dbname: the user is no part of its name
+    return Target(describe(dsn).rpartition("@")[2], dsn)
 
 
 def read_targets_file(path: Path, environ: Mapping[str, str] | None = None) -> list[Target]:
@@ -259,7 +260,7 @@ def read_targets_file(path: Path, environ: Mapping[str, str] | None = None) -> l
     for number, line in enumerate(text.splitlines(), 1):
         if line.strip() and not line.lstrip().startswith("#"):
             where = f"{_shown(path)} line {number}"
-            targets.append(_dsn_target(_dsn(line.strip(), where, environ), where))
+            targets.append(of_dsn(_dsn(line.strip(), where, environ), where))
     return targets
 
 
@@ -286,7 +287,7 @@ def _row_target(row: tuple[object, ...], where: str) -> Target:
     name, dsn, schema = (None, row[0], None) if len(row) == 1 else (*row, None)[:3]
     if not dsn:
         raise BadInput(f"{where}: the dsn is null or empty")
-    target = _dsn_target(str(dsn), where)
+    target = of_dsn(str(dsn), where)
     named = Target(str(name) if name else target.name, target.dsn)
     return expand(named, [str(schema)])[0] if schema else named
 

@@ -10,6 +10,7 @@ from runner import api, report
 from runner.cli import EPILOG, Answer, _run, app
 from runner.cli.options import (
     Connection,
+    Fleet,
     LockTimeout,
     LockWait,
     Pending,
@@ -21,6 +22,16 @@ from runner.cli.options import (
     uses,
 )
 from runner.progress import MigrateProgress
+
+# One line per target and the summary is what a fleet run prints; this asks for each target's own report too.
+Each = Annotated[
+    bool,
+    typer.Option(
+        "--each",
+        rich_help_panel="Many databases",
+        help="With many targets: each target's own report, not only the summary.",
+    ),
+]
 
 
 @app.command(epilog=EPILOG)
@@ -37,17 +48,36 @@ def migrate(
     wait_for_db: WaitForDb = None,
     *,
     shown: Printing,
-) -> None:
+    targets: Fleet,
+    canary: Annotated[int, typer.Option("--canary", min=0, metavar="N", rich_help_panel="Many databases",
+                                        help="Migrate the first N targets first; the rest only if all of them "
+                                             "succeeded.")] = 0,
+    keep_going: Annotated[bool, typer.Option("--keep-going", rich_help_panel="Many databases",
+                                             help="Go on with the other targets after one fails (by default no new "
+                                                  "target starts; running ones finish).")] = False,
+    create_schema: Annotated[bool, typer.Option("--create-schema", rich_help_panel="Many databases",
+                                                help="Create the tenant schema --schemas NAME first: provisions a "
+                                                     "new tenant.")] = False,
+) -> None:  # fmt: skip
     """Apply the pending migrations in order, each in its own transaction with its tracking row.
 
     Example: runner migrate --dsn postgresql://app@db.internal/app
     """
     if dry_run:
-        _plan(context, shown, pending.to)
+        _plan(context, shown, pending.to, targets, where.dsn, each=False)
         return
 
     def work(run: Run) -> Answer:
         s, out = run.settings, run.out
+        if targets.chosen(where.dsn) or create_schema:
+            from runner.cli import fleet  # threads and targets: only a fleet run needs them
+
+            with fleet.chosen(run, targets, where.dsn, create_schema) as found:
+                return fleet.migrate(run, found, run.target[1], s.table, jobs=targets.jobs, canary=canary,
+                                     keep_going=keep_going, create_schema=create_schema, strict=s.strict,
+                                     allow_out_of_order=s.allow_out_of_order, to=pending.to, lock_wait=s.lock_wait,
+                                     lock_timeout=s.lock_timeout, statement_timeout=s.statement_timeout,
+                                     retries=s.retries, wait_for_db=s.wait_for_db)  # fmt: skip
         with MigrateProgress.for_output(out) as progress:
 
             def on_event(event: api.Event) -> None:
@@ -74,13 +104,21 @@ def migrate(
 
 @app.command(epilog=EPILOG)
 @uses
-def status(context: typer.Context, where: Connection, wait_for_db: WaitForDb = None, *, shown: Printing) -> None:
+def status(
+    context: typer.Context, where: Connection, wait_for_db: WaitForDb = None, *, shown: Printing, targets: Fleet,
+    each: Each = False,
+) -> None:  # fmt: skip
     """Show every migration with its state: applied, pending, edited, missing, out_of_order, deleted or outdated.
 
     Example: runner status --json
     """
 
     def work(run: Run) -> Answer:
+        if targets.chosen(where.dsn):
+            from runner.cli import fleet  # threads and targets: only a fleet run needs them
+
+            with fleet.chosen(run, targets, where.dsn) as found:
+                return fleet.status(run, found, run.target[1], run.settings.table, targets.jobs, each)
         plan = api.status(*run.target, wait_for_db=run.settings.wait_for_db, on_event=run.notes)
         if not run.out.as_json:
             report.print_status_table(plan)
@@ -98,6 +136,8 @@ def verify(
     wait_for_db: WaitForDb = None,
     *,
     shown: Printing,
+    targets: Fleet,
+    each: Each = False,
 ) -> None:
     """Detect drift between the files and the tracking table: exit 0 when clean, 1 when not.
 
@@ -109,6 +149,11 @@ def verify(
     """
 
     def work(run: Run) -> Answer:
+        if targets.chosen(where.dsn):
+            from runner.cli import fleet  # threads and targets: only a fleet run needs them
+
+            with fleet.chosen(run, targets, where.dsn) as found:
+                return fleet.verify(run, found, run.target[1], run.settings.table, targets.jobs, pending_is_drift, each)
         result = api.verify(*run.target, strict=pending_is_drift, wait_for_db=run.settings.wait_for_db,
                             on_event=run.notes)  # fmt: skip
         run.lines(report.verify_lines(result))
@@ -126,17 +171,26 @@ def plan(
     wait_for_db: WaitForDb = None,
     *,
     shown: Printing,
+    targets: Fleet,
+    each: Each = False,
 ) -> None:
     """Show what migrate would run, in order, how, and every warning it would give. Changes nothing.
 
     Example: runner plan --to 15
     """
-    _plan(context, shown, pending.to)
+    _plan(context, shown, pending.to, targets, where.dsn, each)
 
 
-def _plan(context: typer.Context, shown: Printing, to: int | None) -> None:
+def _plan(context: typer.Context, shown: Printing, to: int | None, targets: Fleet, dsns: list[str] | None,
+          each: bool) -> None:  # fmt: skip
     def work(run: Run) -> Answer:
         s, out = run.settings, run.out
+        if targets.chosen(dsns):
+            from runner.cli import fleet  # threads and targets: only a fleet run needs them
+
+            with fleet.chosen(run, targets, dsns) as found:
+                return fleet.plan(run, found, run.target[1], s.table, targets.jobs, each, strict=s.strict,
+                                  allow_out_of_order=s.allow_out_of_order, to=to)  # fmt: skip
         result = api.dry_run(*run.target, strict=s.strict, allow_out_of_order=s.allow_out_of_order, to=to,
                              wait_for_db=s.wait_for_db, on_event=run.notes)  # fmt: skip
         for entry in result.warnings:

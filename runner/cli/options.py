@@ -35,9 +35,9 @@ def _env(field: str) -> str:
 # runner.config, not by click: click would split a variable of a repeatable option at its spaces.
 Dsn = Annotated[
     list[str] | None,
-    typer.Option("--dsn", metavar="TEXT",
-                 help=f"postgresql:// URL [env var: {_env('database_url')}]. Default: \\[tool.runner] database-url, "
-                      "else libpq's PG* variables, else the embedded PostgreSQL in .runner/."),
+    typer.Option("--dsn", metavar="<str>",
+                 help="postgresql:// URL. Default: \\[tool.runner] database-url, else libpq's PG* variables, "
+                      f"else the embedded PostgreSQL in .runner/. \\[env var: {_env('database_url')}]"),
 ]  # fmt: skip
 Dir = Annotated[
     Path | None,
