@@ -12,10 +12,10 @@ stops the running ones (their current files roll back, as a killed runner's do).
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +25,7 @@ import psycopg
 from psycopg import sql
 
 from runner import api, db, tracking
-from runner.errors import BadInput, ConnectionFailed, RunnerError
+from runner.errors import BadInput, ConnectionFailed, RunnerError, Terminated
 from runner.plan import Plan
 from runner.targets import Target
 
@@ -56,11 +56,12 @@ class FleetResult(Generic[R]):
     outcomes: list[Outcome[R]]  # in the targets' order
     stopped: str | None = None  # why targets were left unstarted, if they were
     jobs: int = 1
+    interrupted: int | None = None  # 130 (Ctrl-C) or 143 (SIGTERM) stopped new targets
 
     @property
     def code(self) -> int:
-        """The worst of the targets' exit codes (the highest)."""
-        return max((o.code for o in self.outcomes), default=0)
+        """The worst of the targets' exit codes (the highest); an interrupt's, when one stopped the fleet."""
+        return self.interrupted or max((o.code for o in self.outcomes), default=0)
 
     @property
     def failed(self) -> list[Outcome[R]]:
@@ -161,6 +162,41 @@ def _jobs(wanted: int | None, targets: int, per_target: int, urls: Sequence[str]
     return jobs if room is None else max(1, min(jobs, room // per_target))
 
 
+class _Workers(Generic[R]):
+    """``count`` daemon threads that run ``one(index)`` for the indexes they are given. Daemons, so that a
+    second Ctrl-C ends the process at once (the server rolls back what they were doing), and long-lived, so
+    that a thread keeps its connections from one target to the next."""
+
+    def __init__(self, count: int, one: Callable[[int], Outcome[R]]) -> None:
+        self.tasks: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self.done: queue.SimpleQueue[tuple[int, Outcome[R]]] = queue.SimpleQueue()
+        self.count, self.running = count, 0
+        for n in range(count):
+            threading.Thread(target=self._work, args=(one,), name=f"runner-fleet-{n}", daemon=True).start()
+
+    def _work(self, one: Callable[[int], Outcome[R]]) -> None:
+        while (index := self.tasks.get()) is not None:
+            self.done.put((index, one(index)))
+
+    def submit(self, index: int) -> None:
+        self.running += 1
+        self.tasks.put(index)
+
+    def finished(self) -> tuple[int, Outcome[R]]:
+        """The next target to finish; a signal's KeyboardInterrupt reaches the wait (it polls)."""
+        while True:
+            try:
+                found = self.done.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self.running -= 1
+            return found
+
+    def close(self) -> None:
+        for _ in range(self.count):
+            self.tasks.put(None)
+
+
 def run(
     targets: Sequence[Target],
     verb: Verb[R],
@@ -176,31 +212,44 @@ def run(
     """Run ``verb`` for every target, ``jobs`` at a time (fewer if the server has no room for them).
 
     The first ``canary`` targets run first; the rest start only if all of them succeeded. A failure
-    stops new targets unless ``keep_going``. A KeyboardInterrupt while targets run stops new ones and
-    waits for those running; a second one is raised.
+    stops new targets unless ``keep_going``. A KeyboardInterrupt (Ctrl-C, or the CLI's SIGTERM) while
+    targets run stops new ones and waits for those running; a second one is raised.
     """
     emit = on_event or (lambda event: None)
     if canary < 0 or canary > len(targets):
         raise BadInput(f"--canary {canary}: expected 0 to {len(targets)}, the number of targets")
     results: dict[int, Outcome[R]] = {}
-    stopped: str | None = None
+    stop = _Stop()
     with _resolved(targets, on_note) as urls:
-        workers = _jobs(jobs, len(targets), connections, list(urls.values()))
+        count = _jobs(jobs, len(targets), connections, list(urls.values()))
 
         def one(index: int) -> Outcome[R]:
             target = targets[index]
             return _outcome(target, lambda: verb(target, urls[target.dsn], lambda e: emit(TargetEvent(target, e))),
                             judge)  # fmt: skip
 
-        with ThreadPoolExecutor(workers, thread_name_prefix="runner-fleet") as pool:
+        workers = _Workers(count, one)
+        try:
             for batch in (range(canary), range(canary, len(targets))):
-                if stopped is None:
-                    stopped = _phase(pool, workers, batch, one, results, keep_going, len(targets), emit)
-                if stopped is None and canary and batch.start == 0 and any(results[i].failed for i in batch):
-                    stopped = f"a canary target failed ({_named([results[i] for i in batch if results[i].failed])})"
-                    emit(Stopping(stopped, 0))
+                canaries = bool(canary) and batch.start == 0
+                if stop.reason is None:
+                    _phase(workers, batch, results, keep_going and not canaries, len(targets), emit, stop, canaries)
+                if stop.reason is None and canaries and any(results[i].failed for i in batch):
+                    stop.reason = f"a canary target failed ({_named([results[i] for i in batch if results[i].failed])})"
+                    emit(Stopping(stop.reason, 0))
+        finally:
+            workers.close()
     outcomes = [results.get(i) or Outcome(t, started=False) for i, t in enumerate(targets)]
-    return FleetResult(outcomes, stopped if any(not o.started for o in outcomes) else None, workers)
+    left = any(not o.started for o in outcomes)
+    return FleetResult(outcomes, stop.reason if left else None, count, stop.interrupted)
+
+
+class _Stop:
+    """Why no new target starts (None: they do), and the exit code of the signal that said so, if one did."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self.interrupted: int | None = None
 
 
 def _named(outcomes: Sequence[Outcome[Any]], shown: int = 3) -> str:
@@ -209,35 +258,32 @@ def _named(outcomes: Sequence[Outcome[Any]], shown: int = 3) -> str:
 
 
 def _phase(
-    pool: ThreadPoolExecutor, workers: int, batch: range, one: Callable[[int], Outcome[R]],
-    results: dict[int, Outcome[R]], keep_going: bool, total: int, emit: OnFleetEvent,
-) -> str | None:  # fmt: skip
-    """Run one batch of targets; the reason new targets stopped starting, if they did."""
-    queue = iter(batch)
-    running: dict[Future[Outcome[R]], int] = {}
-    stopped: str | None = None
-    interrupted = False
+    workers: _Workers[R], batch: range, results: dict[int, Outcome[R]], keep_going: bool, total: int,
+    emit: OnFleetEvent, stop: _Stop, canaries: bool = False,
+) -> None:  # fmt: skip
+    """Run one batch of targets, ``workers.count`` at a time, until done or stopped."""
+    waiting = iter(batch)
     while True:
-        while stopped is None and len(running) < workers and (index := next(queue, None)) is not None:
-            running[pool.submit(one, index)] = index
-        if not running:
-            return stopped
+        while stop.reason is None and workers.running < workers.count and (index := next(waiting, None)) is not None:
+            workers.submit(index)
+        if not workers.running:
+            return
         try:
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-        except KeyboardInterrupt:
-            if interrupted:
-                pool.shutdown(wait=False, cancel_futures=True)
+            index, outcome = workers.finished()
+        except KeyboardInterrupt as signal:
+            if stop.interrupted is not None:
                 raise
-            interrupted, stopped = True, stopped or "interrupted"
-            emit(Stopping("interrupted", len(running)))
+            stop.interrupted = 143 if isinstance(signal, Terminated) else 130
+            stop.reason = f"interrupted ({'SIGTERM' if stop.interrupted == 143 else 'Ctrl-C'})"
+            emit(Stopping(stop.reason, workers.running))
             continue
-        for future in finished:
-            outcome = future.result()
-            results[running.pop(future)] = outcome
-            emit(TargetDone(outcome, len(results), total))
-            if outcome.failed and not keep_going and stopped is None:
-                stopped = f"{outcome.target.name} failed"
-                emit(Stopping(stopped, len(running)))
+        results[index] = outcome
+        emit(TargetDone(outcome, len(results), total))
+        if outcome.failed and not keep_going and stop.reason is None:
+            stop.reason = (
+                f"a canary target failed ({outcome.target.name})" if canaries else f"{outcome.target.name} failed"
+            )
+            emit(Stopping(stop.reason, workers.running))
 
 
 # ---------------------------------------------------------------- the verbs over a fleet

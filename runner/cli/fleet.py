@@ -53,7 +53,17 @@ def _tenants(found: list[Target], options: Fleet, create_schema: bool) -> list[T
         if not _PLAIN_NAME.fullmatch(name):
             raise BadInput(f"--create-schema makes one tenant: give its name as --schemas NAME, not {name!r}")
         return [t for target in found for t in targets.expand(target, [name.lower()])]
-    return targets.with_schemas(found, pattern=options.schemas, query=options.schemas_query)
+    tenants = targets.with_schemas(found, pattern=options.schemas, query=options.schemas_query)
+    if not tenants:
+        given = f"--schemas {options.schemas!r}" if options.schemas is not None else "--schemas-query"
+        raise BadInput(f"{given} chose no schema in {_named_targets(found)}; check it (psql's \\dn PATTERN lists "
+                       "the same schemas), or provision a tenant with --schemas NAME --create-schema")  # fmt: skip
+    return tenants
+
+
+def _named_targets(found: list[Target]) -> str:
+    names = [t.name for t in found]
+    return ", ".join(names[:_SHOWN]) + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
 
 
 # ---------------------------------------------------------------- lines
