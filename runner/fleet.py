@@ -289,25 +289,28 @@ def _phase(
 # ---------------------------------------------------------------- the verbs over a fleet
 
 
-class _Connections(threading.local):
-    """One connection per thread and database for the verbs that only read: a thousand tenant schemas in one
-    database cost a few connections, not a thousand."""
+class _Connection(threading.local):
+    """A thread's connection for the verbs that only read, kept while its targets are in one database: a
+    thousand tenant schemas cost a connection per thread, not a thousand, and a fleet of databases never
+    holds more than one per thread."""
 
     def __init__(self) -> None:
-        self.open: dict[str, psycopg.Connection] = {}
+        self.url: str | None = None
+        self.conn: psycopg.Connection | None = None
 
 
 @contextmanager
 def _reader() -> Iterator[Callable[[str], psycopg.Connection]]:
-    local, made, guard = _Connections(), [], threading.Lock()
+    local, made, guard = _Connection(), [], threading.Lock()
 
     def connection(url: str) -> psycopg.Connection:
-        conn = local.open.get(url)
-        if conn is None or conn.closed or conn.broken:
-            conn = local.open[url] = db.connect(url)
+        if local.conn is None or local.url != url or local.conn.closed or local.conn.broken:
+            if local.conn is not None:
+                local.conn.close()
+            local.conn, local.url = db.connect(url), url
             with guard:
-                made.append(conn)
-        return conn
+                made.append(local.conn)
+        return local.conn
 
     try:
         yield connection

@@ -57,8 +57,9 @@ def _qualified(schema: str, name: str) -> str:
 
 
 def _user_schema(schema: str) -> str:
-    """Not pg_catalog, pg_toast, pg_temp_N, information_schema, ...; only the tenant's (%(only)s), if one is given."""
-    tenant = f"(%(only)s::name IS NULL OR {schema} = %(only)s)"
+    """Not pg_catalog, pg_toast, pg_temp_N, information_schema, ...; only the tenant's (%(only)s), if one is given,
+    else none of the tenants' (tenant_spaces)."""
+    tenant = f"(%(only)s::name IS NULL OR {schema} = %(only)s) AND {schema} NOT IN (SELECT nspname FROM tenant_spaces)"
     return f"({schema} !~ '^pg_' AND {schema} <> 'information_schema' AND {tenant})"
 
 
@@ -72,24 +73,31 @@ def _not_in_extension(catalog: str, oid: str) -> str:
 
 # The relations of the snapshot (tables, views, sequences, indexes, ...): user schemas only, neither
 # runner's own tables (%(exclude)s) nor extension members, nor the tables of any runner sharing the
-# database under another --table: a tracking table says whose it is in its comment (%(comment)s), and
+# database under another --table: a tracking table says whose it is in its comment (%(comments)s), and
 # its companions are named after it (%(suffixes)s). Nor a schema runner made for a tracking table alone.
 def _relations(scope: str = "TRUE") -> str:
     """The CTEs above, of the relations ``scope`` admits: all, or those a run changed and the ones they name."""
     return f"""
-runner_tables AS (
+tenant_spaces AS (  -- the tenants' schemas: left out whole, unless this is a tenant's own record
+    SELECT t.relnamespace AS oid, n.nspname FROM pg_description d
+    JOIN pg_class t ON d.classoid = 'pg_class'::regclass AND d.objoid = t.oid AND d.objsubid = 0
+    JOIN pg_namespace n ON n.oid = t.relnamespace
+    WHERE d.description = %(tenant)s AND %(only)s::name IS NULL
+), runner_tables AS (
     SELECT c.oid, c.relnamespace, {_qualified("n.nspname", "c.relname")} AS name
     FROM pg_description d
     JOIN pg_class t ON d.classoid = 'pg_class'::regclass AND d.objoid = t.oid AND d.objsubid = 0
     CROSS JOIN unnest(%(suffixes)s::text[]) AS s (suffix)
     JOIN pg_class c ON c.relnamespace = t.relnamespace AND c.relname = (t.relname || s.suffix)::name
     JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE d.description = %(comment)s AND t.relkind IN ('r', 'p') AND (%(only)s::name IS NULL OR n.nspname = %(only)s)
+    WHERE d.description = ANY(%(comments)s) AND t.relkind IN ('r', 'p')
+      AND (%(only)s::name IS NULL OR n.nspname = %(only)s)
 ), runner_schemas AS (
     SELECT DISTINCT r.relnamespace AS oid FROM runner_tables r
     WHERE r.relnamespace <> 'public'::regnamespace
       AND NOT EXISTS (SELECT FROM pg_class c WHERE c.relnamespace = r.relnamespace
                       AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND c.oid NOT IN (SELECT oid FROM runner_tables))
+    UNION SELECT oid FROM tenant_spaces
 ), excluded AS (
     SELECT to_regclass(x) AS oid FROM unnest(%(exclude)s::text[]) AS x WHERE to_regclass(x) IS NOT NULL
     UNION SELECT oid FROM runner_tables
@@ -454,7 +462,9 @@ def _parameters(exclude: Iterable[str], only: str | None) -> dict[str, object]:
     from runner import history, repeatable, tracking
 
     suffixes = ["", history.SUFFIX, SUFFIX, repeatable.SUFFIX]
-    return {"exclude": list(exclude), "comment": tracking.COMMENT, "suffixes": suffixes, "only": only}
+    comments = [tracking.COMMENT, tracking.TENANT_COMMENT]
+    return {"exclude": list(exclude), "comments": comments, "tenant": tracking.TENANT_COMMENT, "suffixes": suffixes,
+            "only": only}  # fmt: skip
 
 
 # The parts of a SELECT where only its own FROM is in scope.

@@ -23,6 +23,8 @@ from runner.files import Migration
 DEFAULT_TABLE = "public.runner_migrations"
 # On every tracking table runner creates: how the schema snapshot of any runner tells runner's tables apart.
 COMMENT = "Migrations applied by runner: one row per file."
+# On a tenant's: the schema that holds it is the tenant's, and no other runner's schema record covers it.
+TENANT_COMMENT = "Migrations applied by runner to this tenant schema: one row per file."
 _PLAIN_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _MAX_IDENTIFIER_BYTES = 63  # PostgreSQL silently truncates longer names
 
@@ -228,7 +230,8 @@ def _create(conn: psycopg.Connection, table: TrackingTable) -> None:
             """
         ).format(table.identifier),
     )
-    conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(table.identifier, sql.Literal(COMMENT)))
+    comment = TENANT_COMMENT if table.tenant else COMMENT
+    conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(table.identifier, sql.Literal(comment)))
 
 
 def upgrade(conn: psycopg.Connection, table: TrackingTable) -> None:

@@ -136,3 +136,17 @@ def test_a_tenant_whose_schema_is_missing_is_created_only_when_asked(dsn: str, f
     assert query(dsn, "SELECT count(*) FROM new_tenant.runner_migrations") == [(3,)]
     single = api.status(dsn, folder, "new_tenant.runner_migrations")
     assert all(e.state.value == "applied" for e in single.entries)
+
+
+def test_a_database_migrated_whole_and_its_tenants_do_not_see_each_other_as_drift(dsn: str, folder: Path) -> None:
+    targets = tenants(dsn, 2)
+    api.migrate(dsn, folder)  # the database's own public schema, beside its tenants
+    assert fleet.migrate(targets, folder).code == 0
+    api.migrate(dsn, folder)
+    assert api.verify(dsn, folder).clean
+    assert [o.code for o in fleet.verify(targets, folder).outcomes] == [0, 0]
+    query(dsn, "ALTER TABLE public.accounts ADD COLUMN extra int")
+    assert [d.describe() for d in api.verify(dsn, folder).schema_drift] == [
+        "column accounts.extra: not created by any migration"
+    ]
+    assert [o.code for o in fleet.verify(targets, folder).outcomes] == [0, 0]

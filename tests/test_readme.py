@@ -14,7 +14,7 @@ removed afterwards. HOME is a folder of its own.
 What may differ, and how it is compared:
 
 - ``…`` alone on a line stands for any number of lines, none included.
-- Durations (``(13 ms``, ``Done in 0.42 s``), dates and times are normalised; checksums are not
+- Durations (``(13 ms``, ``Done in 0.42 s``, ``2 target(s) in 0.7 s:``), dates and times are normalised; checksums are not
   (they are stable for the same file text).
 - The embedded server's home (``.runner`` of the project; as root ``/var/lib/runner-pg/<hash>``,
   with ``, run by user runner-pg`` in the note) reads the same either way, so the README may show
@@ -142,6 +142,7 @@ def normalise(lines: list[str], clone: Path | None = None) -> list[str]:
         line = re.sub(r"\b(\w+)@\[local\]:5432/\1\b", "<user>@[local]:5432/<user>", line)  # libpq's default role
         line = re.sub(r"\(\d+ ms\b", "(N ms", line)
         line = re.sub(r"\bDone in \d+\.\d+ s\b", "Done in N s", line)
+        line = re.sub(r"\btarget\(s\) in \d+\.\d+ s:", "target(s) in N s:", line)  # a fleet's summary
         line = re.sub(r"(?<!\d)\d{4}-\d\d-\d\d(?!\d)", "YYYY-MM-DD", line)
         line = re.sub(r"(?<!\d)\d\d:\d\d:\d\d(\.\d+)?", lambda m: "hh:mm:ss" + (".f" if m.group(1) else ""), line)
         out.append(line)

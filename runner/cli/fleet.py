@@ -36,7 +36,8 @@ def chosen(run: Run, options: Fleet, dsns: list[str] | None, create_schema: bool
     with ExitStack() as stack:
         if not found:  # --schemas or --shard alone: the database runner would use
             url = stack.enter_context(db.target(s.database_url, run.out.note))
-            found = [targets.of_dsn(url, "the database") if url else Target("default database", url)]
+            # Named by its database alone: every target is in it, and its server would only make names long.
+            found = [Target(str(db.parse(url).get("dbname") or "default database"), url)]
         if options.schemas is not None or options.schemas_query is not None:
             found = _tenants(found, options, create_schema)
         if options.shard is not None:
