@@ -191,13 +191,17 @@ def plan(run: Run, found: list[Target], directory: Path, table: str | None, jobs
     result = fleet.dry_run(found, directory, table, jobs=jobs, **options)
 
     def judged(dry: api.DryRun) -> str:
-        return "would fail" if report.plan_failure(dry) else "would migrate" if dry.steps else "nothing to do"
+        if report.plan_failure(dry):
+            return "would fail"
+        if dry.warnings or dry.schema_warnings:
+            return "drifted"
+        return "would migrate" if dry.steps else "nothing to do"
 
-    kinds = _kinds(result, judged, ("would migrate", "nothing to do", "would fail"))
+    kinds = _kinds(result, judged, ("would migrate", "nothing to do", "drifted", "would fail"))
     lines = []
     for o in result.outcomes:
         if o.error is not None or (o.result is not None and (each or judged(o.result) != "nothing to do")):
-            lines += [_ended(o, lambda r: f"{judged(r)} ({len(r.steps)} file(s))")]
+            lines += [_ended(o, lambda r: judged(r) + (f" ({len(r.steps)} file(s))" if r.steps else ""))]
             lines += [f"  {line}" for line in (report.plan_lines(o.result) if each and o.result else [])]
     run.lines(lines + _summary(result, kinds))
     code = max(result.code, 3 if kinds["would fail"] else 0)  # 3: migrate would fail there, as it exits then
