@@ -24,7 +24,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from runner import api, config, history, preflight, tracking, variables
-from runner.errors import BadInput
+from runner.errors import BadInput, MigrationFailed
 from runner.files import read_migration
 from runner.plan import State
 
@@ -311,3 +311,22 @@ def test_an_old_history_table_gains_the_column_and_is_read_before_it_does(dsn: s
     assert [(e.name, e.variables) for e in api.history_events(dsn)] == [(api.SCHEMA, None)]
     api.migrate(dsn, tenant_folder(tmp_path), variables={"schema": "acme", "label": "a"})
     assert [e.variables for e in api.history_events(dsn)][-1] == {"schema": "acme", "label": "a"}
+
+
+def test_lint_reads_a_file_with_its_values_substituted_and_names_the_file_itself(tmp_path: Path) -> None:
+    text = '-- an index\nSELECT 1;\n\nCREATE INDEX IF NOT EXISTS idx ON :"schema".t (a);\n'
+    path = write(tmp_path / "sql", "1_index.sql", text)
+    findings = api.lint(files=[str(path)], variables={"schema": "acme"}, project=tmp_path)
+    assert {(f.file, f.line, f.rule) for f in findings} >= {(str(path), 4, "require-concurrent-index-creation")}
+    assert "syntax-error" not in {f.rule for f in findings}
+
+
+def test_a_failure_is_placed_on_the_line_of_the_file(dsn: str, tmp_path: Path) -> None:
+    folder = tmp_path / "sql"
+    write(folder, "1_fails.sql", "CREATE SCHEMA :\"schema\";\n\nSELECT :'label'::int;\n")
+    with pytest.raises(MigrationFailed) as failed:
+        api.migrate(dsn, folder, variables={"schema": "acme", "label": "not a number"})
+    assert failed.value.details["line"] == 3
+    assert query(dsn, "SELECT count(*) FROM pg_namespace WHERE nspname = 'acme'") == [(0,)]
+    [event] = api.history_events(dsn)
+    assert (event.outcome, event.variables) == ("failed", {"schema": "acme", "label": "not a number"})
