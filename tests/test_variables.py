@@ -157,7 +157,7 @@ def test_a_reference_without_a_value_is_refused_with_its_line_and_slices_are_lef
     assert (refused.value.reference.written, refused.value.reference.line) == (":'tenant'", 2)
     with pytest.raises(variables.NoValue) as in_brackets:
         variables.substitute("SELECT x[:hi];\n", {})
-    assert "needs a space" in in_brackets.value.hint
+    assert "put a space after the colon" in in_brackets.value.hint
     assert variables.substitute("SELECT x[lo:hi], x[1:2], :{?t};\n", {}) == "SELECT x[lo:hi], x[1:2], FALSE;\n"
 
 
