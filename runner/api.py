@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,6 +27,7 @@ from runner.indexes import InvalidIndex, invalid_indexes
 from runner.lock import DEFAULT_WAIT_S, Held, migration_lock
 from runner.plan import Entry, Plan, State, make_plan
 from runner.preflight import Script, prepare
+from runner.variables import check as check_variables
 
 DEFAULT_DIR = "sql"
 # The tracking table: its name, ``[schema.]name``, or a tenant's tables (``TrackingTable.of_tenant``).
@@ -283,17 +284,17 @@ def _up_to(plan: Plan, to: int | None) -> list[Entry]:
 
 def _checks(
     conn: psycopg.Connection, target: tracking.TrackingTable, plan: Plan, strict: bool, allow_out_of_order: bool,
-    to: int | None, *, checksums: bool = False,
+    to: int | None, values: Mapping[str, str], *, checksums: bool = False,
 ) -> tuple[list[Script], _SchemaCheck]:  # fmt: skip
     """What migrate checks before anything runs, shared with plan so the two never disagree.
 
-    Every file to run is checked, and the schema compared with the recorded one (only when
-    something is to run: the no-op path reads no snapshot). With ``checksums``, the code checksums
-    the records carry are worked out meanwhile.
+    Every file to run is checked, with ``values`` substituted for its psql variables, and the schema
+    compared with the recorded one (only when something is to run: the no-op path reads no snapshot).
+    With ``checksums``, the code checksums the records carry are worked out meanwhile.
     """
     _refuse_drift(plan, strict, allow_out_of_order)
     own = _own(target)
-    scripts = [prepare(entry.file, own) for entry in _up_to(plan, to) if entry.file is not None]
+    scripts = [prepare(entry.file, own, values) for entry in _up_to(plan, to) if entry.file is not None]
     if checksums and scripts:
         # The costliest part of a record (pglast is imported, then parses without the GIL): on another
         # thread, while the server compares the schema and runs the first files.
@@ -314,13 +315,17 @@ def migrate(
     statement_timeout: str | None = None,
     retries: int = 0,
     wait_for_db: float = 0,
+    variables: Mapping[str, str] | None = None,
     on_event: OnEvent | None = None,
 ) -> MigrateResult:
     """Apply every pending file in version order (up to ``to``), each in its own transaction with its tracking row.
 
     ``lock_timeout`` and ``statement_timeout`` are durations such as ``"5s"``; ``retries`` re-runs a
     file that failed on lock_timeout; ``wait_for_db`` is how many seconds to wait for the server.
+    ``variables`` are the values of the psql variables the files use (``:name``; see runner.variables):
+    a pending file that uses one without a value is refused before anything runs.
     """
+    values = check_variables(variables or {}, "variables:")
     settings = _settings(lock_timeout, statement_timeout)
     if isinstance(database, psycopg.Connection):  # RESET ALL takes it back to the encoding it was opened with
         settings["client_encoding"] = "UTF8"
@@ -329,7 +334,7 @@ def migrate(
         conn, target, plan = run.conn, run.target, run.plan
         if target.tenant:  # its files' unqualified names are the tenant's
             settings["search_path"] = f"{sql.Identifier(target.schema).as_string(conn)}, public"
-        scripts, before = _checks(conn, target, plan, strict, allow_out_of_order, to, checksums=True)
+        scripts, before = _checks(conn, target, plan, strict, allow_out_of_order, to, values, checksums=True)
         warnings = plan.having(State.EDITED, State.MISSING)
         for entry in warnings:
             emit(DriftWarning(entry))
@@ -516,7 +521,8 @@ def _log_failure(conn: psycopg.Connection, target: tracking.TrackingTable, scrip
     migration = script.migration
     try:
         conn.execute(history.insert_statement(conn, target, "apply", migration.version, migration.name, None,
-                                              migration.checksum, error=str(failure)))  # fmt: skip
+                                              migration.checksum, error=str(failure),
+                                              variables=script.variables))  # fmt: skip
     except psycopg.Error:
         pass
 
@@ -621,11 +627,13 @@ def dry_run(
     allow_out_of_order: bool = False,
     to: int | None = None,
     wait_for_db: float = 0,
+    variables: Mapping[str, str] | None = None,
     on_event: OnEvent | None = None,
 ) -> DryRun:
     """What migrate would do, with every check and warning it would give; changes nothing."""
+    values = check_variables(variables or {}, "variables:")
     with _connected(database, directory, table, wait_for_db, on_event) as (conn, target, plan):
-        scripts, before = _checks(conn, target, plan, strict, allow_out_of_order, to)
+        scripts, before = _checks(conn, target, plan, strict, allow_out_of_order, to, values)
     return DryRun(plan, [_step(s) for s in scripts], plan.having(State.EDITED, State.MISSING), before.differences or [])
 
 
@@ -636,12 +644,15 @@ def lint(
     files: list[str] | None = None,
     *,
     project: Path | None = None,
+    variables: Mapping[str, str] | None = None,
     on_event: OnEvent | None = None,
 ) -> list[Any]:
     """squawk's findings on ``files``, or on the pending files when none are named (that needs the database).
 
-    The rule set comes from ``[tool.runner.lint]`` in the project's pyproject.toml.
+    The rule set comes from ``[tool.runner.lint]`` in the project's pyproject.toml. The files are linted
+    with ``variables`` substituted, as migrate would send them; BadInput for a variable without a value.
     """
+    values = check_variables(variables or {}, "variables:")
     from runner import lint as linter
     from runner.files import parse_name, read_migration
 
@@ -659,7 +670,7 @@ def lint(
     else:
         plan = _read(database, directory, table, 0, on_event)
         migrations = [e.file for e in plan.to_run if e.file is not None]
-    return linter.lint(migrations, **linter.config(project or Path.cwd()))
+    return linter.lint(migrations, values, **linter.config(project or Path.cwd()))
 
 
 def shell(dsn: str | None = None, args: list[str] | None = None, *, on_event: OnEvent | None = None) -> int:

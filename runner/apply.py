@@ -208,7 +208,7 @@ class Session:
     def _history(self, script: Script) -> bytes:
         migration = script.migration
         return history.insert_statement(self.conn, self.table, "apply", migration.version, migration.name, None,
-                                        migration.checksum)  # fmt: skip
+                                        migration.checksum, variables=script.variables)  # fmt: skip
 
     def _record(self, script: Script, elapsed_ms: float | None = None) -> bytes:
         """The tracking row and its history row, sent after the last statement of a no-transaction file."""

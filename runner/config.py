@@ -39,6 +39,7 @@ URL_FORM = "postgresql://user@host:port/dbname"
 TABLE = "[tool.runner]"
 LINT_TABLE = "[tool.runner.lint]"
 LINT_KEYS = ("exclude", "pg-version")
+VARIABLES_TABLE = "[tool.runner.variables]"
 DEFAULT = "default"  # the source of a value nobody set
 _TRUE = {"1", "true", "t", "yes", "y", "on"}  # what click accepts for a boolean flag's variable, so both agree
 _FALSE = {"0", "false", "f", "no", "n", "off"}
@@ -66,6 +67,7 @@ class Settings:
     allow_out_of_order: bool = False
     lint: LintSettings = LintSettings()
     targets: Mapping[str, TargetSpec] = field(default_factory=dict, hash=False)  # [tool.runner.targets], checked
+    variables: Mapping[str, str] = field(default_factory=dict, hash=False)  # psql variables' values, by name
     pyproject: Path | None = None  # the file read, if one was found
     # field -> where its value came from: a flag, an environment variable, the pyproject.toml, or DEFAULT
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
@@ -230,7 +232,7 @@ def _read(path: Path) -> dict[str, Any]:
     table = tool.get("runner", {}) if isinstance(tool, dict) else {}
     if not isinstance(table, dict):
         raise BadInput(f"{shown(path)}: tool.runner must be a table, {TABLE}")
-    known = tuple(key.name for key in KEYS) + ("lint", "targets")
+    known = tuple(key.name for key in KEYS) + ("lint", "targets", "variables")
     for name in table:
         if name not in known:
             raise _unknown(name, TABLE, path, known)
@@ -260,6 +262,18 @@ def _targets(table: dict[str, Any], path: Path) -> Mapping[str, TargetSpec]:
     return read_specs(table["targets"], f"{shown(path)}: ") if "targets" in table else {}
 
 
+def _variables(table: dict[str, Any], path: Path) -> dict[str, str]:
+    """``[tool.runner.variables]``: a value for each psql variable the files use (``:name``), as text."""
+    found = table.get("variables", {})
+    if not isinstance(found, dict):
+        raise BadInput(f'{shown(path)}: variables in {TABLE} must be a table, {VARIABLES_TABLE} with name = "value"')
+    if not found:
+        return {}
+    from runner.variables import check  # only for a project that has some: it compiles psql's rules
+
+    return check(found, f"{shown(path)}: {VARIABLES_TABLE}")
+
+
 def lint_settings(start: Path | None = None) -> LintSettings:
     """``[tool.runner.lint]``: the rules runner lint leaves out, and the PostgreSQL version squawk assumes."""
     path = find_pyproject(start)
@@ -279,13 +293,14 @@ def load(
     """
     environ = os.environ if environ is None else environ
     path = find_pyproject(start)
-    lint, from_file = LintSettings(), {}
-    targets: Mapping[str, TargetSpec] = {}
+    targets: Mapping[str, TargetSpec] = field(default_factory=dict, hash=False)  # [tool.runner.targets], checked
+    variables: Mapping[str, str] = field(default_factory=dict, hash=False)  # psql variables' values, by name
     # Every value set is checked, even one a higher layer overrides: a mistake is never left for later.
     if path is not None:
         table = _read(path)
         lint = _lint(table, path)
         targets = _targets(table, path)
+        variables = _variables(table, path)
         from_file = {key.field: _from_file(key, table[key.name], path) for key in KEYS if key.name in table}
     from_env = {key.field: key.parse(environ[key.env], key.env, True) for key in KEYS if environ.get(key.env)}
     values: dict[str, Any] = {}
@@ -302,7 +317,7 @@ def load(
             sources[key.field] = DEFAULT
             if key.field == "dir" and path is not None:  # the project's own folder, from any of its sub-folders
                 values["dir"] = path.parent / DEFAULT_DIR
-    return Settings(**values, lint=lint, targets=targets, pyproject=path, sources=sources)
+    return Settings(**values, lint=lint, targets=targets, variables=variables, pyproject=path, sources=sources)
 
 
 def _from_file(key: Key, value: object, path: Path) -> Any:

@@ -134,14 +134,19 @@ class Migration:
         differ only in comments, whitespace or the case of keywords, which is what lets verify call
         such an edit harmless. The tree is read as JSON with every source position dropped: a
         position is the only thing layout changes. None for a big file or one pglast cannot parse.
+        A file with psql variables is parsed with a placeholder for each reference, so it has the
+        same code checksum whatever their values (runner.variables.placeholders).
         Computed once, when first asked for; migrate asks early, on another thread (see api).
         """
         if len(self.sql) > CODE_CHECKSUM_LIMIT or not isinstance(self.sql, bytes):
             return None
         from pglast import parser
 
+        from runner import variables
+
+        text = self.text()
         try:
-            tree = parser.parse_sql_json(self.text())
+            tree = parser.parse_sql_json(variables.placeholders(text) if variables.may_reference(self.sql) else text)
         except Exception:  # pglast.parser.ParseError: newer syntax, or an error the server will report
             return None
         statements = tree.partition('"stmts":')[2]  # after the grammar's version number

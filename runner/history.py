@@ -3,13 +3,16 @@
 The tracking table is the current truth, one row per migration; the history explains how it
 got there. Every file a migrate run applies, every failed attempt with its error, and every
 change made by hand (accept, mark, baseline, unmark) adds a row; runner never updates or
-deletes one.
+deletes one. An apply row keeps the values of the psql variables the file used (runner.variables):
+the file's checksum does not depend on them.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import sql
@@ -20,7 +23,8 @@ from runner.tracking import TrackingTable, literals
 
 SUFFIX = "_history"
 _COLUMNS = ["id", "recorded_at", "action", "version", "name", "old_checksum", "new_checksum", "outcome", "error",
-            "recorded_by"]  # fmt: skip
+            "recorded_by", "variables"]  # fmt: skip
+_BEFORE_VARIABLES = _COLUMNS[:-1]  # a table made by a runner before psql variables
 
 
 class Event(NamedTuple):
@@ -36,6 +40,7 @@ class Event(NamedTuple):
     outcome: str  # ok or failed
     error: str | None
     recorded_by: str
+    variables: dict[str, Any] | None = None  # of an apply: the values of the variables the file used, if any
 
 
 def table_of(tracking: TrackingTable) -> TrackingTable:
@@ -52,9 +57,11 @@ def ensure(conn: psycopg.Connection, tracking: TrackingTable) -> None:
         (str(table.identifier.as_string(conn)),),
     ).fetchone()
     columns = found[0] if found else None
-    if columns == _COLUMNS:
+    if columns in (_COLUMNS, _BEFORE_VARIABLES):
         if found and found[1]:  # made by a runner before repeatable files, which have no version
             conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN version DROP NOT NULL").format(table.identifier))
+        if columns == _BEFORE_VARIABLES:
+            conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN variables jsonb").format(table.identifier))
         return
     if columns:
         raise BadInput(f"{table} exists but is not runner's history table (columns {', '.join(columns)}); "
@@ -73,7 +80,8 @@ def ensure(conn: psycopg.Connection, tracking: TrackingTable) -> None:
                 new_checksum text,
                 outcome      text NOT NULL,
                 error        text,
-                recorded_by  text NOT NULL DEFAULT session_user
+                recorded_by  text NOT NULL DEFAULT session_user,
+                variables    jsonb
             )
             """
         ).format(table.identifier),
@@ -90,13 +98,18 @@ def insert_statement(
     new_checksum: str | None,
     *,
     error: str | None = None,
+    variables: Mapping[str, str] | None = None,
 ) -> bytes:
-    """One history row, as SQL to send with the change it describes (in the same transaction)."""
+    """One history row, as SQL to send with the change it describes (in the same transaction).
+
+    ``variables`` (the values a file's references took) go into a column ``ensure`` adds to an older table.
+    """
     values = literals(conn, action, version, name, old_checksum, new_checksum, "failed" if error else "ok", error)
-    return b"INSERT INTO %b (action, version, name, old_checksum, new_checksum, outcome, error) VALUES (%b)" % (
-        table_of(tracking).identifier.as_bytes(conn),
-        values,
-    )
+    columns = b"action, version, name, old_checksum, new_checksum, outcome, error"
+    if variables:
+        columns += b", variables"
+        values += b", " + literals(conn, json.dumps(dict(variables), ensure_ascii=False)) + b"::jsonb"
+    return b"INSERT INTO %b (%b) VALUES (%b)" % (table_of(tracking).identifier.as_bytes(conn), columns, values)
 
 
 def _exists(conn: psycopg.Connection, table: TrackingTable) -> bool:
@@ -123,7 +136,8 @@ def read(conn: psycopg.Connection, tracking: TrackingTable, limit: int | None = 
     table = table_of(tracking)
     if not _exists(conn, table):
         return []
-    query = sql.SQL("SELECT {} FROM {} ORDER BY id DESC LIMIT {}").format(
-        sql.SQL(", ").join(map(sql.Identifier, _COLUMNS)), table.identifier, sql.Literal(limit)
+    # The variables through to_jsonb: a table no migrate has upgraded yet lacks the column.
+    query = sql.SQL("SELECT {}, to_jsonb(h) -> 'variables' FROM {} h ORDER BY id DESC LIMIT {}").format(
+        sql.SQL(", ").join(map(sql.Identifier, _BEFORE_VARIABLES)), table.identifier, sql.Literal(limit)
     )
     return [Event(*row) for row in reversed(conn.execute(query).fetchall())]

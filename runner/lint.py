@@ -3,7 +3,8 @@
 squawk does all the SQL analysis; runner tells it which files run in a transaction (every file
 not marked ``-- runner: no-transaction``), so a transaction-only rule gives no false alarm, and
 turns its JSON report into findings. squawk reports rule violations as warnings and SQL it
-cannot parse as a ``syntax-error`` at error level.
+cannot parse as a ``syntax-error`` at error level. A file with psql variables is linted as migrate
+would send it, with their values substituted, from a copy in a temporary folder.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +79,14 @@ def _run(squawk: str, paths: list[str], in_transaction: bool, options: list[str]
         raise RunnerError(f"squawk failed (exit code {done.returncode}): {said}") from None
 
 
-def lint(migrations: list[Migration], *, exclude: Sequence[str] = (), pg_version: str | None = None) -> list[Finding]:
-    """Run squawk once per transaction mode and return its findings ordered by file, then line."""
+def lint(
+    migrations: list[Migration], values: Mapping[str, str] | None = None, *, exclude: Sequence[str] = (),
+    pg_version: str | None = None,
+) -> list[Finding]:  # fmt: skip
+    """Run squawk once per transaction mode and return its findings ordered by file, then line.
+
+    ``values`` are substituted for the files' psql variables (BadInput for one without a value).
+    """
     squawk = _executable()
     options = [f"--exclude={','.join(exclude)}"] if exclude else []
     if pg_version:
@@ -86,11 +94,28 @@ def lint(migrations: list[Migration], *, exclude: Sequence[str] = (), pg_version
     no_transaction = {str(m.path): directives.read(m).no_transaction for m in migrations}
     order = {path: index for index, path in enumerate(no_transaction)}
     findings: list[Finding] = []
-    for in_transaction in (True, False):
-        paths = [path for path, marked in no_transaction.items() if marked != in_transaction]
-        if paths:
-            findings += _run(squawk, paths, in_transaction, options)
+    with tempfile.TemporaryDirectory(prefix="runner-lint-") as folder:
+        given = {_linted(m, values or {}, Path(folder, str(i))): str(m.path) for i, m in enumerate(migrations)}
+        for in_transaction in (True, False):
+            paths = [path for path, own in given.items() if no_transaction[own] != in_transaction]
+            if paths:
+                found = _run(squawk, paths, in_transaction, options)
+                findings += [replace(f, file=given.get(f.file, f.file)) for f in found]
     return sorted(findings, key=lambda f: (order.get(f.file, len(order)), f.file, f.line, f.column or 0))
+
+
+def _linted(migration: Migration, values: Mapping[str, str], folder: Path) -> str:
+    """The path of the file as migrate would send it: its own, or a copy in ``folder`` with its variables
+    substituted (and the same name, which squawk's messages may show)."""
+    from runner.preflight import substituted
+
+    sql, _ = substituted(migration, values)
+    if sql is migration.sql:
+        return str(migration.path)
+    folder.mkdir()
+    copy = folder / Path(migration.path).name
+    copy.write_bytes(sql[0 : len(sql)])
+    return str(copy)
 
 
 def config(project: Path) -> dict[str, Any]:

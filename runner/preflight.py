@@ -24,14 +24,14 @@ import functools
 import hashlib
 import itertools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from runner import cutting, directives
+from runner import cutting, directives, variables
 from runner.errors import BadInput, MigrationFailed
-from runner.files import CHECKSUM_ALGORITHM, FileChanged, FileView, Migration, windows
+from runner.files import CHECKSUM_ALGORITHM, FileChanged, FileView, Migration, checksum, windows
 
 # The words a refused statement or a transaction control needs: a file with none of them needs no parsing.
 _WORDS = frozenset(b"begin start commit end rollback abort savepoint release prepare concurrently vacuum database "
@@ -108,6 +108,7 @@ class Script:
     statements: tuple[Statement, ...] = ()  # no-transaction files run one statement at a time
     wrapper_removed: bool = False
     cuts: Cuts | None = None  # a big file, sent in parts inside BEGIN ... COMMIT
+    variables: Mapping[str, str] = field(default_factory=dict)  # the values its references took, by name
 
     @property
     def name(self) -> str:
@@ -248,11 +249,15 @@ def _refuse_psql_features(migration: Migration, text: str, line: int = 1) -> Non
         raise _copy_error(migration, line - 1 + _line(text, copy.start()))
     meta = _first_meta_command(text)
     if meta is not None:
-        offset, command = meta
-        raise BadInput(
-            f"{migration.path}, line {line - 1 + _line(text, offset)}: {command} is a psql meta-command, not SQL; "
-            "runner sends the file to the server, which cannot run it. Remove it (or keep such scripts for psql)"
-        )
+        raise _meta_command_error(migration, text, meta, line)
+
+
+def _meta_command_error(migration: Migration, text: str, meta: tuple[int, str], line: int = 1) -> BadInput:
+    offset, command = meta
+    return BadInput(
+        f"{migration.path}, line {line - 1 + _line(text, offset)}: {command} is a psql meta-command, not SQL; "
+        "runner sends the file to the server, which cannot run it. Remove it (or keep such scripts for psql)"
+    )
 
 
 def _first_meta_command(text: str) -> tuple[int, str] | None:
@@ -448,41 +453,77 @@ def _keyword(statement: Statement) -> str:
     return " ".join(statement.text.split()[:2]).rstrip(";")
 
 
-def prepare(migration: Migration, tables: Sequence[Table] = ()) -> Script:
+def prepare(migration: Migration, tables: Sequence[Table] = (), values: Mapping[str, str] | None = None) -> Script:
     """Check one pending file and decide how it is sent; BadInput (nothing run) when it cannot be.
 
-    ``tables`` are runner's own tables: a file may not write to them or change them.
+    ``tables`` are runner's own tables: a file may not write to them or change them. ``values``
+    are the psql variables' (see runner.variables): the file is checked and sent with them substituted.
     """
+    sql, used = substituted(migration, values or {})
+    script = _prepare(migration, sql, tables)
+    return replace(script, variables=used) if used else script
+
+
+def substituted(migration: Migration, values: Mapping[str, str]) -> tuple[bytes | FileView, dict[str, str]]:
+    """The file's SQL with its psql variables substituted, and the values they took; the file itself, and no
+    values, when it has no reference (most files: a byte search tells). BadInput naming the line of a
+    reference to a variable without a value.
+
+    A big file with references is read whole, to be sent from memory.
+    """
+    sql = migration.sql
+    if not variables.may_reference(sql):
+        return sql, {}
+    raw = sql if isinstance(sql, bytes) else sql[0 : len(sql)]
+    if raw is not sql and checksum(raw) != migration.checksum:
+        raise FileChanged(migration.path, "it no longer has the checksum runner read")
+    text = raw.decode("utf-8")
+    try:
+        expanded = variables.expand(text, values)
+    except variables.NoValue as missing:
+        meta = _first_meta_command(text)  # a \set there would have set it for psql: that is what to fix
+        if meta is not None and meta[1][:2] not in ("\\:", "\\;"):  # psql's escapes, not commands
+            raise _meta_command_error(migration, text, meta) from None
+        name, line = missing.reference.name, missing.reference.line
+        raise BadInput(
+            f"{migration.path}, line {line}: the variable {missing.reference.written} has no value{missing.hint}; "
+            f"set it with --set {name}=VALUE or in [tool.runner.variables]"
+        ) from None
+    if expanded.text == text:  # only array slices, or casts
+        return sql, expanded.used
+    return expanded.text.encode("utf-8"), expanded.used
+
+
+def _prepare(migration: Migration, sql: bytes | FileView, tables: Sequence[Table]) -> Script:
     wanted = directives.read(migration)
     look = _look(tuple(tables))
     if wanted.no_transaction:
-        return _no_transaction(migration, wanted, tables)
-    if not isinstance(migration.sql, bytes) or len(migration.sql) > ONE_MESSAGE_LIMIT:
-        return _big(migration, wanted, look)
-    if not look.suspect(migration.sql):
-        return Script(migration, migration.sql, settings=wanted.settings)
-    text = migration.text()
+        return _no_transaction(migration, sql, wanted, tables)
+    if not isinstance(sql, bytes) or len(sql) > ONE_MESSAGE_LIMIT:
+        return _big(migration, sql, wanted, look)
+    if not look.suspect(sql):
+        return Script(migration, sql, settings=wanted.settings)
+    text = sql.decode("utf-8")
     statements, _ = _parse(migration, text)
     if statements is None:  # a syntax error: the server reports it with its line, and nothing is kept
-        return Script(migration, migration.sql, settings=wanted.settings)
+        return Script(migration, sql, settings=wanted.settings)
     control = [(i, s, n) for i, (s, n) in enumerate(statements) if _check(migration, s, n, look.tables)]
     wrapper = _wrapper(migration, control, len(statements) - 1)
     if not wrapper:
-        return Script(migration, migration.sql, settings=wanted.settings)
+        return Script(migration, sql, settings=wanted.settings)
     body = _blank(text, wrapper).encode("utf-8")
     return Script(migration, body, settings=wanted.settings, wrapper_removed=True)
 
 
-def _big(migration: Migration, wanted: directives.Directives, look: _Look) -> Script:
+def _big(migration: Migration, sql: bytes | FileView, wanted: directives.Directives, look: _Look) -> Script:
     """A file sent in parts: checked a window of whole statements at a time, parsing only those worth it.
 
     A file without any of the words is cut while it is sent (cutting.cuts); one with them is
     walked here, before anything runs, and where it is cut kept, so that it is walked once.
     """
-    sql = migration.sql
     if not look.suspect(sql):
         return Script(migration, sql, settings=wanted.settings, cuts=Cuts((0, len(sql))))
-    walked = _walk(migration, look)
+    walked = _walk(migration, sql, look)
     if walked.unfinished is not None and walked.control:  # COMMIT is not its last statement, whatever it is
         raise BadInput(
             f"{migration.path}, line {walked.unfinished}: the file ends in a statement, string or comment that "
@@ -495,14 +536,13 @@ def _big(migration: Migration, wanted: directives.Directives, look: _Look) -> Sc
     return Script(migration, sql, settings=wanted.settings, wrapper_removed=bool(wrapper), cuts=cuts)
 
 
-def _walk(migration: Migration, look: _Look) -> _Walked:
+def _walk(migration: Migration, sql: bytes | FileView, look: _Look) -> _Walked:
     """Walk a big file, its second half on a thread from where a statement likely starts.
 
     PostgreSQL's scanner runs without the GIL, so on two cores this takes half the time. The
     second half counts only if the first one does end there; else the first walk goes on.
     Refusals come in the file's order: the second half's wait until the first half has none.
     """
-    sql = migration.sql
     first = _Walked(migration, look)
     middle = cutting.likely_start(sql, len(sql) // 2) if len(sql) > 8 * ONE_MESSAGE_LIMIT else None
     if middle is None:
@@ -615,8 +655,10 @@ def _check_backslash(migration: Migration, text: str, line: int) -> None:
         _refuse_psql_features(migration, text, line)
 
 
-def _no_transaction(migration: Migration, wanted: directives.Directives, tables: Sequence[Table]) -> Script:
-    text = migration.text()
+def _no_transaction(
+    migration: Migration, sql: bytes | FileView, wanted: directives.Directives, tables: Sequence[Table]
+) -> Script:
+    text = sql[0 : len(sql)].decode("utf-8")
     statements, problem = _parse(migration, text)
     if statements is None:
         raise BadInput(
@@ -627,7 +669,7 @@ def _no_transaction(migration: Migration, wanted: directives.Directives, tables:
         if _copy_from_stdin(node):
             raise _copy_error(migration, statement.line)
         _refuse_own_tables(migration, statement, node, tables)
-    body = migration.sql if isinstance(migration.sql, bytes) else text.encode("utf-8")
+    body = sql if isinstance(sql, bytes) else text.encode("utf-8")
     return Script(migration, body, no_transaction=True, settings=wanted.settings,
                   statements=tuple(s for s, _ in statements))  # fmt: skip
 

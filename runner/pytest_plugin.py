@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -54,6 +54,7 @@ class Settings(NamedTuple):
     dsn: str | None  # None: $DATABASE_URL, libpq's environment, else the embedded server
     directory: Path
     table: str | None  # None: runner's default
+    variables: Mapping[str, str]  # of psql variables, from [tool.runner.variables]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -87,7 +88,8 @@ def _settings(config: pytest.Config) -> Settings:
         directory = config.invocation_params.dir / given_dir
     else:  # relative to the rootdir; a dir from [tool.runner] is already absolute
         directory = config.rootpath / (value("dir") or runner_settings.dir)
-    return Settings(value("dsn") or runner_settings.database_url, directory, value("table") or runner_settings.table)
+    return Settings(value("dsn") or runner_settings.database_url, directory, value("table") or runner_settings.table,
+                    runner_settings.variables)  # fmt: skip
 
 
 def _name(config: pytest.Config, suffix: str) -> str:
@@ -169,7 +171,8 @@ def runner_template(pytestconfig: pytest.Config, runner_server_dsn: str) -> Iter
         _admin(runner_server_dsn, sql.SQL("CREATE DATABASE {}").format(ident))
     try:
         with _failing_clearly(f"migrating {_shown(settings.directory, pytestconfig)} into the template {name}"):
-            runner.migrate(make_conninfo(runner_server_dsn, dbname=name), settings.directory, settings.table)
+            runner.migrate(make_conninfo(runner_server_dsn, dbname=name), settings.directory, settings.table,
+                           variables=settings.variables)  # fmt: skip
         with _failing_clearly(f"closing the template {name} to connections"):
             _admin(runner_server_dsn, sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(ident))
             _admin(runner_server_dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

@@ -322,7 +322,8 @@ def plan_doc(result: DryRun) -> dict[str, Any]:
 def event_doc(event: Event) -> dict[str, Any]:
     return {"id": event.id, "at": _when(event.recorded_at), "action": event.action, "version": event.version,
             "name": event.name, "old_checksum": event.old_checksum, "new_checksum": event.new_checksum,
-            "outcome": event.outcome, "error": event.error, "by": event.recorded_by}  # fmt: skip
+            "outcome": event.outcome, "error": event.error, "by": event.recorded_by,
+            "variables": event.variables}  # fmt: skip
 
 
 def print_history(events: list[Event], console: Console | None = None) -> None:
@@ -339,6 +340,7 @@ def print_history(events: list[Event], console: Console | None = None) -> None:
         for e in events
     ]  # fmt: skip
     details = [e.error or (f"{_short(e.old_checksum)} -> {_short(e.new_checksum)}" if e.old_checksum else "")
+               or ", ".join(f"{name}={value}" for name, value in (e.variables or {}).items())
                for e in events]  # fmt: skip
     _print_table(console, ["At", "Action", "Name", "Outcome", "By"], rows, details, name=2, time=0)
 

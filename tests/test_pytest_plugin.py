@@ -166,6 +166,15 @@ def test_without_options_the_folder_and_table_are_the_ones_runner_uses(inner: py
     typo.stdout.fnmatch_lines(["runner: reading runner's settings: pyproject.toml: unknown key 'dirr' in *"])
 
 
+def test_the_psql_variables_of_the_pyproject_reach_the_migrations(inner: pytest.Pytester) -> None:
+    write(inner.path / "sql", "0001_tenant.sql", 'CREATE SCHEMA :"schema";\nCREATE TABLE :"schema".things (id int);\n')
+    write(inner.path, "pyproject.toml", '[tool.runner.variables]\nschema = "acme"\n')
+    inner.makepyfile(test_tables="from conftest import record\n\ndef test_it(runner_db):\n    record(runner_db)\n")
+    inner.runpytest_subprocess("-p", "no:cacheprovider", timeout=120).assert_outcomes(passed=1)
+    [seen] = _seen(inner.path)
+    assert "acme.things" in seen["tables"]
+
+
 def test_a_failing_migration_fails_the_tests_that_need_it_with_runners_message(
     inner: pytest.Pytester, server_dsn: str
 ) -> None:

@@ -14,8 +14,8 @@ removed afterwards. HOME is a folder of its own.
 What may differ, and how it is compared:
 
 - ``…`` alone on a line stands for any number of lines, none included.
-- Durations (``(13 ms``, ``Done in 0.42 s``, ``2 target(s) in 0.7 s:``), dates and times are normalised; checksums are not
-  (they are stable for the same file text).
+- Durations (``(13 ms``, ``Done in 0.42 s``, ``2 target(s) in 0.7 s:``), dates and times are normalised;
+  checksums are not (they are stable for the same file text).
 - The embedded server's home (``.runner`` of the project; as root ``/var/lib/runner-pg/<hash>``,
   with ``, run by user runner-pg`` in the note) reads the same either way, so the README may show
   either one.

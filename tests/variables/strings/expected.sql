@@ -1,0 +1,8 @@
+CREATE TABLE notes (id int, body text, tenant text);
+INSERT INTO notes VALUES
+    (1, 'a string keeps :tenant and :''tenant''', 'acme'),
+    (2, 'it''s :tenant too', 'it''s fine'),
+    (3, 'a:tenant:b', 'x' || 'acme'),
+    (4, N'national :tenant', U&'unicode :tenant'),
+    (5, 'continued' -- :tenant
+        ' :tenant on the next line', B'101'::text || X'1F'::text);
