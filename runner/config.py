@@ -293,8 +293,8 @@ def load(
     """
     environ = os.environ if environ is None else environ
     path = find_pyproject(start)
-    targets: Mapping[str, TargetSpec] = field(default_factory=dict, hash=False)  # [tool.runner.targets], checked
-    variables: Mapping[str, str] = field(default_factory=dict, hash=False)  # psql variables' values, by name
+    lint, variables, from_file = LintSettings(), {}, {}
+    targets: Mapping[str, TargetSpec] = {}
     # Every value set is checked, even one a higher layer overrides: a mistake is never left for later.
     if path is not None:
         table = _read(path)

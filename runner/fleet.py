@@ -15,7 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -329,6 +329,12 @@ def _tenant(conn: psycopg.Connection, target: Target, create: bool) -> None:
                        "--create-schema to provision the tenant")  # fmt: skip
 
 
+def values_of(target: Target, variables: Mapping[str, str] | None) -> dict[str, str]:
+    """The variables' values for one target: ``target`` (its name) and, for a tenant, ``schema``, over those given."""
+    own = {"target": target.name} | ({"schema": target.schema} if target.schema else {})
+    return {**(variables or {}), **own}
+
+
 def migrate(
     targets: Sequence[Target],
     directory: str | Path = api.DEFAULT_DIR,
@@ -345,23 +351,26 @@ def migrate(
 
     A tenant's schema must exist, unless ``create_schema`` (provisioning a new tenant) creates it first.
     """
+    variables = options.pop("variables", None)
     with _reader() as connection:
 
         def verb(target: Target, url: str, events: api.OnEvent) -> api.MigrateResult:
             if target.schema:
                 _tenant(connection(url), target, create_schema)
-            return api.migrate(url, directory, table_of(target, table), on_event=events, **options)
+            values = values_of(target, variables)
+            return api.migrate(url, directory, table_of(target, table), on_event=events, variables=values, **options)
 
         return run(targets, verb, jobs=jobs, canary=canary, keep_going=keep_going,
                    connections=_CONNECTIONS["migrate"] + 1, on_event=on_event)  # fmt: skip
 
 
 def _read(
-    targets: Sequence[Target], call: Callable[[psycopg.Connection, api.Table, api.OnEvent], R], table: api.Table,
+    targets: Sequence[Target], call: Callable[[psycopg.Connection, Target, api.Table, api.OnEvent], R],
+    table: api.Table,
     jobs: int | None, judge: Callable[[R], int], on_event: OnFleetEvent | None,
 ) -> FleetResult[R]:  # fmt: skip
     with _reader() as connection:
-        return run(targets, lambda t, url, events: call(connection(url), table_of(t, table), events), jobs=jobs,
+        return run(targets, lambda t, url, events: call(connection(url), t, table_of(t, table), events), jobs=jobs,
                    keep_going=True, judge=judge, on_event=on_event)  # fmt: skip
 
 
@@ -370,7 +379,7 @@ def status(
     jobs: int | None = None, on_event: OnFleetEvent | None = None,
 ) -> FleetResult[Plan]:  # fmt: skip
     """``runner.api.status`` of every target."""
-    return _read(targets, lambda conn, t, events: api.status(conn, directory, t, on_event=events), table, jobs,
+    return _read(targets, lambda conn, _, t, events: api.status(conn, directory, t, on_event=events), table, jobs,
                  lambda plan: 0, on_event)  # fmt: skip
 
 
@@ -379,7 +388,7 @@ def verify(
     strict: bool = False, jobs: int | None = None, on_event: OnFleetEvent | None = None,
 ) -> FleetResult[api.VerifyResult]:  # fmt: skip
     """``runner.api.verify`` of every target; a target with drift counts 1, as verify exits."""
-    return _read(targets, lambda conn, t, events: api.verify(conn, directory, t, strict=strict, on_event=events),
+    return _read(targets, lambda conn, _, t, events: api.verify(conn, directory, t, strict=strict, on_event=events),
                  table, jobs, lambda result: 0 if result.clean else 1, on_event)  # fmt: skip
 
 
@@ -388,5 +397,9 @@ def dry_run(
     jobs: int | None = None, on_event: OnFleetEvent | None = None, **options: Any,
 ) -> FleetResult[api.DryRun]:  # fmt: skip
     """``runner.api.dry_run`` of every target: what migrate would run on each."""
-    return _read(targets, lambda conn, t, events: api.dry_run(conn, directory, t, on_event=events, **options), table,
-                 jobs, lambda result: 0, on_event)  # fmt: skip
+    variables = options.pop("variables", None)
+
+    def call(conn: psycopg.Connection, target: Target, its: api.Table, events: api.OnEvent) -> api.DryRun:
+        return api.dry_run(conn, directory, its, variables=values_of(target, variables), on_event=events, **options)
+
+    return _read(targets, call, table, jobs, lambda result: 0, on_event)

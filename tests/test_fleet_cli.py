@@ -197,3 +197,26 @@ def test_a_bad_fleet_option_is_one_error_line_and_changes_nothing(dsn: str, args
     assert_clean_error(result, code, needle)
     assert query(dsn, "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')") \
         == [(0,)]  # fmt: skip
+
+
+def test_each_target_gets_its_name_and_schema_as_variables_beside_those_set(dsn: str, tmp_path: Path) -> None:
+    folder = tmp_path / "sql"
+    text = "CREATE TABLE IF NOT EXISTS :\"schema\".accounts (id int, region text DEFAULT :'region');\n"
+    write(folder, "0001_accounts.sql", text + "COMMENT ON TABLE :\"schema\".accounts IS :'target';\n")
+    query(dsn, 'CREATE SCHEMA tenant_a; CREATE SCHEMA "tenant B"')
+    env = cli_env(DATABASE_URL=dsn)
+    refused = runner_cli("migrate", "--schemas", "tenant*", "--dir", folder, env=env)
+    assert refused.returncode == 2 and "the variable :'region' has no value" in refused.stdout
+    assert query(dsn, "SELECT count(*) FROM pg_tables WHERE tablename = 'accounts'") == [(0,)]
+    result = runner_cli("migrate", "--schemas", "tenant*", "--dir", folder, "--set", "region=eu", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = query(dsn, "SELECT n.nspname, obj_description(c.oid), pg_get_expr(d.adbin, d.adrelid) FROM pg_class c "
+                      "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attrdef d ON d.adrelid = c.oid "
+                      "WHERE c.relname = 'accounts' ORDER BY 1")  # fmt: skip
+    database = dsn.rpartition("dbname=")[2].split()[0]
+    assert rows == [
+        ("tenant B", f"{database}/tenant B", "'eu'::text"),
+        ("tenant_a", f"{database}/tenant_a", "'eu'::text"),
+    ]
+    bad = runner_cli("migrate", "--schemas", "tenant*", "--dir", folder, "--set", "region", env=env)
+    assert_clean_error(bad, 2, "--set 'region': expected NAME=VALUE")

@@ -64,7 +64,7 @@ def migrate(
     Example: runner migrate --dsn postgresql://app@db.internal/app
     """
     if dry_run:
-        _plan(context, shown, pending.to, targets, where.dsn, each=False)
+        _plan(context, shown, pending, targets, where.dsn, each=False)
         return
 
     def work(run: Run) -> Answer:
@@ -77,7 +77,8 @@ def migrate(
                                      keep_going=keep_going, create_schema=create_schema, strict=s.strict,
                                      allow_out_of_order=s.allow_out_of_order, to=pending.to, lock_wait=s.lock_wait,
                                      lock_timeout=s.lock_timeout, statement_timeout=s.statement_timeout,
-                                     retries=s.retries, wait_for_db=s.wait_for_db)  # fmt: skip
+                                     retries=s.retries, wait_for_db=s.wait_for_db,
+                                     variables=run.variables(pending.sets))  # fmt: skip
         with MigrateProgress.for_output(out) as progress:
 
             def on_event(event: api.Event) -> None:
@@ -93,7 +94,7 @@ def migrate(
             result = api.migrate(*run.target, strict=s.strict, allow_out_of_order=s.allow_out_of_order,
                                  to=pending.to, lock_wait=s.lock_wait, lock_timeout=s.lock_timeout,
                                  statement_timeout=s.statement_timeout, retries=s.retries, wait_for_db=s.wait_for_db,
-                                 on_event=on_event)  # fmt: skip
+                                 variables=run.variables(pending.sets), on_event=on_event)  # fmt: skip
         summary = report.migrate_summary(result)
         if summary:
             progress.line(summary)
@@ -178,21 +179,21 @@ def plan(
 
     Example: runner plan --to 15
     """
-    _plan(context, shown, pending.to, targets, where.dsn, each)
+    _plan(context, shown, pending, targets, where.dsn, each)
 
 
-def _plan(context: typer.Context, shown: Printing, to: int | None, targets: Fleet, dsns: list[str] | None,
+def _plan(context: typer.Context, shown: Printing, pending: Pending, targets: Fleet, dsns: list[str] | None,
           each: bool) -> None:  # fmt: skip
     def work(run: Run) -> Answer:
-        s, out = run.settings, run.out
+        s, out, to, values = run.settings, run.out, pending.to, run.variables(pending.sets)
         if targets.chosen(dsns):
             from runner.cli import fleet  # threads and targets: only a fleet run needs them
 
             with fleet.chosen(run, targets, dsns) as found:
                 return fleet.plan(run, found, run.target[1], s.table, targets.jobs, each, strict=s.strict,
-                                  allow_out_of_order=s.allow_out_of_order, to=to)  # fmt: skip
+                                  allow_out_of_order=s.allow_out_of_order, to=to, variables=values)  # fmt: skip
         result = api.dry_run(*run.target, strict=s.strict, allow_out_of_order=s.allow_out_of_order, to=to,
-                             wait_for_db=s.wait_for_db, on_event=run.notes)  # fmt: skip
+                             wait_for_db=s.wait_for_db, variables=values, on_event=run.notes)  # fmt: skip
         for entry in result.warnings:
             out.warn(report.warning_line(entry))
         for difference in result.schema_warnings:

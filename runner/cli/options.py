@@ -101,6 +101,14 @@ StatementTimeout = Annotated[
 ]  # fmt: skip
 
 
+Sets = Annotated[
+    list[str] | None,
+    typer.Option("--set", metavar="NAME=VALUE",
+                 help="The value of a psql variable the files use (:NAME, :'NAME', :\"NAME\"), as psql -v sets "
+                      "it; repeat for more. Over \\[tool.runner.variables]."),
+]  # fmt: skip
+
+
 class Connection(NamedTuple):
     """Where a command works: the database, the migrations folder and the tracking table.
 
@@ -120,11 +128,12 @@ class Printing(NamedTuple):
 
 
 class Pending(NamedTuple):
-    """Which pending files a run takes, and what refuses it: migrate and plan."""
+    """Which pending files a run takes, what refuses it, and the values of their variables: migrate and plan."""
 
     strict: Strict = None
     allow_out_of_order: AllowOutOfOrder = None
     to: To = None
+    sets: Sets = None
 
 
 TargetNames = Annotated[
@@ -307,6 +316,20 @@ class Run:
     def target(self) -> tuple[str | None, Path, str | None]:
         """The database, folder and tracking table, as runner.api takes them first."""
         return self.settings.database_url, folder(self.settings), self.settings.table
+
+    def variables(self, sets: list[str] | None) -> dict[str, str]:
+        """The psql variables' values: ``--set NAME=VALUE`` over ``[tool.runner.variables]``."""
+        given = {}
+        for text in sets or ():
+            name, equals, value = text.partition("=")
+            if not equals:
+                raise BadInput(f"--set {text!r}: expected NAME=VALUE, as psql -v takes it")
+            given[name] = value
+        if not given:
+            return dict(self.settings.variables)
+        from runner.variables import check
+
+        return {**self.settings.variables, **check(given, "--set")}
 
     def notes(self, event: api.Event) -> None:
         """The ``on_event`` of a command that shows only notes."""

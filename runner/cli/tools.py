@@ -8,7 +8,7 @@ import typer
 
 from runner import api, report
 from runner.cli import EPILOG, Answer, _run, app
-from runner.cli.options import Connection, Only, Printing, Run, folder, uses
+from runner.cli.options import Connection, Only, Printing, Run, Sets, folder, uses
 from runner.progress import say
 
 
@@ -18,6 +18,7 @@ def lint(
     context: typer.Context,
     files: Annotated[list[str] | None, typer.Argument(help="Files to lint. Default: the pending ones.")] = None,
     warnings_fail: Annotated[bool, typer.Option("--strict", help="Exit 1 on warnings too, not only errors.")] = False,
+    sets: Sets = None,
     *,
     where: Connection,
     shown: Printing,
@@ -29,7 +30,7 @@ def lint(
     """
 
     def work(run: Run) -> Answer:
-        findings = api.lint(*run.target, files, on_event=run.notes)
+        findings = api.lint(*run.target, files, variables=run.variables(sets), on_event=run.notes)
         run.lines(report.lint_lines(findings))
         failing = [f for f in findings if warnings_fail or f.level == "error"]
         return (1 if failing else 0), report.lint_doc(findings)
