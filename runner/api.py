@@ -725,7 +725,7 @@ def verify(
     """Drift between the folder and the tracking table, and INVALID indexes. Changes nothing."""
     with _connected(database, directory, table, wait_for_db, on_event) as (conn, target, plan):
         with _database_errors("looking for INVALID indexes"):
-            invalid = invalid_indexes(conn)
+            invalid = invalid_indexes(conn, target.scope)
         drift = _schema_drift(conn, target)
     return VerifyResult(plan, strict, invalid, drift or [], drift is not None)
 

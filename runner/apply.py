@@ -369,7 +369,7 @@ class Session:
     def _refuse_invalid_indexes(self, script: Script, kept: list[Statement]) -> None:
         """An index the file builds that is INVALID now was left by an earlier failed build, which the file's
         IF NOT EXISTS skipped: the file did not do its work, so it is not recorded."""
-        left = invalid_among(self.conn, [s.text for s in kept])
+        left = invalid_among(self.conn, [s.text for s in kept], self.table.scope)
         if left:
             raise MigrationFailed(
                 f"{script.name} ran, but " + "; ".join(index.describe() for index in left)
@@ -474,6 +474,6 @@ class Session:
 
     def _invalid_indexes(self) -> list[InvalidIndex]:
         try:
-            return invalid_indexes(self.conn)
+            return invalid_indexes(self.conn, self.table.scope)
         except (psycopg.Error, KeyboardInterrupt):
             return []

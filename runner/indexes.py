@@ -12,14 +12,15 @@ from dataclasses import dataclass
 import psycopg
 
 _INVALID = """
-SELECT format('%I.%I', n.nspname, c.relname), format('%I.%I', tn.nspname, t.relname), c.relname, t.relname
+SELECT format('%%I.%%I', n.nspname, c.relname), format('%%I.%%I', tn.nspname, t.relname), c.relname, t.relname
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indexrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_class t ON t.oid = i.indrelid
 JOIN pg_namespace tn ON tn.oid = t.relnamespace
 WHERE NOT i.indisvalid
-  AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
+  AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+  AND (%(only)s::name IS NULL OR n.nspname = %(only)s)  -- a tenant's own, when one is asked about
   AND i.indexrelid NOT IN (SELECT index_relid FROM pg_stat_progress_create_index WHERE index_relid <> 0)
 ORDER BY 1
 """
@@ -41,8 +42,10 @@ class InvalidIndex:
         )
 
 
-def invalid_indexes(conn: psycopg.Connection) -> list[InvalidIndex]:
-    return [InvalidIndex(name, table) for name, table, _, _ in conn.execute(_INVALID).fetchall()]
+def invalid_indexes(conn: psycopg.Connection, only: str | None = None) -> list[InvalidIndex]:
+    """Every INVALID index of the database, or of the tenant schema ``only``."""
+    rows = conn.execute(_INVALID, {"only": only}).fetchall()
+    return [InvalidIndex(name, table) for name, table, _, _ in rows]
 
 
 def _built_by(statements: list[str]) -> tuple[set[str], set[str]]:
@@ -73,11 +76,11 @@ def _built_by(statements: list[str]) -> tuple[set[str], set[str]]:
     return names, tables
 
 
-def invalid_among(conn: psycopg.Connection, statements: list[str]) -> list[InvalidIndex]:
+def invalid_among(conn: psycopg.Connection, statements: list[str], only: str | None = None) -> list[InvalidIndex]:
     """The INVALID indexes among those ``statements`` build: a build that failed in an earlier run, which
     CREATE INDEX CONCURRENTLY IF NOT EXISTS then skips without a word."""
     names, tables = _built_by(statements)
     if not (names or tables):
         return []
-    return [InvalidIndex(name, table) for name, table, index, on in conn.execute(_INVALID).fetchall()
+    return [InvalidIndex(name, table) for name, table, index, on in conn.execute(_INVALID, {"only": only}).fetchall()
             if index in names or on in tables]  # fmt: skip

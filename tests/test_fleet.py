@@ -150,3 +150,15 @@ def test_a_database_migrated_whole_and_its_tenants_do_not_see_each_other_as_drif
         "column accounts.extra: not created by any migration"
     ]
     assert [o.code for o in fleet.verify(targets, folder).outcomes] == [0, 0]
+
+
+def test_an_invalid_index_in_one_tenant_is_that_tenants_alone(dsn: str, folder: Path) -> None:
+    targets = tenants(dsn, 2)
+    fleet.migrate(targets, folder)
+    query(dsn, "INSERT INTO tenant_0000.accounts VALUES (1, 'same'), (2, 'same')")
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        query(dsn, "CREATE UNIQUE INDEX CONCURRENTLY accounts_unique_name ON tenant_0000.accounts (name)")
+    result = fleet.verify(targets, folder)
+    assert [o.code for o in result.outcomes] == [1, 0]
+    first = result.outcomes[0].result
+    assert first is not None and [i.name for i in first.invalid_indexes] == ["tenant_0000.accounts_unique_name"]
