@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -25,9 +26,8 @@ def server_dsn(runner_server_dsn: str) -> str:
     return runner_server_dsn
 
 
-@pytest.fixture
-def dsn(server_dsn: str) -> Iterator[str]:
-    """A fresh, empty database for one test."""
+@contextmanager
+def fresh_database(server_dsn: str) -> Iterator[str]:
     name = f"runner_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server_dsn, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -36,6 +36,20 @@ def dsn(server_dsn: str) -> Iterator[str]:
     finally:
         with psycopg.connect(server_dsn, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def dsn(server_dsn: str) -> Iterator[str]:
+    """A fresh, empty database for one test."""
+    with fresh_database(server_dsn) as url:
+        yield url
+
+
+@pytest.fixture
+def another_dsn(server_dsn: str) -> Iterator[str]:
+    """A second fresh database, for a test that compares two (psql's and runner's work on the same file)."""
+    with fresh_database(server_dsn) as url:
+        yield url
 
 
 @pytest.fixture

@@ -13,15 +13,11 @@ import json
 import random
 import re
 import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 from helpers import query, write
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from runner import api, config, history, preflight, tracking, variables
 from runner.errors import BadInput, MigrationFailed
@@ -33,19 +29,6 @@ CASES = sorted(p for p in (Path(__file__).parent / "variables").iterdir() if p.i
 
 def values_of(case: Path) -> dict[str, str]:
     return dict(json.loads((case / "values.json").read_text("utf-8")))
-
-
-@pytest.fixture
-def psql_dsn(server_dsn: str) -> Iterator[str]:
-    """A second fresh database, for psql to run the same file in."""
-    name = f"runner_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield make_conninfo(server_dsn, dbname=name)
-    finally:
-        with psycopg.connect(server_dsn, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def psql(dsn: str, values: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -69,14 +52,14 @@ def test_each_golden_case_substitutes_to_its_expected_text(case: Path) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_variables_give_the_schema_psql_gives_with_the_same_file_and_values(
-    case: Path, dsn: str, psql_dsn: str, tmp_path: Path
+    case: Path, dsn: str, another_dsn: str, tmp_path: Path
 ) -> None:
     values = values_of(case)
-    by_psql = psql(psql_dsn, values, "--file", str(case / "input.sql"))
+    by_psql = psql(another_dsn, values, "--file", str(case / "input.sql"))
     assert by_psql.returncode == 0, by_psql.stderr
     write(tmp_path / "sql", "1_case.sql", (case / "input.sql").read_bytes())
     api.migrate(dsn, tmp_path / "sql", variables=values)
-    assert dump(dsn) == dump(psql_dsn)
+    assert dump(dsn) == dump(another_dsn)
 
 
 # Pieces of SQL that a variable reference could meet: strings of every kind, identifiers, dollar
@@ -106,7 +89,7 @@ def generated(count: int, seed: int) -> list[str]:
     return found
 
 
-def test_substitution_agrees_with_psql_on_generated_text(psql_dsn: str, tmp_path: Path) -> None:
+def test_substitution_agrees_with_psql_on_generated_text(another_dsn: str, tmp_path: Path) -> None:
     """psql prints each text as it would send it (\\p); runner's substitution gives the same text.
 
     Every name the texts refer to has a value (else runner refuses the text), except the bounds of
@@ -117,7 +100,7 @@ def test_substitution_agrees_with_psql_on_generated_text(psql_dsn: str, tmp_path
     values = {name: GIVEN.get(name, f"v_{index}") for index, name in enumerate(sorted(names))}
     separator = "----- next -----"
     script = "".join(f"{text}\n\\p\n\\r\n\\echo {separator}\n" for text in texts)
-    by_psql = psql(psql_dsn, values, "--file", str(write(tmp_path, "texts.sql", script)))
+    by_psql = psql(another_dsn, values, "--file", str(write(tmp_path, "texts.sql", script)))
     shown = by_psql.stdout.split(f"{separator}\n")
     assert len(shown) == len(texts) + 1, by_psql.stderr
 

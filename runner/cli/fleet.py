@@ -12,7 +12,6 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 from typing import Any
 
 from runner import api, db, fleet, report, targets
@@ -131,10 +130,10 @@ def _kinds(result: FleetResult[Any], judge: Callable[[Any], str], order: tuple[s
 # ---------------------------------------------------------------- the commands
 
 
-def migrate(run: Run, found: list[Target], directory: Path, table: str | None, *, jobs: int | None, canary: int,
-            keep_going: bool, create_schema: bool, **options: Any) -> tuple[int, dict[str, Any]]:  # fmt: skip
+def migrate(run: Run, options: Fleet, dsns: list[str] | None, *, canary: int, keep_going: bool,
+            create_schema: bool, **given: Any) -> tuple[int, dict[str, Any]]:  # fmt: skip
     out, started = run.out, time.monotonic()
-    with MigrateProgress.for_output(out) as progress:
+    with chosen(run, options, dsns, create_schema) as found, MigrateProgress.for_output(out) as progress:
 
         def on_event(event: fleet.FleetEvent) -> None:
             if isinstance(event, fleet.TargetDone):
@@ -151,8 +150,17 @@ def migrate(run: Run, found: list[Target], directory: Path, table: str | None, *
                 out.warn(f"{event.target.name}: changed outside runner: {event.event.difference.describe()}")
 
         progress.start(len(found), f"Migrating {len(found)} target(s)")
-        result = fleet.migrate(found, directory, table, jobs=jobs, canary=canary, keep_going=keep_going,
-                               create_schema=create_schema, on_event=on_event, **options)  # fmt: skip
+        result = fleet.migrate(
+            found,
+            run.target[1],
+            run.settings.table,
+            jobs=options.jobs,
+            canary=canary,
+            keep_going=keep_going,
+            create_schema=create_schema,
+            on_event=on_event,
+            **given,
+        )
     kinds = _kinds(result, lambda r: "migrated" if r.applied else "up to date", ("migrated", "up to date"))
     for line in _summary(result, kinds, time.monotonic() - started):
         progress.line(line)
@@ -164,18 +172,18 @@ def _behind(plan: Any) -> str:
     return "drifted" if drift else "behind" if plan.having(State.PENDING) else "up to date"
 
 
-def status(run: Run, found: list[Target], directory: Path, table: str | None, jobs: int | None,
-           each: bool) -> tuple[int, dict[str, Any]]:  # fmt: skip
-    result = fleet.status(found, directory, table, jobs=jobs)
+def status(run: Run, options: Fleet, dsns: list[str] | None, each: bool) -> tuple[int, dict[str, Any]]:
+    with chosen(run, options, dsns) as found:
+        result = fleet.status(found, run.target[1], run.settings.table, jobs=options.jobs)
     kinds = _kinds(result, _behind, ("up to date", "behind", "drifted"))
     lines = [_ended(o, report.counts) for o in result.outcomes if each or o.error is not None]
     run.lines(lines + _summary(result, kinds))
     return result.code, _doc(result, report.status_doc, kinds)
 
 
-def verify(run: Run, found: list[Target], directory: Path, table: str | None, jobs: int | None, strict: bool,
-           each: bool) -> tuple[int, dict[str, Any]]:  # fmt: skip
-    result = fleet.verify(found, directory, table, strict=strict, jobs=jobs)
+def verify(run: Run, options: Fleet, dsns: list[str] | None, strict: bool, each: bool) -> tuple[int, dict[str, Any]]:
+    with chosen(run, options, dsns) as found:
+        result = fleet.verify(found, run.target[1], run.settings.table, strict=strict, jobs=options.jobs)
     kinds = _kinds(result, lambda r: "clean" if r.clean else "drifted", ("clean", "drifted"))
     lines = []
     for o in result.outcomes:
@@ -186,9 +194,9 @@ def verify(run: Run, found: list[Target], directory: Path, table: str | None, jo
     return result.code, _doc(result, report.verify_doc, kinds)
 
 
-def plan(run: Run, found: list[Target], directory: Path, table: str | None, jobs: int | None, each: bool,
-         **options: Any) -> tuple[int, dict[str, Any]]:  # fmt: skip
-    result = fleet.dry_run(found, directory, table, jobs=jobs, **options)
+def plan(run: Run, options: Fleet, dsns: list[str] | None, each: bool, **given: Any) -> tuple[int, dict[str, Any]]:
+    with chosen(run, options, dsns) as found:
+        result = fleet.dry_run(found, run.target[1], run.settings.table, jobs=options.jobs, **given)
 
     def judged(dry: api.DryRun) -> str:
         if report.plan_failure(dry):

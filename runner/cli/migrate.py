@@ -72,9 +72,8 @@ def migrate(
         if targets.chosen(where.dsn) or create_schema:
             from runner.cli import fleet  # threads and targets: only a fleet run needs them
 
-            with fleet.chosen(run, targets, where.dsn, create_schema) as found:
-                return fleet.migrate(run, found, run.target[1], s.table, jobs=targets.jobs, canary=canary,
-                                     keep_going=keep_going, create_schema=create_schema, strict=s.strict,
+            return fleet.migrate(run, targets, where.dsn, canary=canary, keep_going=keep_going,
+                                     create_schema=create_schema, strict=s.strict,
                                      allow_out_of_order=s.allow_out_of_order, to=pending.to, lock_wait=s.lock_wait,
                                      lock_timeout=s.lock_timeout, statement_timeout=s.statement_timeout,
                                      retries=s.retries, wait_for_db=s.wait_for_db,
@@ -118,8 +117,7 @@ def status(
         if targets.chosen(where.dsn):
             from runner.cli import fleet  # threads and targets: only a fleet run needs them
 
-            with fleet.chosen(run, targets, where.dsn) as found:
-                return fleet.status(run, found, run.target[1], run.settings.table, targets.jobs, each)
+            return fleet.status(run, targets, where.dsn, each)
         plan = api.status(*run.target, wait_for_db=run.settings.wait_for_db, on_event=run.notes)
         if not run.out.as_json:
             report.print_status_table(plan)
@@ -153,8 +151,7 @@ def verify(
         if targets.chosen(where.dsn):
             from runner.cli import fleet  # threads and targets: only a fleet run needs them
 
-            with fleet.chosen(run, targets, where.dsn) as found:
-                return fleet.verify(run, found, run.target[1], run.settings.table, targets.jobs, pending_is_drift, each)
+            return fleet.verify(run, targets, where.dsn, pending_is_drift, each)
         result = api.verify(*run.target, strict=pending_is_drift, wait_for_db=run.settings.wait_for_db,
                             on_event=run.notes)  # fmt: skip
         run.lines(report.verify_lines(result))
@@ -189,9 +186,16 @@ def _plan(context: typer.Context, shown: Printing, pending: Pending, targets: Fl
         if targets.chosen(dsns):
             from runner.cli import fleet  # threads and targets: only a fleet run needs them
 
-            with fleet.chosen(run, targets, dsns) as found:
-                return fleet.plan(run, found, run.target[1], s.table, targets.jobs, each, strict=s.strict,
-                                  allow_out_of_order=s.allow_out_of_order, to=to, variables=values)  # fmt: skip
+            return fleet.plan(
+                run,
+                targets,
+                dsns,
+                each,
+                strict=s.strict,
+                allow_out_of_order=s.allow_out_of_order,
+                to=to,
+                variables=values,
+            )
         result = api.dry_run(*run.target, strict=s.strict, allow_out_of_order=s.allow_out_of_order, to=to,
                              wait_for_db=s.wait_for_db, variables=values, on_event=run.notes)  # fmt: skip
         for entry in result.warnings:
