@@ -40,11 +40,11 @@ def test_only_takes_some_options_of_a_set_and_the_others_keep_their_default() ->
 
 def test_typer_reads_the_options_of_a_spread_command_with_their_help_and_variables() -> None:
     @uses
-    def command(where: Annotated[Connection, Only("dsn")], *, shown: Printing) -> None:
+    def command(where: Annotated[Connection, Only("dir")], *, shown: Printing) -> None:
         """A command."""
 
     app = typer.Typer(add_completion=False)
     app.command()(command)
     params = {p.name: p for p in typer.main.get_command(app).params}
-    assert list(params) == ["dsn", "as_json", "quiet", "verbose"]
-    assert params["dsn"].envvar == "DATABASE_URL" and params["quiet"].opts == ["--quiet", "-q"]
+    assert list(params) == ["dir", "as_json", "quiet", "verbose"]
+    assert params["dir"].envvar == "RUNNER_DIR" and params["quiet"].opts == ["--quiet", "-q"]
