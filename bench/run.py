@@ -484,7 +484,7 @@ def bench_fleet_dbs(tools: list[T.Tool], sizes: Sizes, rows: list[Row]) -> None:
         for row, tool, folder in runs:  # interleaved, as in bench_apply
             if row.status == "ok":
                 env = {**tool.env, **(psql_env if tool.name in T.FLOORS else {})}
-                _fleet_run(row, tool, workload, folder, env, sizes, rep)
+                _fleet_run(row, tool, folder, env, sizes, rep)
     for row, *_ in runs:
         if row.status == "ok":
             say(f"  W9 {row.label:<34} median {row.median:8.3f}s  ({len(row.times)} runs)")
@@ -498,8 +498,7 @@ def _fleet_argv(row: Row, folder: Path, targets: Path) -> list[str]:
     return T.loop(row.tool.removesuffix("-loop"), targets, folder)
 
 
-def _fleet_run(row: Row, tool: T.Tool, workload: W.Workload, folder: Path, env: dict[str, str], sizes: Sizes,
-               rep: int) -> None:  # fmt: skip
+def _fleet_run(row: Row, tool: T.Tool, folder: Path, env: dict[str, str], sizes: Sizes, rep: int) -> None:
     """One timed run over fresh databases, each checked (tables, indexes and tracking rows), all dropped after."""
     dbs = fresh_dbs(sizes.fleet_dbs)
     targets = WORK / "w9-targets.txt"
@@ -763,7 +762,7 @@ def report(rows: list[Row], tools: dict[str, T.Tool], sizes: Sizes, mode: str, e
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smaller workloads, 3 runs; about three minutes")
+    parser.add_argument("--quick", action="store_true", help="smaller workloads, 3 runs; about five minutes")
     floors = f"psql brings both floors: one process, and {T.EACH}"
     parser.add_argument("--only", default=",".join(T.ALL), help=f"tools, comma-separated ({floors})")
     parser.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6,W7,W8,W9,W10", help="comma-separated")
