@@ -16,12 +16,14 @@ import itertools
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -44,6 +46,7 @@ class Row:
     rss_kb: list[int] = field(default_factory=list)
     status: str = "ok"  # ok | FAILED | unavailable | skipped
     note: str = ""
+    label: str = ""  # what the table calls the tool, when it is not its name (W9 and W10: how it runs)
 
     @property
     def median(self) -> float | None:
@@ -71,14 +74,18 @@ class Sizes:
     noop_cap: dict[str, int] = field(default_factory=dict)
     last_one: list[int] = field(default_factory=list)  # W8: files applied before the one more
     last_one_cap: dict[str, int] = field(default_factory=dict)
+    fleet_dbs: int = 200  # W9: fresh databases each run
+    fleet_files: int = 15  # W9 and W10: files per target
+    tenants: int = 1000  # W10: tenant schemas in one database
+    tenant_loop: int = 100  # W10: tenants the serial loop of single-tenant runs goes over (its time is scaled up)
 
 
 FULL = Sizes(w1=1000, w2=200, w3_mb=50, w7_mb=250, noop=[100, 1000, 10000], verify=[1000, 10000], api_files=1000,
              reps=3, noop_reps=5, api_calls=200, timeout_s=600, noop_cap={}, last_one=[1000, 10000],
-             last_one_cap={"sqitch": 1000})  # fmt: skip
+             last_one_cap={"sqitch": 1000}, fleet_dbs=200, tenants=1000, tenant_loop=100)  # fmt: skip
 QUICK = Sizes(w1=100, w2=20, w3_mb=5, w7_mb=25, noop=[100, 1000], verify=[1000], api_files=1000, reps=3, noop_reps=3,
               api_calls=50, timeout_s=120, noop_cap={"sqitch": 100}, last_one=[100, 1000],
-              last_one_cap={"sqitch": 100})  # fmt: skip
+              last_one_cap={"sqitch": 100}, fleet_dbs=20, tenants=100, tenant_loop=20)  # fmt: skip
 
 
 # ---------------------------------------------------------------- databases and processes
@@ -410,6 +417,175 @@ def bench_api(runner: T.Tool, sizes: Sizes, applied: AppliedDbs, rows: list[Row]
             say(f"  {workload} runner: FAILED {exc}")
 
 
+# ---------------------------------------------------------------- fleets
+
+
+FLEET_JOBS = 8  # W9's second runner fleet run, beside the default --jobs
+FLEET_TOOLS = ("runner", "dbmate", T.FLOOR, T.EACH)
+
+
+def _in_parallel(statements: list[str], connections: int = 8) -> None:
+    """Run ``statements`` on ``connections`` connections at once: dropping a database waits for a checkpoint,
+    and several drops at once share one."""
+
+    def run(part: list[str]) -> None:
+        with admin() as conn:
+            for statement in part:
+                conn.execute(statement)
+
+    with ThreadPoolExecutor(connections) as pool:
+        list(pool.map(run, [statements[i::connections] for i in range(connections)]))
+
+
+def fresh_dbs(count: int) -> list[str]:
+    """``count`` empty databases. FILE_COPY copies template0's files and syncs them (twice as fast here as the
+    default, which writes them through shared buffers and the WAL); the checkpoint after leaves the timed run
+    nothing of theirs to flush."""
+    names = [f"{PREFIX}w9_{next(_serial)}" for _ in range(count)]
+    _in_parallel([f"CREATE DATABASE {name} TEMPLATE template0 STRATEGY FILE_COPY" for name in names])
+    with admin() as conn:
+        conn.execute("CHECKPOINT")
+    return names
+
+
+def drop_dbs(names: list[str]) -> None:
+    _in_parallel([f"DROP DATABASE IF EXISTS {name} WITH (FORCE)" for name in names])
+
+
+def bench_fleet_dbs(tools: list[T.Tool], sizes: Sizes, rows: list[Row]) -> None:
+    """W9: the same files applied to many fresh databases: runner's fleet run, and serial loops of each tool.
+
+    Every loop is one bash process going over the targets file, so it pays a process per target (per file for
+    psql 1tx/file), not a shell start-up. The psql floors run the psql binary itself, not Debian's Perl wrapper.
+    """
+    from runner.fleet import DEFAULT_JOBS  # the project's venv runs this script
+
+    workload, count = W.fleet_files(sizes.fleet_files), sizes.fleet_dbs
+    say(f"\n== W9: {count} databases x {workload.title}; {count} fresh databases each run")
+    chosen = [t for t in tools if t.name in FLEET_TOOLS]
+    folders = lay_out(workload, [t for t in chosen if t.available])
+    psql_dir = T.psql_dir()
+    psql_env = {"PATH": f"{psql_dir}:{os.environ['PATH']}"} if psql_dir else {}
+    runs: list[tuple[Row, T.Tool, Path]] = []
+    for tool in chosen:
+        if tool.name == "runner":
+            ways = [("runner", f"runner fleet (--jobs {DEFAULT_JOBS}, the default)"),
+                    (f"runner-j{FLEET_JOBS}", f"runner fleet --jobs {FLEET_JOBS}"),
+                    ("runner-loop", "runner loop")]  # fmt: skip
+        else:
+            ways = [(tool.name, f"{T.LABELS.get(tool.name, tool.name)} loop")]
+        for key, label in ways:
+            row = Row("W9", key, label=label)
+            if not tool.available:
+                row.status, row.note = "unavailable", tool.reason
+            rows.append(row)
+            runs.append((row, tool, folders.get(tool.name, Path("."))))
+    for rep in range(sizes.reps):
+        for row, tool, folder in runs:  # interleaved, as in bench_apply
+            if row.status == "ok":
+                env = {**tool.env, **(psql_env if tool.name in T.FLOORS else {})}
+                _fleet_run(row, tool, folder, env, sizes, rep)
+    for row, *_ in runs:
+        if row.status == "ok":
+            say(f"  W9 {row.label:<34} median {row.median:8.3f}s  ({len(row.times)} runs)")
+
+
+def _fleet_argv(row: Row, folder: Path, targets: Path) -> list[str]:
+    """The command of a W9 row: runner's fleet run, or a tool's serial loop over ``targets``."""
+    if row.tool == "runner" or row.tool == f"runner-j{FLEET_JOBS}":
+        jobs = ["--jobs", str(FLEET_JOBS)] if row.tool != "runner" else []
+        return [str(T.RUNNER), "migrate", "--targets-file", str(targets), "--dir", str(folder), *jobs]
+    return T.loop(row.tool.removesuffix("-loop"), targets, folder)
+
+
+def _fleet_run(row: Row, tool: T.Tool, folder: Path, env: dict[str, str], sizes: Sizes, rep: int) -> None:
+    """One timed run over fresh databases, each checked (tables, indexes and tracking rows), all dropped after."""
+    dbs = fresh_dbs(sizes.fleet_dbs)
+    targets = WORK / "w9-targets.txt"
+    targets.write_text("".join(f"{T.url(db)}\n" for db in dbs))
+    try:
+        log = WORK / "logs" / f"W9_r{rep}_{row.tool}.log"
+        seconds, rss = timed(_fleet_argv(row, folder, targets), env, sizes.timeout_s * 2, log)
+        for db in dbs:
+            with psycopg.connect(T.url(db)) as conn:
+                W.check_target(conn, sizes.fleet_files, tracking=T.TRACKING.get(tool.name))
+        row.times.append(seconds)
+        row.rss_kb.append(rss)
+        say(f"  W9 rep {rep + 1}/{sizes.reps} {row.label:<34} {seconds:8.3f}s  rss {rss / 1024:6.1f} MB")
+    except (ToolFailed, W.WrongResult) as exc:
+        row.status, row.note = "FAILED", str(exc) if isinstance(exc, ToolFailed) else f"wrong result: {exc}"
+        say(f"  W9 {row.label}: FAILED {row.note}")
+    finally:
+        drop_dbs(dbs)
+
+
+def bench_tenants(runner: T.Tool, sizes: Sizes, rows: list[Row]) -> None:
+    """W10: tenant schemas in one database. Set up by one `runner migrate --schemas 'tenant_*'` (timed: W10m);
+    measured, nothing pending: `runner status --schemas 'tenant_*'` beside a bash loop of single-tenant
+    `runner status --schemas NAME` over the first tenants, its time scaled to all of them."""
+    workload, count, some = W.fleet_files(sizes.fleet_files), sizes.tenants, min(sizes.tenant_loop, sizes.tenants)
+    scale = count / some
+    say(f"\n== W10: {count:,} tenant schemas in one database x {workload.title}")
+    folder = str(lay_out(workload, [runner])["runner"])
+    schemas = [f"tenant_{i:04d}" for i in range(1, count + 1)]
+    setup = Row("W10m", "runner", label=f"runner migrate --schemas 'tenant_*' (the set-up, {count:,} tenants)")
+    fleet = Row("W10", "runner", label="runner status --schemas 'tenant_*'")
+    loop = Row("W10", "runner-loop", label=f"runner status --schemas NAME loop ({some} tenants, x{scale:g})")
+    rows.extend((setup, fleet, loop))
+    db = fresh_db("w10", "template0")
+    try:
+        with psycopg.connect(T.url(db), autocommit=True) as conn:
+            conn.execute("; ".join(f"CREATE SCHEMA {s}" for s in schemas))
+        migrate = [str(T.RUNNER), "migrate", "--dsn", T.url(db), "--schemas", "tenant_*", "--dir", folder]
+        try:
+            seconds, rss = timed(migrate, {}, sizes.timeout_s * 2, WORK / "logs" / "W10_setup.log")
+            with psycopg.connect(T.url(db)) as conn:
+                W.check_tenants(conn, sizes.fleet_files, schemas, T.TRACKING["runner"])
+        except (ToolFailed, W.WrongResult) as exc:
+            for row in (setup, fleet, loop):
+                row.status, row.note = "FAILED", f"set-up: {exc}"
+            say(f"  W10 set-up: FAILED {exc}")
+            return
+        setup.times.append(seconds)
+        setup.rss_kb.append(rss)
+        say(f"  W10 set-up: runner migrate --schemas applied {count:,} x {sizes.fleet_files} files in {seconds:.1f}s"
+            f"  rss {rss / 1024:.1f} MB")  # fmt: skip
+        names = WORK / "w10-tenants.txt"
+        names.write_text("".join(f"{s}\n" for s in schemas[:some]))
+        status = [str(T.RUNNER), "status", "--dsn", T.url(db), "--dir", folder, "--schemas"]
+        each = T.each_line(" ".join(map(shlex.quote, status)) + ' "$line"', names)
+        for rep in range(sizes.noop_reps):
+            _tenant_run(fleet, [*status, "tenant_*"], f"{count} target(s): {count} up to date", 1, sizes, rep)
+            if rep < sizes.reps:
+                _tenant_run(loop, each, "1 target(s): 1 up to date", some, sizes, rep, scale)
+        for row in (fleet, loop):
+            if row.status == "ok":
+                say(f"  W10 {row.label:<50} median {row.median:8.3f}s")
+    finally:
+        drop_db(db)
+
+
+def _tenant_run(row: Row, argv: list[str], summary: str, times: int, sizes: Sizes, rep: int,
+                scale: float = 1) -> None:  # fmt: skip
+    """One timed status run (nothing pending), checked by its summary lines: ``times`` of ``summary``."""
+    if row.status != "ok":
+        return
+    log = WORK / "logs" / f"W10_r{rep}_{row.tool}.log"
+    try:
+        seconds, rss = timed(argv, {}, sizes.timeout_s, log)
+        found = log.read_text().count(summary)
+        if found != times:
+            raise ToolFailed(f"wrong result: {found} of {times} summary line(s) {summary!r} (log: {log})")
+    except ToolFailed as exc:
+        row.status, row.note = "FAILED", str(exc)
+        say(f"  W10 {row.label}: FAILED {exc}")
+        return
+    row.times.append(seconds * scale)
+    row.rss_kb.append(rss)
+    say(f"  W10 rep {rep + 1} {row.label:<50} {seconds:8.3f}s" + (f" (x{scale:g}: {seconds * scale:.3f}s)"
+        if scale != 1 else "") + f"  rss {rss / 1024:6.1f} MB")  # fmt: skip
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -430,7 +606,7 @@ def table(rows: list[Row]) -> str:
         ratios = [_ratio(r, find(rows, r.workload, tool)) for tool in (T.FLOOR, T.EACH, "runner")]
         rss = f"{r.peak_mb:.0f} MB" if r.peak_mb is not None and not r.workload.startswith("W6") else "-"
         status = r.status + (f": {r.note}" if r.note and r.status != "ok" else "")
-        cells = [r.workload, T.LABELS.get(r.tool, r.tool), _fmt_s(r.median),
+        cells = [r.workload, r.label or T.LABELS.get(r.tool, r.tool), _fmt_s(r.median),
                  *(f"{x:.2f}x" if x else "-" for x in ratios), rss, str(len(r.times)), status]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -513,6 +689,7 @@ def targets(rows: list[Row], sizes: Sizes) -> list[tuple[str, str, str]]:
                     "<= 1.1x floor, peak RSS <= 150 MB",
                     verdict(None if r7 is None or mb7 is None else r7 <= 1.1 and mb7 <= 150),
                     f"{r7:.2f}x floor, {mb7:.0f} MB" if r7 and mb7 else "-"))  # fmt: skip
+    out += _fleet_targets(rows, sizes)
     for kind in ("W4", "W5"):
         small, big = find(rows, f"{kind}@1000", "runner"), find(rows, f"{kind}@10000", "runner")
         rs = _ratio(big, small)
@@ -523,6 +700,34 @@ def targets(rows: list[Row], sizes: Sizes) -> list[tuple[str, str, str]]:
                 f"{_fmt_s(big.median)} vs {_fmt_s(small.median)} = {rs:.2f}x" if rs and big and small else "-",
             )
         )
+    return out
+
+
+def _fleet_targets(rows: list[Row], sizes: Sizes) -> list[tuple[str, str, str]]:
+    """Issue 14's: a tenant fleet's status in seconds, a database fleet's migrate against the serial psql loop,
+    and the fleet process's memory."""
+    out = []
+    status, migrate = find(rows, "W10", "runner"), find(rows, "W10m", "runner")
+    loop = find(rows, "W10", "runner-loop")
+    out.append((f"W10 ({sizes.tenants:,} tenants): runner status --schemas, nothing pending, <= 3 s",
+                "not measured" if not status or status.median is None else "met" if status.median <= 3 else "not met",
+                f"{_median(status)}; the serial loop of single-tenant runs {_median(loop)}"
+                + (f" ({_ratio(loop, status):.1f}x)" if _ratio(loop, status) else "")))  # fmt: skip
+    ours, each = find(rows, "W9", "runner"), find(rows, "W9", T.EACH)
+    r = _ratio(ours, each)
+    others = [row for row in rows if row.workload == "W9" and row is not ours and row.median]
+    out.append((f"W9 ({sizes.fleet_dbs} databases x {sizes.fleet_files} files): runner fleet <= 0.5x the psql "
+                "1tx/file loop", "not measured" if r is None else "met" if r <= 0.5 else "not met",
+                f"runner fleet {_median(ours)} = " + (f"{r:.2f}x" if r else "-") + f" psql 1tx/file loop "
+                f"({_median(each)}); " + "; ".join(f"{row.label} {_median(row)}" for row in others
+                                                   if row is not each)))  # fmt: skip
+    fleets = [row for row in (status, migrate) if row and row.peak_mb is not None]
+    peak = max((row.peak_mb or 0 for row in fleets), default=None)
+    w9 = ours.peak_mb if ours else None
+    out.append((f"peak RSS of the runner fleet process at {sizes.tenants:,} targets (W10 status and migrate) "
+                "<= 200 MB", "not measured" if len(fleets) < 2 or peak is None else "met" if peak <= 200 else "not met",
+                "; ".join(f"{row.label} {row.peak_mb:.0f} MB" for row in fleets)
+                + (f"; W9's fleet ({sizes.fleet_dbs} databases) {w9:.0f} MB" if w9 else "")))  # fmt: skip
     return out
 
 
@@ -544,8 +749,8 @@ def report(rows: list[Row], tools: dict[str, T.Tool], sizes: Sizes, mode: str, e
              "Tools:", ""]  # fmt: skip
     for t in tools.values():
         parts.append(f"- {t.name}: " + (t.version if t.available else f"UNAVAILABLE: {t.reason}"))
-    reps = (f"Medians of {sizes.reps} runs (W1-W3, W7), {sizes.noop_reps} runs (W4, W5, W8), "
-            f"{sizes.api_calls} calls (W6).")  # fmt: skip
+    reps = (f"Medians of {sizes.reps} runs (W1-W3, W7, W9, W10's loop), {sizes.noop_reps} runs (W4, W5, W8, "
+            f"W10's status), {sizes.api_calls} calls (W6); W10m is one run.")  # fmt: skip
     parts += ["", reps,
               "", table(rows), "", "Targets:", "", "| target | status | numbers |", "|---|---|---|"]  # fmt: skip
     parts += [f"| {t} | {v} | {n} |" for t, v, n in targets(rows, sizes)]
@@ -557,10 +762,10 @@ def report(rows: list[Row], tools: dict[str, T.Tool], sizes: Sizes, mode: str, e
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smaller workloads, 3 runs; about three minutes")
+    parser.add_argument("--quick", action="store_true", help="smaller workloads, 3 runs; about five minutes")
     floors = f"psql brings both floors: one process, and {T.EACH}"
     parser.add_argument("--only", default=",".join(T.ALL), help=f"tools, comma-separated ({floors})")
-    parser.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6,W7,W8", help="comma-separated")
+    parser.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6,W7,W8,W9,W10", help="comma-separated")
     parser.add_argument("--reps", type=int, help="repetitions per measurement (overrides the mode's)")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
@@ -602,6 +807,10 @@ def main() -> int:
             pair = [t for t in listed if t.name in (T.FLOOR, "runner")]
             for key in W.W7_KINDS:
                 bench_apply(W.w7_words(sizes.w7_mb, key), pair, sizes, rows)
+        if "W9" in chosen:
+            bench_fleet_dbs(listed, sizes, rows)
+        if runner and runner.available and "W10" in chosen:
+            bench_tenants(runner, sizes, rows)
     finally:
         applied.drop_all()
     mode = "quick" if args.quick else "full"

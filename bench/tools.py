@@ -41,6 +41,16 @@ def url(db: str) -> str:
     return f"postgresql://{USER}@{HOST}:{PORT}/{db}"
 
 
+def psql_dir() -> str | None:
+    """The folder of the psql binary that Debian's `psql` (a Perl wrapper, pg_wrapper) would run, if that is what
+    `psql` is: W9 starts 3,000 psql processes, and the wrapper's ~25 ms each would be most of its floor."""
+    found = shutil.which("psql")
+    if found is None or Path(found).resolve().name != "pg_wrapper":
+        return None
+    binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin/psql"), key=lambda p: int(p.parent.parent.name))
+    return str(binaries[-1].parent) if binaries else None
+
+
 @dataclass
 class Tool:
     name: str
@@ -244,3 +254,27 @@ def command(tool: str, db: str, folder: Path, *, version: bool = False) -> list[
         return [postgrator, "--no-config", "-r", "pg", "-h", HOST, "-o", str(PORT), "-d", db, "-u", USER,
                 "-p", "bench", "-m", f"{folder}/*.sql"]  # fmt: skip
     raise ValueError(tool)
+
+
+# ---------------------------------------------------------------- fleets (W9, W10)
+
+TRACKING = {"runner": "runner_migrations", "dbmate": "schema_migrations"}  # a row per applied file
+
+
+def loop(tool: str, targets_file: Path, folder: Path) -> list[str]:
+    """The serial fleet run: ``folder`` applied to each database of ``targets_file`` (a URL a line) in turn."""
+    body = {
+        "runner": f'{shlex.quote(str(RUNNER))} migrate --dsn "$line" --dir {shlex.quote(str(folder))}',
+        "dbmate": f'{shlex.quote(str(DBMATE))} --url "$line?sslmode=disable" --migrations-dir '
+        f"{shlex.quote(str(folder / 'db' / 'migrations'))} --no-dump-schema migrate",
+        FLOOR: shlex.join([*PSQL, "-f", str(folder / "all.psql")]) + ' -d "$line"',
+        EACH: f'set -- "$line"; . {shlex.quote(str(folder / "each.sh"))}',
+    }[tool]
+    return each_line(body, targets_file)
+
+
+def each_line(body: str, lines: Path) -> list[str]:
+    """One bash process running ``body`` for each line of ``lines`` (as $line) in turn, stopping at the first
+    failure: a loop that pays no shell start-up per line."""
+    script = f'set -e\nwhile IFS= read -r line <&3; do\n  {body}\ndone 3< "$1"\n'
+    return ["bash", "-c", script, "fleet-loop", str(lines)]

@@ -156,3 +156,56 @@ def w8_last_one(count: int) -> Workload:
         _expect(f"W8 new table w1_t{new}", found, 1)
 
     return Workload("W8", f"{count:,} W1 files applied, then one more", w1_schema(new).migrations, check)
+
+
+# W9/W10: a fleet, many targets given the same few small DDL files, each idempotent as a fleet's files often are.
+def fleet_files(count: int) -> Workload:
+    """W1's kind of file, with IF NOT EXISTS. Its check is of one database's public schema; the runs check
+    tracking rows and tenants too, with ``check_target`` and ``check_tenants``."""
+    migrations = [
+        Migration(
+            i,
+            f"create_t{i}",
+            f"CREATE TABLE IF NOT EXISTS w9_t{i} (id bigint PRIMARY KEY, name text NOT NULL, "
+            f"created_at timestamptz DEFAULT now());\nCREATE INDEX IF NOT EXISTS w9_i{i}_name ON w9_t{i} (name);\n",
+        )
+        for i in range(1, count + 1)
+    ]
+    return Workload("W9", f"{count} files of CREATE TABLE IF NOT EXISTS + CREATE INDEX per target", migrations,
+                    lambda conn: check_target(conn, count))  # fmt: skip
+
+
+_FLEET_KINDS = (
+    "count(*) FILTER (WHERE c.relkind = 'r' AND c.relname LIKE 'w9\\_t%'), "
+    "count(*) FILTER (WHERE c.relkind = 'i' AND c.relname LIKE 'w9\\_i%')"
+)
+
+
+def check_target(conn: psycopg.Connection, files: int, schema: str = "public", tracking: str | None = None) -> None:
+    """One fleet target holds the files' tables and indexes in ``schema`` and, if a tracking table is named
+    (in that schema), a row per file in it."""
+    kinds = conn.execute(
+        f"SELECT {_FLEET_KINDS} FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        f"WHERE n.nspname = '{schema}'"
+    ).fetchone()
+    assert kinds is not None
+    _expect(f"{schema}: tables w9_t*", kinds[0], files)
+    _expect(f"{schema}: indexes w9_i*", kinds[1], files)
+    if tracking:
+        _expect(f"{schema}: rows in {tracking}", _scalar(conn, f'SELECT count(*) FROM "{schema}".{tracking}'), files)
+
+
+def check_tenants(conn: psycopg.Connection, files: int, schemas: list[str], tracking: str) -> None:
+    """Every tenant of W10 holds ``files`` tables, indexes and tracking rows: two statements for all of them."""
+    counts = conn.execute(
+        f"SELECT n.nspname, {_FLEET_KINDS} FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        f"WHERE n.nspname IN ({', '.join(repr(s) for s in schemas)}) GROUP BY 1"
+    ).fetchall()
+    wrong = [f"{s} {t} tables, {i} indexes" for s, t, i in counts if (t, i) != (files, files)]
+    _expect("W10 tenants holding the files' tables", len(counts), len(schemas))
+    if wrong:
+        raise WrongResult(f"W10: {len(wrong)} tenant(s) without {files} tables and indexes: {', '.join(wrong[:3])}")
+    rows = " UNION ALL ".join(f"SELECT '{s}', count(*) FROM \"{s}\".{tracking}" for s in schemas)
+    short = [s for s, n in conn.execute(rows).fetchall() if n != files]
+    if short:
+        raise WrongResult(f"W10: {len(short)} tenant(s) without {files} rows in {tracking}: {', '.join(short[:3])}")
