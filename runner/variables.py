@@ -74,7 +74,10 @@ def _rules() -> _Rules:
     # one is read as psql 15 reads it: a number with letters right after it is one token (1e5$$
     # too: "trailing junk" to the server), so is an identifier with `$` in it (a$b$), and 1e- is
     # one too (so 1e--x holds no comment).
-    initial = rf"""(?:
+    # The run of tokens is taken whole, never given back: (?=(?P<run>...))(?P=run) is what `(?:...)*+`
+    # says, written so that Python before 3.11.3 reads it right (its possessive repeat of a group of
+    # alternatives could fail to match at all).
+    initial = rf"""(?=(?P<run>(?:
         {_PLAIN}++
       | --[^\n\r]*+ | -(?!-) | /(?!\*) | \\(?![;:])
       | (?![bBeEnNxX]'|[uU]&['"]){_WORD}
@@ -82,7 +85,7 @@ def _rules() -> _Rules:
       | \.
       | \$[0-9]++ | \$(?!(?:{_START}{_CHAR}*+)?\$)
       | :: | := | :(?!{_CHAR}|'{_CHAR}+'|"{_CHAR}+"|\{{\?{_CHAR}+\}})
-    )*+
+    )*))(?P=run)
     (?:
         (?P<string>[eEbBxXnN]?'|[uU]&')
       | (?P<quoted>(?:[uU]&)?")
