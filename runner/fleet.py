@@ -15,7 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +31,9 @@ from runner.targets import Target
 
 R = TypeVar("R")
 DEFAULT_JOBS = 4
-# Connections a target holds while it runs: migrate works on one and holds its lock on another.
-_CONNECTIONS = {"migrate": 2, "read": 1}  # and one kept per thread to read from
+# Connections a migrating target holds: it works on one and holds its lock on another, and its thread keeps
+# one to read from (a verb that only reads holds that one alone).
+_MIGRATE_CONNECTIONS = 3
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,9 @@ def run(
                 if stop.reason is None:
                     _phase(workers, batch, results, keep_going and not canaries, len(targets), emit, stop, canaries)
                 if stop.reason is None and canaries and any(results[i].failed for i in batch):
-                    stop.reason = f"a canary target failed ({_named([results[i] for i in batch if results[i].failed])})"
+                    stop.reason = (
+                        f"a canary target failed ({named(results[i].target for i in batch if results[i].failed)})"
+                    )
                     emit(Stopping(stop.reason, 0))
         finally:
             workers.close()
@@ -252,8 +255,9 @@ class _Stop:
         self.interrupted: int | None = None
 
 
-def _named(outcomes: Sequence[Outcome[Any]], shown: int = 3) -> str:
-    names = [o.target.name for o in outcomes]
+def named(targets: Iterable[Target], shown: int = 5) -> str:
+    """The targets' names for a line of text: the first few, and how many more."""
+    names = [t.name for t in targets]
     return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
@@ -361,7 +365,7 @@ def migrate(
             return api.migrate(url, directory, table_of(target, table), on_event=events, variables=values, **options)
 
         return run(targets, verb, jobs=jobs, canary=canary, keep_going=keep_going,
-                   connections=_CONNECTIONS["migrate"] + 1, on_event=on_event)  # fmt: skip
+                   connections=_MIGRATE_CONNECTIONS, on_event=on_event)  # fmt: skip
 
 
 def _read(

@@ -22,7 +22,6 @@ from runner.plan import State
 from runner.progress import MigrateProgress
 from runner.targets import Target
 
-_SHOWN = 5  # targets named in a summary line, before "and N more"
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 
 
@@ -56,14 +55,9 @@ def _tenants(found: list[Target], options: Fleet, create_schema: bool) -> list[T
     tenants = targets.with_schemas(found, pattern=options.schemas, query=options.schemas_query)
     if not tenants:
         given = f"--schemas {options.schemas!r}" if options.schemas is not None else "--schemas-query"
-        raise BadInput(f"{given} chose no schema in {_named_targets(found)}; check it (psql's \\dn PATTERN lists "
+        raise BadInput(f"{given} chose no schema in {fleet.named(found)}; check it (psql's \\dn PATTERN lists "
                        "the same schemas), or provision a tenant with --schemas NAME --create-schema")  # fmt: skip
     return tenants
-
-
-def _named_targets(found: list[Target]) -> str:
-    names = [t.name for t in found]
-    return ", ".join(names[:_SHOWN]) + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
 
 
 # ---------------------------------------------------------------- lines
@@ -83,16 +77,13 @@ def _applied(result: api.MigrateResult) -> str:
     )
 
 
-def _named(outcomes: list[Outcome[Any]]) -> str:
-    names = [o.target.name for o in outcomes]
-    more = f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else ""
-    return ", ".join(names[:_SHOWN]) + more
-
-
 def _summary(result: FleetResult[Any], kinds: dict[str, list[Outcome[Any]]], seconds: float | None = None) -> list[str]:
     """``N targets: 3 up to date, 1 behind (name), ...``, then why targets were left, if they were."""
-    counted = [f"{len(found)} {kind}" + (f" ({_named(found)})" if kind not in _QUIET_KINDS else "")
-               for kind, found in kinds.items() if found]  # fmt: skip
+
+    def count(kind: str, found: list[Outcome[Any]]) -> str:
+        return f"{len(found)} {kind}" + ("" if kind in _QUIET_KINDS else f" ({fleet.named(o.target for o in found)})")
+
+    counted = [count(kind, found) for kind, found in kinds.items() if found]
     took = f" in {seconds:.1f} s" if seconds is not None else ""
     lines = [f"{len(result.outcomes)} target(s){took}: " + ", ".join(counted)]
     if result.stopped:
