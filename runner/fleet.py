@@ -103,11 +103,7 @@ Verb = Callable[[Target, str, api.OnEvent], R]  # (target, its resolved DSN, its
 
 def table_of(target: Target, table: api.Table) -> api.Table:
     """A tenant's tracking tables are in its schema, under the name the project uses."""
-    return tracking.TrackingTable.of_tenant(target.schema, _name(table)) if target.schema else table
-
-
-def _name(table: api.Table) -> str | None:
-    return table.name if isinstance(table, tracking.TrackingTable) else table
+    return tracking.TrackingTable.of_tenant(target.schema, table) if target.schema else table
 
 
 def _outcome(target: Target, work: Callable[[], R], judge: Callable[[R], int]) -> Outcome[R]:

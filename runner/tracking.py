@@ -25,7 +25,7 @@ DEFAULT_TABLE = "public.runner_migrations"
 COMMENT = "Migrations applied by runner: one row per file."
 # On a tenant's: the schema that holds it is the tenant's, and no other runner's schema record covers it.
 TENANT_COMMENT = "Migrations applied by runner to this tenant schema: one row per file."
-_PLAIN_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+PLAIN_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _MAX_IDENTIFIER_BYTES = 63  # PostgreSQL silently truncates longer names
 
 # Column name -> type as format_type() prints it. The set is the signature of "our" table.
@@ -79,7 +79,7 @@ def _split_parts(text: str) -> list[str]:
         else:
             dot = text.find(".", i)
             raw = text[i:] if dot < 0 else text[i:dot]
-            if not _PLAIN_IDENTIFIER.fullmatch(raw):
+            if not PLAIN_IDENTIFIER.fullmatch(raw):
                 raise BadInput(
                     f"--table {text!r}: {raw!r} is not a plain identifier; "
                     "write it in double quotes, for example --table '\"My Schema\".migrations'"
@@ -114,7 +114,7 @@ class TrackingTable:
         return cls("public", parts[0]) if len(parts) == 1 else cls(parts[0], parts[1])
 
     @classmethod
-    def of_tenant(cls, schema: str, table: str | None = None) -> TrackingTable:
+    def of_tenant(cls, schema: str, table: str | TrackingTable | None = None) -> TrackingTable:
         """The tables of a tenant's schema: ``table``'s name (the default's without one), in that schema."""
         return cls(schema, cls.parse(table).name, tenant=True)
 
@@ -125,7 +125,7 @@ class TrackingTable:
 
     def __str__(self) -> str:
         return ".".join(
-            p if _PLAIN_IDENTIFIER.fullmatch(p) and p == p.lower() else '"' + p.replace('"', '""') + '"'
+            p if PLAIN_IDENTIFIER.fullmatch(p) and p == p.lower() else '"' + p.replace('"', '""') + '"'
             for p in (self.schema, self.name)
         )
 

@@ -8,21 +8,18 @@ gives one entry per target with the document the command gives for one database.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from runner import api, db, fleet, report, targets
+from runner import api, db, fleet, report, targets, tracking
 from runner.cli.options import Fleet, Run
 from runner.errors import BadInput
 from runner.fleet import FleetResult, Outcome
 from runner.plan import State
 from runner.progress import MigrateProgress
 from runner.targets import Target
-
-_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 
 
 @contextmanager
@@ -49,7 +46,7 @@ def _tenants(found: list[Target], options: Fleet, create_schema: bool) -> list[T
         raise BadInput("--schemas and --schemas-query both choose the tenant schemas; give one of them")
     if create_schema:  # a tenant not made yet: named, not matched
         name = options.schemas or ""
-        if not _PLAIN_NAME.fullmatch(name):
+        if not tracking.PLAIN_IDENTIFIER.fullmatch(name):
             raise BadInput(f"--create-schema makes one tenant: give its name as --schemas NAME, not {name!r}")
         return [t for target in found for t in targets.expand(target, [name.lower()])]
     tenants = targets.with_schemas(found, pattern=options.schemas, query=options.schemas_query)
@@ -72,9 +69,8 @@ def _ended(outcome: Outcome[Any], done: Callable[[Any], str]) -> str:
 def _applied(result: api.MigrateResult) -> str:
     if not result.applied:
         return "up to date"
-    return f"applied {len(result.applied)} migration(s)" + "".join(
-        f", {n} warning(s)" for n in [len(result.warnings)] if n
-    )
+    warned = f", {len(result.warnings)} warning(s)" if result.warnings else ""
+    return f"applied {len(result.applied)} migration(s){warned}"
 
 
 def _summary(result: FleetResult[Any], kinds: dict[str, list[Outcome[Any]]], seconds: float | None = None) -> list[str]:
