@@ -15,12 +15,14 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from runner.api import MigrateResult, VerifyResult, migrate, status, verify
+    from runner.api import MigrateResult, VerifyResult, dump, load, migrate, status, verify
     from runner.errors import BadInput, ConnectionFailed, LockLost, LockTimeout, MigrationFailed, Refused, RunnerError
 
 _WHERE = {
     "MigrateResult": "runner.api",
     "VerifyResult": "runner.api",
+    "dump": "runner.api",
+    "load": "runner.api",
     "migrate": "runner.api",
     "status": "runner.api",
     "verify": "runner.api",
@@ -33,7 +35,7 @@ _WHERE = {
     "RunnerError": "runner.errors",
 }
 __all__ = ["BadInput", "ConnectionFailed", "LockLost", "LockTimeout", "MigrateResult", "MigrationFailed", "Refused",
-           "RunnerError", "VerifyResult", "migrate", "status", "verify"]  # fmt: skip
+           "RunnerError", "VerifyResult", "dump", "load", "migrate", "status", "verify"]  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:

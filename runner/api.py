@@ -18,7 +18,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from runner import db, directives, history, manual, repeatable, schema, tracking
+from runner import db, directives, history, manual, repeatable, schema, squash, tracking
+from runner import schema_file as dumps
 from runner.apply import LOCK_NOT_AVAILABLE, Applied, Session, Skipped
 from runner.db import Database
 from runner.errors import BadInput, ConnectionFailed, LockLost, MigrationFailed, Refused
@@ -81,6 +82,7 @@ class MigrateResult:
     applied: list[Applied] = field(default_factory=list)
     warnings: list[Entry] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)  # applied by another runner while this one ran
+    schema_file: Path | None = None  # rewritten after this run: the schema changed
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,8 @@ def _notes(on_event: OnEvent | None) -> Callable[[str], None] | None:
 
 
 def _refuse_drift(plan: Plan, strict: bool, allow_out_of_order: bool) -> None:
+    for entry in plan.having(State.INCOMPLETE):
+        raise Refused(f"{entry.name} (squashed): {entry.detail}. Nothing was applied")
     deleted = plan.having(State.DELETED)
     if deleted:
         first = deleted[0]
@@ -267,7 +271,9 @@ def _read_plan(
 def _files(directory: str | Path) -> tuple[list[Migration], list[Migration]]:
     """The numbered files and the repeatable ones, all read before the database is touched."""
     folder = Path(directory)
-    return discover(folder), repeatable.discover(folder)
+    files = discover(folder)
+    squash.check_folder(files)
+    return files, repeatable.discover(folder)
 
 
 def _up_to(plan: Plan, to: int | None) -> list[Entry]:
@@ -316,6 +322,7 @@ def migrate(
     retries: int = 0,
     wait_for_db: float = 0,
     variables: Mapping[str, str] | None = None,
+    schema_file: Path | None = None,
     on_event: OnEvent | None = None,
 ) -> MigrateResult:
     """Apply every pending file in version order (up to ``to``), each in its own transaction with its tracking row.
@@ -323,7 +330,8 @@ def migrate(
     ``lock_timeout`` and ``statement_timeout`` are durations such as ``"5s"``; ``retries`` re-runs a
     file that failed on lock_timeout; ``wait_for_db`` is how many seconds to wait for the server.
     ``variables`` are the values of the psql variables the files use (``:name``; see runner.variables):
-    a pending file that uses one without a value is refused before anything runs.
+    a pending file that uses one without a value is refused before anything runs. ``schema_file`` is rewritten
+    (runner dump) once files are applied; a failure to write it is a warning, since the files are applied.
     """
     values = check_variables(variables or {}, "variables:")
     settings = _settings(lock_timeout, statement_timeout)
@@ -349,7 +357,17 @@ def migrate(
         if applied or not schema.exists(conn, target.companion(schema.SUFFIX).identifier):
             _stopped_if_lost(run.lock, applied, [])
             _record_schema(conn, target, before, raced=lambda: _stopped_if_lost(run.lock, applied, []))
-    return MigrateResult(plan, applied, warnings, [d for d in done if isinstance(d, Skipped)])
+        written = _rewrite(conn, target, schema_file, emit) if applied and schema_file else None
+    return MigrateResult(plan, applied, warnings, [d for d in done if isinstance(d, Skipped)], written)
+
+
+def _rewrite(conn: psycopg.Connection, target: tracking.TrackingTable, path: Path, emit: OnEvent) -> Path | None:
+    """The schema file after a run that applied files, while the lock is held; the path if it changed."""
+    try:
+        return path if dumps.write(path, _schema_file(conn, target)) else None
+    except BadInput as failure:
+        emit(Note(f"the files are applied, but the schema file {path} was not rewritten: {failure}"))
+        return None
 
 
 def _own(target: tracking.TrackingTable) -> list[tracking.TrackingTable]:
@@ -737,3 +755,154 @@ def diff(
     target = tracking.TrackingTable.parse(table)
     with db.target(dsn, _notes(on_event)) as url, db.connect(url) as here, db.connect(against) as there:
         return schema.differences(_live_schema(here, target), _live_schema(there, target))
+
+
+def _schema_file(conn: psycopg.Connection, target: tracking.TrackingTable) -> str:
+    """The schema file of the database of ``conn`` (see runner.schema_file)."""
+    with _database_errors(f"reading the tracking table {target}"):
+        records, again = tracking.read(conn, target), repeatable.read(conn, target)
+    return dumps.schema_text(conn, target, _own(target), records, again)
+
+
+def dump(database: Database = None, table: Table = None, *, on_event: OnEvent | None = None) -> str:
+    """The schema file of the target database: its schema as pg_dump 18 writes it, without the lines that vary
+    from run to run, and the tracking rows, so that a database loaded from it is up to date."""
+    target = tracking.TrackingTable.parse(table)
+    with _connections(database, 0, on_event) as (conn, _):
+        return _schema_file(conn, target)
+
+
+@dataclass(frozen=True)
+class SchemaCheck:
+    """The committed schema file compared with the one the folder builds."""
+
+    path: Path
+    differences: list[str]  # a unified diff, committed -> built; empty when they are equal
+    written_from: int | None  # the server major version of the committed file
+    built_on: int  # of the scratch database
+    reprinted: bool = False  # equal only once both were loaded and dumped again (see dump.reprinted)
+
+    @property
+    def same(self) -> bool:
+        return not self.differences or self.reprinted
+
+
+def check_dump(
+    dsn: str | None = None, directory: str | Path = DEFAULT_DIR, table: Table = None, *, schema_file: Path,
+    variables: Mapping[str, str] | None = None, on_event: OnEvent | None = None,
+) -> SchemaCheck:  # fmt: skip
+    """Build the folder in a scratch database on the server of ``dsn`` (the embedded one without), dump it and
+    compare with ``schema_file``. The target database itself is not touched.
+
+    A file written from a database that was loaded from a schema file prints some expressions another way
+    (dump.reprinted): when the two differ, both are loaded and dumped again, and equal then is equal.
+    """
+    import difflib
+
+    committed = dumps.read_file(schema_file)
+    target = tracking.TrackingTable.parse(table)
+    with db.target(dsn, _notes(on_event)) as url:
+        with dumps.scratch(url) as scratch:
+            migrate(scratch, directory, target, variables=variables)
+            with db.connect(scratch) as conn:
+                built, major = _schema_file(conn, target), conn.info.server_version // 10000
+        lines = difflib.unified_diff(committed.splitlines(keepends=True), built.splitlines(keepends=True),
+                                     str(schema_file), f"built from {directory}")  # fmt: skip
+        differences = [line.rstrip("\n") for line in lines]
+        alike = bool(differences) and _reprinted_alike(url, committed, built, target)
+    return SchemaCheck(Path(schema_file), differences, dumps.written_by(committed), major, alike)
+
+
+def _reprinted_alike(url: str, committed: str, built: str, target: tracking.TrackingTable) -> bool:
+    with _database_errors("reprinting the schema files"):
+        ours = dumps.reprinted(url, built, target, _own(target))
+        theirs = dumps.reprinted(url, committed, target, _own(target))
+    return ours is not None and ours == theirs
+
+
+@dataclass(frozen=True)
+class Loaded:
+    plan: Plan  # after the load: pending files are the ones newer than the schema file
+
+
+def load(
+    database: Database = None, directory: str | Path = DEFAULT_DIR, table: Table = None, *, schema_file: Path,
+    on_event: OnEvent | None = None,
+) -> Loaded:  # fmt: skip
+    """Load a schema file into an empty database, in one transaction, with a history row; refused, and nothing
+    kept, when its tracking rows do not match the folder's files (edited or missing ones)."""
+    text = dumps.read_file(schema_file)
+    files, again = _files(directory)
+    target = tracking.TrackingTable.parse(table)
+    with _connections(database, 0, on_event, lock=True) as (conn, holder):
+        with migration_lock(holder, target.lock_key, DEFAULT_WAIT_S, _notes(on_event), shared=holder is conn):
+            with _database_errors("looking at what the database holds"):
+                found = dumps.contents(conn)
+            if found:
+                raise BadInput(f"the database is not empty ({', '.join(found)}{', ...' if len(found) > 3 else ''}): "
+                               "runner load fills a new, empty one (createdb); to bring this one up to date, "
+                               "run `runner migrate`")  # fmt: skip
+            with _database_errors(f"loading {schema_file}"), conn.transaction():
+                conn.execute(text)  # type: ignore[call-overload]  # a whole file: psycopg sends it as it is
+                conn.execute("RESET ALL")  # the file empties search_path, as pg_dump's files do
+                plan = _read_plan(conn, target, files, again)
+                _refuse_foreign(plan, schema_file, target)
+                history.ensure(conn, target)
+                conn.execute(history.insert_statement(conn, target, "load", None, Path(schema_file).name, None,
+                                                      None))  # fmt: skip
+            _record_schema(conn, target)
+    return Loaded(plan)
+
+
+def _refuse_foreign(plan: Plan, schema_file: Path, target: tracking.TrackingTable) -> None:
+    """A schema file whose rows are not this folder's files: of another project, or of edited files."""
+    wrong = plan.having(State.EDITED, State.MISSING, State.INCOMPLETE)
+    if not wrong:
+        if not any(e.record is not None for e in plan.entries):
+            raise BadInput(f"{schema_file} has no rows for the tracking table {target}: its first line names the "
+                           "table it was dumped with; pass that one with --table. Nothing was loaded")  # fmt: skip
+        return
+    shown = "; ".join(f"{e.name} ({e.state}: {e.detail})" for e in wrong[:3])
+    raise BadInput(f"{schema_file} does not match the files of this folder: {shown}. It is from another project or "
+                   "from edited files; nothing was loaded. Write it again with `runner dump`")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Squashed:
+    path: Path  # the file written
+    replaced: list[Migration]  # the files it replaces, deleted
+
+
+def squash_files(
+    dsn: str | None = None, directory: str | Path = DEFAULT_DIR, table: Table = None, *, to: int,
+    variables: Mapping[str, str] | None = None, on_event: OnEvent | None = None,
+) -> Squashed:  # fmt: skip
+    """Replace the files up to ``to`` by one that builds the same database, rows included (see runner.squash).
+
+    Every one of them must be applied on the target database, unchanged: the files and the databases that
+    ran them then agree on what the squashed file stands for.
+    """
+    import tempfile
+
+    folder = Path(directory)
+    files, _ = _files(folder)
+    taken = squash.chosen(files, to)
+    with _connected(dsn, folder, table, 0, on_event) as (_, target, plan):
+        behind = [e for e in plan.entries if e.version is not None and e.version <= to and e.state != State.APPLIED]
+    if behind:
+        shown = ", ".join(f"{e.name} ({e.state.value.replace('_', ' ')})" for e in behind[:3])
+        raise BadInput(f"--to {to}: not every file up to it is applied, unchanged, on the target database: {shown}. "
+                       "Run `runner migrate` (or squash to a lower version) first; nothing was changed")  # fmt: skip
+    with db.target(dsn, _notes(on_event)) as url, dumps.scratch(url) as scratch, \
+            tempfile.TemporaryDirectory() as built:  # fmt: skip
+        for f in taken:
+            Path(built, f.name).write_bytes(f.sql[0 : len(f.sql)])
+        migrate(scratch, built, target, variables=variables)
+        with db.connect(scratch) as conn:
+            body = dumps.data_text(conn, _own(target))
+    path = folder / squash.name_for(taken[-1])
+    dumps.write(path, squash.header(taken, f"runner squash --to {to}") + body)
+    for f in taken:
+        if Path(f.path) != path:
+            Path(f.path).unlink()
+    return Squashed(path, taken)

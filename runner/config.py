@@ -65,6 +65,7 @@ class Settings:
     wait_for_db: float = 0.0
     strict: bool = False
     allow_out_of_order: bool = False
+    schema_file: Path | None = None  # rewritten by migrate after it applies files (runner.schema_file)
     lint: LintSettings = LintSettings()
     targets: Mapping[str, TargetSpec] = field(default_factory=dict, hash=False)  # [tool.runner.targets], checked
     variables: Mapping[str, str] = field(default_factory=dict, hash=False)  # psql variables' values, by name
@@ -190,8 +191,10 @@ KEYS = (
     Key("wait-for-db", "wait_for_db", "RUNNER_WAIT_FOR_DB", "--wait-for-db", _seconds),
     Key("strict", "strict", "RUNNER_STRICT", "--strict", _bool),  # of migrate and plan; verify's and lint's differ
     Key("allow-out-of-order", "allow_out_of_order", "RUNNER_ALLOW_OUT_OF_ORDER", "--allow-out-of-order", _bool),
+    Key("schema-file", "schema_file", "RUNNER_SCHEMA_FILE", "--schema-file", _path),
 )
 BY_FIELD = {key.field: key for key in KEYS}
+_PATHS = ("dir", "schema_file")  # in the pyproject.toml, relative to its folder
 
 
 def find_pyproject(start: Path | None = None) -> Path | None:
@@ -308,7 +311,7 @@ def load(
     for key in KEYS:
         if flags and flags.get(key.field) is not None:  # checked by typer, and by the library with the flag's name
             value = flags[key.field]
-            values[key.field], sources[key.field] = Path(str(value)) if key.field == "dir" else value, key.flag
+            values[key.field], sources[key.field] = Path(str(value)) if key.field in _PATHS else value, key.flag
         elif key.field in from_env:  # an empty variable counts as unset, as `VAR= runner ...` means in a shell
             values[key.field], sources[key.field] = from_env[key.field], key.env
         elif key.field in from_file:
@@ -323,4 +326,4 @@ def load(
 def _from_file(key: Key, value: object, path: Path) -> Any:
     """A value of [tool.runner]; a relative ``dir`` is read from the file's folder."""
     parsed = key.parse(value, f"{shown(path)}: {TABLE} {key.name}", False)
-    return path.parent / parsed if key.field == "dir" and not parsed.is_absolute() else parsed
+    return path.parent / parsed if key.field in _PATHS and not parsed.is_absolute() else parsed

@@ -19,6 +19,8 @@ from runner.errors import BadInput
 NAME_PATTERN = re.compile(r"(?P<version>[0-9]+)[_-](?P<description>.+)\.sql", re.DOTALL)
 _CONTROL = re.compile("[\x00-\x1f]")
 NAME_RULE = "<version>_<description>.sql, for example 0015_add_due_date.sql"
+# The first line of a schema file (runner.schema_file), which may sit among the migrations (sql/schema.sql).
+SCHEMA_FILE_MARKER = "-- Schema written by runner dump"
 MAX_VERSION = 2**63 - 1  # the tracking table stores versions as bigint
 UTF8_BOM = b"\xef\xbb\xbf"
 CHECKSUM_ALGORITHM = "sha256"
@@ -344,10 +346,20 @@ def sql_entries(directory: Path, rule: str) -> list[os.DirEntry[str]]:
     return found
 
 
+def _schema_file(path: str) -> bool:
+    """Whether the file is a schema file that runner dump wrote: it is no migration, and stays beside them."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(len(SCHEMA_FILE_MARKER)) == SCHEMA_FILE_MARKER.encode()
+    except OSError:
+        return False
+
+
 def discover(directory: Path) -> list[Migration]:
     """All migrations in ``directory``, ordered by version (see sql_entries for which files count).
 
-    A folder, a broken link or a link leading outside the folder that is named ``*.sql`` is an error.
+    A folder, a broken link or a link leading outside the folder that is named ``*.sql`` is an error. A schema
+    file (``sql/schema.sql``, see runner.schema_file) is no migration and is left out.
     """
     try:
         is_dir = directory.is_dir()
@@ -359,6 +371,8 @@ def discover(directory: Path) -> list[Migration]:
     found: dict[int, os.DirEntry[str]] = {}
     for entry in sql_entries(directory, NAME_RULE):
         version = parse_name(entry.name)
+        if version is None and _schema_file(entry.path):
+            continue
         if version is None:
             raise BadInput(f"{entry.path}: not a migration file name; expected {NAME_RULE}")
         if version > MAX_VERSION:

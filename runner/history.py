@@ -32,7 +32,7 @@ class Event(NamedTuple):
 
     id: int
     recorded_at: datetime
-    action: str  # apply, accept, mark, baseline, unmark
+    action: str  # apply, accept, mark, baseline, unmark, load (of a schema file)
     version: int | None  # None: a repeatable file
     name: str
     old_checksum: str | None

@@ -12,6 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import NamedTuple
 
+from runner import squash
 from runner.files import Migration, checksum_matches
 from runner.tracking import Record
 
@@ -24,6 +25,7 @@ class State(StrEnum):
     OUT_OF_ORDER = "out_of_order"  # not applied, and older than the newest applied version
     OUTDATED = "outdated"  # a repeatable file changed since it last ran: migrate runs it again
     DELETED = "deleted"  # the history says it was applied, but its tracking row is gone: deleted by hand
+    INCOMPLETE = "incomplete"  # a squashed file of which the database applied some of the files it replaces
 
 
 # The history's actions after which a file is applied; after "unmark" it is to run again.
@@ -67,7 +69,7 @@ class Plan:
 
     @property
     def drift(self) -> list[Entry]:
-        return self.having(State.EDITED, State.MISSING, State.OUT_OF_ORDER, State.DELETED)
+        return self.having(State.EDITED, State.MISSING, State.OUT_OF_ORDER, State.DELETED, State.INCOMPLETE)
 
 
 def short(checksum: str) -> str:
@@ -97,6 +99,11 @@ def _versioned(
     for f in files:
         assert f.version is not None
         record = by_version.pop(f.version, None)
+        if record is None or not checksum_matches(record.checksum, f):
+            squashed = _squashed(f, record, by_version)
+            if squashed is not None:
+                entries.append(squashed)
+                continue
         action, at = last.get(f.version, ("", None))
         if record is None and action in APPLIED_ACTIONS:
             detail = (f"record deleted by hand: the history says it was applied ({action}, {at:%Y-%m-%d %H:%M:%S %Z}) "
@@ -129,6 +136,33 @@ def _versioned(
         entries.append(Entry(record.version, record.name, State.MISSING, None, record, _gone(record)))
     entries.sort(key=lambda e: e.version or 0)
     return entries
+
+
+def _squashed(f: Migration, record: Record | None, by_version: dict[int, Record]) -> Entry | None:
+    """A squashed file on a database that applied the files it replaces: applied when it has a record of each,
+    as squashed, up to the last; incomplete when only some. None for a file that is no squash, or a database
+    that applied none of them. The records it stands for are taken from ``by_version``: none is missing."""
+    replaced = squash.replaced(f)
+    if not replaced:
+        return None
+    found = {v: by_version.pop(v) for v in sorted({r.version for r in replaced}) if v in by_version}
+    if record is not None:
+        found[record.version or 0] = record
+    if not found:
+        return None
+    wrong = [r for r in found.values() if (r.version, r.checksum) not in {(x.version, x.checksum) for x in replaced}]
+    if record is not None and not wrong:
+        return Entry(f.version, f.name, State.APPLIED, f, record, f"applied as the {len(found)} files it replaces")
+    if wrong:
+        first = wrong[0]
+        detail = (f"{first.name} was applied with checksum {short(first.checksum)}, not the one {f.name} replaces; "
+                  "the database was not built from the files that were squashed")  # fmt: skip
+    else:
+        versions = sorted(found)
+        detail = (f"the database applied {len(found)} of the files it replaces (versions {versions[0]} to "
+                  f"{versions[-1]}), not all up to {f.version}; apply the rest with the files from before the squash "
+                  "(git checkout them into another folder and run migrate --dir there), then migrate")  # fmt: skip
+    return Entry(f.version, f.name, State.INCOMPLETE, f, record, detail)
 
 
 def _repeatable(files: Sequence[Migration], records: Sequence[Record]) -> list[Entry]:

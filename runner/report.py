@@ -48,7 +48,10 @@ def progress_line(event: Starting | Applied | Skipped) -> str:
 
 def migrate_summary(result: MigrateResult) -> str | None:
     skipped = f", skipped {len(result.skipped)} another runner applied" if result.skipped else ""
-    return f"Applied {len(result.applied)} migration(s){skipped}" if result.applied or result.skipped else None
+    rewritten = f"; rewrote {result.schema_file}" if result.schema_file else ""
+    if not (result.applied or result.skipped):
+        return None
+    return f"Applied {len(result.applied)} migration(s){skipped}{rewritten}"
 
 
 def counts(plan: Plan) -> str:
@@ -58,7 +61,7 @@ def counts(plan: Plan) -> str:
 
 def verify_lines(result: VerifyResult) -> list[str]:
     labels = {State.EDITED: "edited", State.MISSING: "missing", State.OUT_OF_ORDER: "out of order",
-              State.DELETED: "deleted"}  # fmt: skip
+              State.DELETED: "deleted", State.INCOMPLETE: "incomplete"}  # fmt: skip
     lines = [f"{labels[e.state]:<13}{e.name}: {e.detail}" for e in result.drift]
     lines += [f"{'harmless':<13}{e.name}: {e.detail}" for e in result.harmless]
     lines += [f"{e.state.value:<13}{e.name}{': ' + e.detail if e.detail else ''}" for e in result.pending]
@@ -81,7 +84,7 @@ def print_status_table(plan: Plan, console: Console | None = None) -> None:
 
     styles = {State.APPLIED: "green", State.PENDING: "yellow", State.EDITED: "red",
               State.MISSING: "red", State.OUT_OF_ORDER: "magenta", State.OUTDATED: "yellow",
-              State.DELETED: "red"}  # fmt: skip
+              State.DELETED: "red", State.INCOMPLETE: "red"}  # fmt: skip
     rows = [
         [Text("" if e.version is None else str(e.version)),  # a repeatable file has no version
          Text(e.name), Text(e.state.value, style=styles[e.state]),
@@ -232,6 +235,7 @@ def migrate_doc(result: MigrateResult) -> dict[str, Any]:
         "applied": [applied_doc(a) for a in result.applied],
         "warnings": [entry_doc(e) for e in result.warnings],
         "skipped": [{"version": s.version, "name": s.name} for s in result.skipped],
+        "schema_file": str(result.schema_file) if result.schema_file else None,
         "up_to_date": not result.applied,
     }
 

@@ -57,3 +57,68 @@ def test_an_unmarked_file_is_to_run_and_says_why() -> None:
     assert [e.name for e in plan.to_run] == ["2_t.sql"]
     assert plan.to_run[0].unmarked and plan.to_run[0].state == State.PENDING
     assert plan.drift == []
+
+
+def _squashed(versions: list[int], wrong: int | None = None) -> Migration:
+    """A squashed file of ``versions``, as runner squash writes its header; ``wrong`` is listed with another
+    checksum than the one its file was applied with."""
+    from runner.squash import header
+
+    replaced = [_file(v) for v in versions]
+    if wrong is not None:
+        other = b"-- another file\n"
+        replaced = [Migration(v, f"{v}_t.sql", "", other, checksum(other)) if v == wrong else f for v, f in
+                    zip(versions, replaced, strict=True)]  # fmt: skip
+    sql = (header(replaced, "runner squash") + "CREATE TABLE t (id int);\n").encode()
+    last = versions[-1]
+    return Migration(last, f"{last}_squashed.sql", f"sql/{last}_squashed.sql", sql, checksum(sql))
+
+
+def _own_record(f: Migration) -> Record:
+    return Record(f.version, f.name, f.checksum, _AT, 1, "postgres")
+
+
+@pytest.mark.parametrize(
+    ("recorded", "state"),
+    [
+        ([1, 2, 3], "applied"),  # applied the three files before they were squashed
+        ([], "pending"),  # a new database runs the squashed file
+        ([1], "incomplete"),  # it applied only some of them: neither applied nor to run
+        ([1, 2], "incomplete"),
+        ([1, 2, 3, 4], "applied"),  # and a later file, which keeps its state
+    ],
+    ids=["applied before", "new database", "one of three", "two of three", "a later file too"],
+)
+def test_a_squashed_file_stands_for_the_files_it_replaces(recorded: list[int], state: str) -> None:
+    squashed, later = _squashed([1, 2, 3]), _file(4)
+    plan = make_plan([squashed, later], [_record(v) for v in recorded])
+    assert [(e.version, e.state.value) for e in plan.entries] == [
+        (3, state),
+        (4, "applied" if 4 in recorded else "pending"),
+    ]
+    assert not plan.having(State.MISSING)  # the replaced files' records are the squashed file's
+    assert (state == "incomplete") == bool(plan.drift)
+
+
+def test_a_database_built_from_the_squashed_file_has_its_own_record() -> None:
+    squashed = _squashed([1, 2, 3])
+    assert [e.state for e in make_plan([squashed], [_own_record(squashed)]).entries] == [State.APPLIED]
+
+
+def test_a_replaced_file_applied_with_another_checksum_is_not_covered() -> None:
+    squashed = _squashed([1, 2, 3], wrong=2)
+    [entry] = make_plan([squashed], [_record(v) for v in (1, 2, 3)]).entries
+    assert entry.state == State.INCOMPLETE and "2_t.sql was applied with checksum" in entry.detail
+
+
+def test_a_squash_of_a_squash_covers_databases_of_either_age() -> None:
+    from runner.squash import header
+
+    first = _squashed([1, 2, 3])
+    later = [first, _file(4), _file(5)]
+    sql = (header(later, "runner squash") + "SELECT 1;\n").encode()
+    second = Migration(5, "5_squashed.sql", "sql/5_squashed.sql", sql, checksum(sql))
+    oldest = [_record(v) for v in (1, 2, 3, 4, 5)]  # applied the original five
+    newer = [_own_record(first), _record(4), _record(5)]  # built from the first squash
+    for records in (oldest, newer):
+        assert [e.state for e in make_plan([second], records).entries] == [State.APPLIED]

