@@ -3,7 +3,9 @@
 pytest loads it from the ``pytest11`` entry point of the installed package, but it does nothing
 until a test asks for one of its fixtures: no server is started and no database created before.
 
-The migrations run once per session, into a template database of their own; each test's database
+The migrations run once per session, into a template database of their own (loaded from the schema file of
+``schema-file`` in ``[tool.runner]`` instead, when it lists every file of the folder: see runner.schema_file; it holds
+no rows but runner's, so the rows the files insert are in a migrated template only); each test's database
 is then a copy of it (``CREATE DATABASE ... TEMPLATE``), which costs milliseconds whatever the
 number of files. Every name carries a random token of the session, so pytest-xdist workers or two
 CI jobs on one server never meet. ``-p no:runner_migrations`` turns the plugin off altogether (its
@@ -55,6 +57,7 @@ class Settings(NamedTuple):
     directory: Path
     table: str | None  # None: runner's default
     variables: Mapping[str, str]  # of psql variables, from [tool.runner.variables]
+    schema_file: Path | None  # schema-file of [tool.runner]: loaded into the template when it is current
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -89,7 +92,7 @@ def _settings(config: pytest.Config) -> Settings:
     else:  # relative to the rootdir; a dir from [tool.runner] is already absolute
         directory = config.rootpath / (value("dir") or runner_settings.dir)
     return Settings(value("dsn") or runner_settings.database_url, directory, value("table") or runner_settings.table,
-                    runner_settings.variables)  # fmt: skip
+                    runner_settings.variables, runner_settings.schema_file)  # fmt: skip
 
 
 def _name(config: pytest.Config, suffix: str) -> str:
@@ -170,9 +173,10 @@ def runner_template(pytestconfig: pytest.Config, runner_server_dsn: str) -> Iter
     with _failing_clearly(f"creating the template database {name}"):
         _admin(runner_server_dsn, sql.SQL("CREATE DATABASE {}").format(ident))
     try:
-        with _failing_clearly(f"migrating {_shown(settings.directory, pytestconfig)} into the template {name}"):
-            runner.migrate(make_conninfo(runner_server_dsn, dbname=name), settings.directory, settings.table,
-                           variables=settings.variables)  # fmt: skip
+        template = make_conninfo(runner_server_dsn, dbname=name)
+        if not _loaded(settings, template, runner_server_dsn, name):
+            with _failing_clearly(f"migrating {_shown(settings.directory, pytestconfig)} into the template {name}"):
+                runner.migrate(template, settings.directory, settings.table, variables=settings.variables)
         with _failing_clearly(f"closing the template {name} to connections"):
             _admin(runner_server_dsn, sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(ident))
             _admin(runner_server_dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -188,6 +192,28 @@ def runner_template(pytestconfig: pytest.Config, runner_server_dsn: str) -> Iter
     finally:
         with _failing_clearly(f"dropping the template {name}"):
             _drop(runner_server_dsn, name)
+
+
+def _loaded(settings: Settings, template: str, server_dsn: str, name: str) -> bool:
+    """Load the schema file into the new template when it is current: its tracking rows are the folder's files,
+    all of them. One that is not, or that this server cannot load, leaves the template to be migrated, as new.
+
+    A schema file holds the schema and runner's rows only: rows the files insert are in a migrated template."""
+    from psycopg import sql
+
+    import runner
+
+    if settings.schema_file is None or not settings.schema_file.is_file():
+        return False
+    try:
+        loaded = runner.load(template, settings.directory, settings.table, schema_file=settings.schema_file)
+    except runner.RunnerError:  # rolled back whole: the template is as empty as it was
+        return False
+    if loaded.plan.to_run:  # older than the folder: a template of its own, migrated from the start
+        _drop(server_dsn, name)
+        _admin(server_dsn, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return False
+    return True
 
 
 @pytest.fixture

@@ -252,3 +252,36 @@ def test_without_a_server_the_projects_embedded_postgresql_is_used(
     lay = embedded.layout(embedded_project)
     assert (lay.data_dir / "PG_VERSION").exists(), "the embedded server of the inner project was the one used"
     assert not embedded._running(lay), "and it stopped when the session ended"
+
+
+HISTORY = """
+from conftest import record
+
+
+def test_it(runner_conn):
+    actions = runner_conn.execute("SELECT action, name FROM runner_migrations_history ORDER BY id").fetchall()
+    record(runner_conn.info.dsn, actions=actions)
+"""
+
+
+def test_the_template_is_loaded_from_a_current_schema_file_and_migrated_otherwise(
+    inner: pytest.Pytester, server_dsn: str
+) -> None:
+    from conftest import fresh_database
+
+    import runner
+
+    write(inner.path, "pyproject.toml", '[tool.runner]\nschema-file = "sql/schema.sql"\n')
+    write(inner.path / "sql", "0001_create_things.sql", THINGS)
+    with fresh_database(server_dsn) as built:
+        runner.migrate(built, inner.path / "sql")
+        (inner.path / "sql" / "schema.sql").write_text(runner.dump(built), "utf-8")
+    inner.makepyfile(test_history=HISTORY)
+    inner.runpytest_subprocess("-p", "no:cacheprovider", timeout=120).assert_outcomes(passed=1)
+    write(inner.path / "sql", "0002_stamp.sql", STAMP)  # the schema file is now behind the folder
+    inner.runpytest_subprocess("-p", "no:cacheprovider", timeout=120).assert_outcomes(passed=1)
+    write(inner.path / "sql", "0001_create_things.sql", THINGS + "-- edited\n")  # and of other files
+    inner.runpytest_subprocess("-p", "no:cacheprovider", timeout=120).assert_outcomes(passed=1)
+    loaded, behind, foreign = (s["actions"] for s in _seen(inner.path))
+    assert loaded == [["load", "schema.sql"]]
+    assert behind == foreign == [["apply", "0001_create_things.sql"], ["apply", "0002_stamp.sql"]]
