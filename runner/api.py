@@ -843,7 +843,7 @@ def load(
                                "runner load fills a new, empty one (createdb); to bring this one up to date, "
                                "run `runner migrate`")  # fmt: skip
             with _database_errors(f"loading {schema_file}"), conn.transaction():
-                conn.execute(text)  # type: ignore[call-overload]  # a whole file: psycopg sends it as it is
+                dumps.execute(conn, text)
                 conn.execute("RESET ALL")  # the file empties search_path, as pg_dump's files do
                 plan = _read_plan(conn, target, files, again)
                 _refuse_foreign(plan, schema_file, target)

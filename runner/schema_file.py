@@ -93,8 +93,11 @@ def run_pg_dump(conn: psycopg.Connection, args: Sequence[str]) -> str:
     if done.returncode != 0:
         said = done.stderr.decode("utf-8", "replace").strip().splitlines()
         first = next((line for line in said if "error:" in line), said[0] if said else f"exit {done.returncode}")
-        raise BadInput(f"pg_dump could not dump {db.describe(make_conninfo('', **params))}: "
-                       f"{db.redact(first.removeprefix('pg_dump: '))}")  # fmt: skip
+        hint = next((line.strip() for line in said if line.strip().startswith("HINT:")), "")
+        if "out of shared memory" in first:  # pg_dump locks every table it dumps, in one transaction
+            hint = "HINT: raise max_locks_per_transaction on the server; pg_dump locks every table it dumps"
+        text = " ".join(" ".join(part.split()) for part in (first.removeprefix("pg_dump: "), hint) if part)
+        raise BadInput(f"pg_dump could not dump {db.describe(make_conninfo('', **params))}: {db.redact(text)}")
     return done.stdout.decode("utf-8")
 
 
@@ -286,8 +289,21 @@ def reprinted(url: str, text: str, table: TrackingTable, own: Iterable[TrackingT
     with scratch(url) as spare, db.connect(spare) as conn:
         try:
             with conn.transaction():
-                conn.execute(text)  # type: ignore[call-overload]  # a whole file, sent as it is
-        except psycopg.Error:
+                execute(conn, text)
+        except (psycopg.Error, BadInput):
             return None
         conn.execute("RESET ALL")
         return schema_text(conn, table, own, tracking.read(conn, table), repeatable.read(conn, table))
+
+
+def execute(conn: psycopg.Connection, text: str) -> None:
+    """A whole schema file, in one message. Its objects are all created in one transaction, which holds a lock on
+    each of them: a server whose lock table is too small for that says so, and the hint of how to grow it goes
+    into the message."""
+    try:
+        conn.execute(text)  # type: ignore[call-overload]  # a whole file, which psycopg sends as it is
+    except psycopg.errors.OutOfMemory as exc:
+        raise BadInput(
+            f"the server ran out of lock space loading it ({db.error_text(exc)}): raise "
+            "max_locks_per_transaction, as for pg_restore --single-transaction; nothing was loaded"
+        ) from None

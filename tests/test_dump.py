@@ -282,3 +282,37 @@ def test_a_load_killed_half_way_leaves_the_database_empty_and_loadable(
     again = runner_cli("load", whole, "--dsn", another_dsn, "--dir", folder)
     assert again.returncode == 0, again.stderr
     assert [e.state.value for e in api.status(another_dsn, folder).entries] == ["applied"] * 15
+
+
+def test_a_server_short_of_lock_space_is_told_how_to_grow_it(dsn: str, embedded_project: Path) -> None:
+    """pg_dump locks every table it dumps, and a load creates every object in one transaction: a private server
+    with a small lock table (max_locks_per_transaction = 10) refuses both, and runner says what to raise."""
+    from psycopg.conninfo import make_conninfo
+
+    from runner import embedded
+
+    folder = embedded_project / "sql"
+    for n in range(1, 9):  # 800 tables, 100 a file: each file's transaction fits, the whole schema does not
+        tables = "\n".join(
+            f"CREATE TABLE IF NOT EXISTS t{n}_{i} (id bigint PRIMARY KEY, name text);" for i in range(100)
+        )
+        write(folder, f"000{n}_tables.sql", tables + "\n")
+    api.migrate(dsn, folder)
+    schema_file = embedded_project / "schema.sql"
+    schema_file.write_text(api.dump(dsn), "utf-8")  # on the test server, whose lock table is the default
+    lay = embedded.layout(embedded_project)
+    embedded.init_cluster(lay)
+    with open(lay.data_dir / "postgresql.conf", "a") as conf:
+        conf.write("max_locks_per_transaction = 10\nmax_connections = 5\n")
+    embedded.start(lay)
+    with psycopg.connect(lay.dsn(), autocommit=True) as admin:
+        admin.execute("CREATE DATABASE built")
+        admin.execute("CREATE DATABASE loaded")
+    built, loaded = make_conninfo(lay.dsn(), dbname="built"), make_conninfo(lay.dsn(), dbname="loaded")
+    api.migrate(built, folder)
+    dumped = runner_cli("dump", "--dsn", built)
+    assert_clean_error(dumped, 2, "pg_dump could not dump", "out of shared memory", "raise max_locks_per_transaction")
+    load = runner_cli("load", schema_file, "--dsn", loaded, "--dir", folder)
+    assert_clean_error(load, 2, "ran out of lock space", "raise max_locks_per_transaction", "nothing was loaded")
+    with psycopg.connect(loaded, autocommit=True) as conn:
+        assert dump.contents(conn) == []
