@@ -780,7 +780,7 @@ class SchemaCheck:
     differences: list[str]  # a unified diff, committed -> built; empty when they are equal
     written_from: int | None  # the server major version of the committed file
     built_on: int  # of the scratch database
-    reprinted: bool = False  # equal only once both were loaded and dumped again (see dump.reprinted)
+    reprinted: bool = False  # equal only once both were loaded and dumped again (see schema_file.reprinted)
 
     @property
     def same(self) -> bool:
@@ -839,9 +839,9 @@ def load(
             with _database_errors("looking at what the database holds"):
                 found = dumps.contents(conn)
             if found:
-                raise BadInput(f"the database is not empty ({', '.join(found)}{', ...' if len(found) > 3 else ''}): "
-                               "runner load fills a new, empty one (createdb); to bring this one up to date, "
-                               "run `runner migrate`")  # fmt: skip
+                listed = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+                raise BadInput(f"the database is not empty ({listed}): runner load fills a new, empty one "
+                               "(createdb); to bring this one up to date, run `runner migrate`")  # fmt: skip
             with _database_errors(f"loading {schema_file}"), conn.transaction():
                 dumps.execute(conn, text)
                 conn.execute("RESET ALL")  # the file empties search_path, as pg_dump's files do
@@ -902,7 +902,11 @@ def squash_files(
             body = dumps.data_text(conn, _own(target))
     path = folder / squash.name_for(taken[-1])
     dumps.write(path, squash.header(taken, f"runner squash --to {to}") + body)
-    for f in taken:
-        if Path(f.path) != path:
-            Path(f.path).unlink()
+    for f in taken:  # after the squashed file is whole: a stop here leaves both, which migrate refuses, by name
+        try:
+            if Path(f.path) != path:
+                Path(f.path).unlink()
+        except OSError as exc:
+            raise BadInput(f"wrote {path}, but could not delete {f.path} ({exc.strerror}): delete it, and the other "
+                           f"files up to version {to}, by hand") from None  # fmt: skip
     return Squashed(path, taken)

@@ -32,6 +32,7 @@ from runner.tracking import Record, TrackingTable
 MARKER = SCHEMA_FILE_MARKER  # the first line of every schema file: files.discover skips one
 SCRATCH_PREFIX = "runner_scratch_"  # the temporary databases of `runner dump --check` and `runner squash`
 PG_DUMP_MAJOR = 18
+LOCK_WAIT = "60s"  # pg_dump's wait for each table's lock
 _OLDEST = 90200  # the oldest server pg_dump 18 reads
 # What pg_dump writes that changes from one run to the next, or that an older server cannot take:
 # the random key of \restrict, its own and the server's minor version, and transaction_timeout
@@ -88,7 +89,8 @@ def run_pg_dump(conn: psycopg.Connection, args: Sequence[str]) -> str:
     env = dict(os.environ)
     if conn.info.password:
         env["PGPASSWORD"] = conn.info.password
-    command = [pg_dump(), f"--dbname={make_conninfo('', **params)}", *args]
+    # A lock another session holds (an ALTER TABLE left open) fails the dump, rather than hang it.
+    command = [pg_dump(), f"--dbname={make_conninfo('', **params)}", f"--lock-wait-timeout={LOCK_WAIT}", *args]
     done = subprocess.run(command, env=env, capture_output=True)
     if done.returncode != 0:
         said = done.stderr.decode("utf-8", "replace").strip().splitlines()

@@ -242,11 +242,19 @@ def test_the_servers_pg_dump_18_reads(version: int, readable: bool) -> None:
         assert "which the pg_dump runner ships (PostgreSQL 18) cannot read" in (dump.refusal(version) or "")
 
 
-def test_dump_writes_to_the_standard_output_without_a_schema_file(dsn: str, tmp_path: Path) -> None:
-    write(tmp_path / "project", "pyproject.toml", "[tool.runner]\n")
-    query(dsn, "CREATE TABLE things (id int)")
-    done = runner_cli("dump", "--dsn", dsn, cwd=tmp_path / "project")
-    assert done.returncode == 0 and done.stdout.startswith(dump.MARKER) and "CREATE TABLE public.things" in done.stdout
+def test_dump_writes_the_projects_file_only_for_its_own_database(dsn: str, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    write(project, "pyproject.toml", '[tool.runner]\nschema-file = "sql/schema.sql"\n')
+    write(project / "sql", "0001_create_things.sql", "CREATE TABLE IF NOT EXISTS things (id int);\n")
+    api.migrate(dsn, project / "sql")
+    other = runner_cli("dump", "--dsn", dsn, cwd=project)  # another database: the standard output
+    assert other.returncode == 0 and other.stdout.startswith(dump.MARKER), other.stderr
+    assert "CREATE TABLE public.things" in other.stdout and not (project / "sql" / "schema.sql").exists()
+    own = runner_cli("dump", cwd=project, env=cli_env(DATABASE_URL=dsn))
+    assert own.returncode == 0 and own.stdout == "Wrote sql/schema.sql\n", own.stdout + own.stderr
+    assert (project / "sql" / "schema.sql").read_text("utf-8") == other.stdout
+    again = runner_cli("dump", cwd=project, env=cli_env(DATABASE_URL=dsn))
+    assert again.stdout == "sql/schema.sql is up to date\n"
 
 
 def test_a_load_killed_half_way_leaves_the_database_empty_and_loadable(

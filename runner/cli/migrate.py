@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from runner import api, config, report
+from runner import api, report
 from runner.cli import EPILOG, Answer, _run, app
 from runner.cli.options import (
     Connection,
@@ -20,7 +19,7 @@ from runner.cli.options import (
     Run,
     StatementTimeout,
     WaitForDb,
-    shown_path,
+    project_schema_file,
     uses,
 )
 from runner.progress import MigrateProgress
@@ -95,7 +94,7 @@ def migrate(
             result = api.migrate(*run.target, strict=s.strict, allow_out_of_order=s.allow_out_of_order,
                                  to=pending.to, lock_wait=s.lock_wait, lock_timeout=s.lock_timeout,
                                  statement_timeout=s.statement_timeout, retries=s.retries, wait_for_db=s.wait_for_db,
-                                 variables=run.variables(pending.sets), schema_file=_schema_file(s),
+                                 variables=run.variables(pending.sets), schema_file=project_schema_file(s),
                                  on_event=on_event)  # fmt: skip
         summary = report.migrate_summary(result)
         if summary:
@@ -103,16 +102,6 @@ def migrate(
         return 0, report.migrate_doc(result)
 
     _run(context, shown, work)
-
-
-def _schema_file(s: config.Settings) -> Path | None:
-    """The schema file migrate rewrites: the project's, of its own database. Not when --dsn names another
-    database (a deploy, a scratch copy), nor when --dir or RUNNER_DIR names another folder than the project's;
-    RUNNER_SCHEMA_FILE says which file all the same."""
-    elsewhere = s.sources.get("database_url") == "--dsn" or s.sources.get("dir") in ("--dir", "RUNNER_DIR")
-    if s.schema_file is None or (elsewhere and s.sources.get("schema_file") != "RUNNER_SCHEMA_FILE"):
-        return None
-    return shown_path(s.schema_file)
 
 
 @app.command(epilog=EPILOG)

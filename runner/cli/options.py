@@ -305,6 +305,16 @@ def folder(settings: config.Settings) -> Path:
     return shown_path(settings.dir)
 
 
+def project_schema_file(s: config.Settings) -> Path | None:
+    """The schema file of the project's own database, which migrate rewrites and dump writes: none when --dsn
+    names another database (a deploy, a copy), or --dir or RUNNER_DIR another folder than the project's, unless
+    RUNNER_SCHEMA_FILE names the file all the same."""
+    elsewhere = s.sources.get("database_url") == "--dsn" or s.sources.get("dir") in ("--dir", "RUNNER_DIR")
+    if s.schema_file is None or (elsewhere and s.sources.get("schema_file") != "RUNNER_SCHEMA_FILE"):
+        return None
+    return shown_path(s.schema_file)
+
+
 def shown_path(path: Path) -> Path:
     """A path of the settings as messages name it: relative to here when it is inside."""
     return Path(config.shown(path)) if path.is_absolute() else path

@@ -9,7 +9,7 @@ import typer
 
 from runner import api
 from runner.cli import EPILOG, Answer, _run, app
-from runner.cli.options import Connection, Printing, Run, Sets, shown_path, uses
+from runner.cli.options import Connection, Printing, Run, Sets, project_schema_file, shown_path, uses
 from runner.errors import BadInput
 
 
@@ -29,7 +29,8 @@ def dump(
     context: typer.Context,
     output: Annotated[Path | None, typer.Option("--output", "-o", metavar="PATH",
                       help="The schema file to write (- for the standard output). Default: schema-file of "
-                           "\\[tool.runner], else the standard output.")] = None,
+                           "\\[tool.runner] for the project's own database (no --dsn), else the standard "
+                           "output.")] = None,
     check: Annotated[bool, typer.Option("--check", help="Build the folder in a scratch database and compare its "
                                         "dump with the schema file: exit 1, with a diff, when they differ. "
                                         "The target database is not touched.")] = False,
@@ -56,7 +57,7 @@ def dump(
                 "diff": [] if found.same else found.differences,
             }
         text = api.dump(dsn, table, on_event=run.notes)
-        chosen = output if output is not None else run.settings.schema_file and shown_path(run.settings.schema_file)
+        chosen = output if output is not None else project_schema_file(run.settings)
         if chosen is None or str(chosen) == "-":
             typer.echo(text, nl=False)
             return 0, None
