@@ -417,6 +417,42 @@ def bench_api(runner: T.Tool, sizes: Sizes, applied: AppliedDbs, rows: list[Row]
             say(f"  {workload} runner: FAILED {exc}")
 
 
+# ---------------------------------------------------------------- the schema file
+
+
+def bench_load(runner: T.Tool, sizes: Sizes, rows: list[Row]) -> None:
+    """W11: a new database from W1's files, by `runner load` of their schema file or by `runner migrate` from
+    scratch, interleaved, on a fresh database each run; psql -f of the same file is the floor of loading.
+    The schema file is written once, by `runner dump` of a database runner migrated."""
+    workload = W.w1_schema(sizes.w1)
+    say(f"\n== W11: a new database of {workload.title}: load its schema file, or migrate it from scratch")
+    folder = lay_out(workload, [runner])["runner"]
+    schema_file = WORK / f"W11-{sizes.w1}-schema.sql"
+    built = fresh_db("runner")
+    try:
+        apply_once(runner, workload, folder, built, sizes.timeout_s, "W11_setup")
+        timed([str(T.RUNNER), "dump", "--dsn", T.url(built), "--output", str(schema_file)], {}, sizes.timeout_s,
+              WORK / "logs" / "W11_dump.log")  # fmt: skip
+    except ToolFailed as exc:
+        say(f"  W11 set-up: FAILED {exc}")
+        return
+    finally:
+        drop_db(built)
+    ways = {
+        "runner": ("runner migrate (from scratch)", lambda db: T.command("runner", db, folder)),
+        "runner-load": ("runner load (the schema file)",
+                        lambda db: [str(T.RUNNER), "load", str(schema_file), "--dsn", T.url(db), "--dir", str(folder)]),
+        T.FLOOR: ("psql -f (the schema file)", lambda db: [*T.PSQL, "-d", T.url(db), "-f", str(schema_file)]),
+    }  # fmt: skip
+    found = {key: Row("W11", key, label=label) for key, (label, _) in ways.items()}
+    for rep in range(sizes.reps):
+        for key, (label, argv) in ways.items():  # interleaved, as W1-W3
+            db = fresh_db("w11")
+            _measured(found[key], runner, workload, folder, db, sizes, f"W11_r{rep}_{key}",
+                      f"  W11 rep {rep + 1}/{sizes.reps} {label:<32}", argv(db), rss_too=True)  # fmt: skip
+    rows.extend(found.values())
+
+
 # ---------------------------------------------------------------- fleets
 
 
@@ -690,6 +726,12 @@ def targets(rows: list[Row], sizes: Sizes) -> list[tuple[str, str, str]]:
                     verdict(None if r7 is None or mb7 is None else r7 <= 1.1 and mb7 <= 150),
                     f"{r7:.2f}x floor, {mb7:.0f} MB" if r7 and mb7 else "-"))  # fmt: skip
     out += _fleet_targets(rows, sizes)
+    migrate, load = find(rows, "W11", "runner"), find(rows, "W11", "runner-load")
+    r11 = _ratio(load, migrate)
+    out.append((f"W11 ({sizes.w1:,} files): runner load of the schema file <= 0.2x runner migrate from scratch",
+                verdict(None if r11 is None else r11 <= 0.2),
+                f"load {_median(load)}, migrate {_median(migrate)}" + (f" = {r11:.2f}x" if r11 else "")
+                + f"; psql -f {_median(find(rows, 'W11', T.FLOOR))}"))  # fmt: skip
     for kind in ("W4", "W5"):
         small, big = find(rows, f"{kind}@1000", "runner"), find(rows, f"{kind}@10000", "runner")
         rs = _ratio(big, small)
@@ -765,7 +807,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smaller workloads, 3 runs; about five minutes")
     floors = f"psql brings both floors: one process, and {T.EACH}"
     parser.add_argument("--only", default=",".join(T.ALL), help=f"tools, comma-separated ({floors})")
-    parser.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6,W7,W8,W9,W10", help="comma-separated")
+    parser.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6,W7,W8,W9,W10,W11", help="comma-separated")
     parser.add_argument("--reps", type=int, help="repetitions per measurement (overrides the mode's)")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
@@ -811,6 +853,8 @@ def main() -> int:
             bench_fleet_dbs(listed, sizes, rows)
         if runner and runner.available and "W10" in chosen:
             bench_tenants(runner, sizes, rows)
+        if runner and runner.available and "W11" in chosen:
+            bench_load(runner, sizes, rows)
     finally:
         applied.drop_all()
     mode = "quick" if args.quick else "full"

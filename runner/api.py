@@ -357,14 +357,16 @@ def migrate(
         if applied or not schema.exists(conn, target.companion(schema.SUFFIX).identifier):
             _stopped_if_lost(run.lock, applied, [])
             _record_schema(conn, target, before, raced=lambda: _stopped_if_lost(run.lock, applied, []))
-        written = _rewrite(conn, target, schema_file, emit) if applied and schema_file else None
+        written = _rewrite(conn, target, directory, schema_file, emit) if applied and schema_file else None
     return MigrateResult(plan, applied, warnings, [d for d in done if isinstance(d, Skipped)], written)
 
 
-def _rewrite(conn: psycopg.Connection, target: tracking.TrackingTable, path: Path, emit: OnEvent) -> Path | None:
+def _rewrite(
+    conn: psycopg.Connection, target: tracking.TrackingTable, directory: str | Path, path: Path, emit: OnEvent
+) -> Path | None:
     """The schema file after a run that applied files, while the lock is held; the path if it changed."""
     try:
-        return path if dumps.write(path, _schema_file(conn, target)) else None
+        return path if dumps.write(path, _schema_file(conn, target, directory)) else None
     except BadInput as failure:
         emit(Note(f"the files are applied, but the schema file {path} was not rewritten: {failure}"))
         return None
@@ -757,19 +759,26 @@ def diff(
         return schema.differences(_live_schema(here, target), _live_schema(there, target))
 
 
-def _schema_file(conn: psycopg.Connection, target: tracking.TrackingTable) -> str:
-    """The schema file of the database of ``conn`` (see runner.schema_file)."""
+def _schema_file(conn: psycopg.Connection, target: tracking.TrackingTable, directory: str | Path | None) -> str:
+    """The schema file of the database of ``conn`` (see runner.schema_file), with the tracking rows a database
+    built from the files of ``directory`` would have (after a squash, the squashed file's)."""
     with _database_errors(f"reading the tracking table {target}"):
         records, again = tracking.read(conn, target), repeatable.read(conn, target)
+    if directory is not None:
+        records = squash.as_built(discover(Path(directory)), records)
     return dumps.schema_text(conn, target, _own(target), records, again)
 
 
-def dump(database: Database = None, table: Table = None, *, on_event: OnEvent | None = None) -> str:
+def dump(
+    database: Database = None, table: Table = None, directory: str | Path | None = None, *,
+    on_event: OnEvent | None = None,
+) -> str:  # fmt: skip
     """The schema file of the target database: its schema as pg_dump 18 writes it, without the lines that vary
-    from run to run, and the tracking rows, so that a database loaded from it is up to date."""
+    from run to run, and the tracking rows, so that a database loaded from it is up to date. The rows are the
+    ones a database built from the files of ``directory`` would hold (None: as recorded)."""
     target = tracking.TrackingTable.parse(table)
     with _connections(database, 0, on_event) as (conn, _):
-        return _schema_file(conn, target)
+        return _schema_file(conn, target, directory)
 
 
 @dataclass(frozen=True)
@@ -803,14 +812,26 @@ def check_dump(
     target = tracking.TrackingTable.parse(table)
     with db.target(dsn, _notes(on_event)) as url:
         with dumps.scratch(url) as scratch:
-            migrate(scratch, directory, target, variables=variables)
+            _build(scratch, directory, target, variables)
             with db.connect(scratch) as conn:
-                built, major = _schema_file(conn, target), conn.info.server_version // 10000
+                built, major = _schema_file(conn, target, directory), conn.info.server_version // 10000
         lines = difflib.unified_diff(committed.splitlines(keepends=True), built.splitlines(keepends=True),
                                      str(schema_file), f"built from {directory}")  # fmt: skip
         differences = [line.rstrip("\n") for line in lines]
         alike = bool(differences) and _reprinted_alike(url, committed, built, target)
     return SchemaCheck(Path(schema_file), differences, dumps.written_by(committed), major, alike)
+
+
+def _build(
+    scratch: str, directory: str | Path, target: tracking.TrackingTable, variables: Mapping[str, str] | None
+) -> None:  # fmt: skip
+    """The folder migrated into a scratch database; a failure says it happened there."""
+    try:
+        migrate(scratch, directory, target, variables=variables)
+    except MigrationFailed as failure:
+        raise MigrationFailed(f"building the files in a scratch database ({db.describe(scratch)}): {failure}. "
+                              "A file that changes the server rather than a database (CREATE ROLE) cannot be "
+                              "built twice on one server", details=failure.details) from None  # fmt: skip
 
 
 def _reprinted_alike(url: str, committed: str, built: str, target: tracking.TrackingTable) -> bool:
@@ -843,7 +864,7 @@ def load(
                 raise BadInput(f"the database is not empty ({listed}): runner load fills a new, empty one "
                                "(createdb); to bring this one up to date, run `runner migrate`")  # fmt: skip
             with _database_errors(f"loading {schema_file}"), conn.transaction():
-                dumps.execute(conn, text)
+                dumps.execute(conn, text, schema_file)
                 conn.execute("RESET ALL")  # the file empties search_path, as pg_dump's files do
                 plan = _read_plan(conn, target, files, again)
                 _refuse_foreign(plan, schema_file, target)
@@ -892,14 +913,20 @@ def squash_files(
     if behind:
         shown = ", ".join(f"{e.name} ({e.state.value.replace('_', ' ')})" for e in behind[:3])
         raise BadInput(f"--to {to}: not every file up to it is applied, unchanged, on the target database: {shown}. "
-                       "Run `runner migrate` (or squash to a lower version) first; nothing was changed")  # fmt: skip
+                       "Apply a pending one with `runner migrate` and accept an edited one with `runner accept`, or "
+                       "squash to a lower version; nothing was changed")  # fmt: skip
     with db.target(dsn, _notes(on_event)) as url, dumps.scratch(url) as scratch, \
             tempfile.TemporaryDirectory() as built:  # fmt: skip
         for f in taken:
             Path(built, f.name).write_bytes(f.sql[0 : len(f.sql)])
-        migrate(scratch, built, target, variables=variables)
+        _build(scratch, built, target, variables)
         with db.connect(scratch) as conn:
-            body = dumps.data_text(conn, _own(target))
+            settings = dumps.database_settings(conn)
+            if settings:
+                raise BadInput(f"--to {to}: the files set database settings ({settings}), which a dump of the "
+                               "database does not hold: a squashed file would lose them. Squash up to a version "
+                               "below the file that sets them; nothing was changed")  # fmt: skip
+            body = dumps.data_text(conn, target, _own(target))
     path = folder / squash.name_for(taken[-1])
     dumps.write(path, squash.header(taken, f"runner squash --to {to}") + body)
     for f in taken:  # after the squashed file is whole: a stop here leaves both, which migrate refuses, by name

@@ -139,29 +139,33 @@ def _versioned(
 
 
 def _squashed(f: Migration, record: Record | None, by_version: dict[int, Record]) -> Entry | None:
-    """A squashed file on a database that applied the files it replaces: applied when it has a record of each,
-    as squashed, up to the last; incomplete when only some. None for a file that is no squash, or a database
-    that applied none of them. The records it stands for are taken from ``by_version``: none is missing."""
+    """A squashed file on a database that applied the files it replaces: applied when each of them was applied
+    (or the squashed file that stood for it); incomplete when only some were. None for a file that is no squash,
+    or a database that applied none of them. The records it stands for are taken from ``by_version``: none of
+    them is missing."""
     replaced = squash.replaced(f)
     if not replaced:
         return None
-    found = {v: by_version.pop(v) for v in sorted({r.version for r in replaced}) if v in by_version}
+    versions = set().union(*(r.versions() for r in replaced))
+    found = {v: by_version.pop(v) for v in sorted(versions) if v in by_version}
     if record is not None:
         found[record.version or 0] = record
     if not found:
         return None
-    wrong = [r for r in found.values() if (r.version, r.checksum) not in {(x.version, x.checksum) for x in replaced}]
-    if record is not None and not wrong:
+    known = set().union(*(r.checksums() for r in replaced))
+    wrong = [r for r in found.values() if (r.version, r.checksum) not in known]
+    recorded = {v: r.checksum for v, r in found.items()}
+    missing = [r for r in replaced if not r.covered(recorded)]
+    if not wrong and not missing:
         return Entry(f.version, f.name, State.APPLIED, f, record, f"applied as the {len(found)} files it replaces")
     if wrong:
         first = wrong[0]
         detail = (f"{first.name} was applied with checksum {short(first.checksum)}, not the one {f.name} replaces; "
                   "the database was not built from the files that were squashed")  # fmt: skip
     else:
-        versions = sorted(found)
-        detail = (f"the database applied {len(found)} of the files it replaces (versions {versions[0]} to "
-                  f"{versions[-1]}), not all up to {f.version}; apply the rest with the files from before the squash "
-                  "(git checkout them into another folder and run migrate --dir there), then migrate")  # fmt: skip
+        detail = (f"the database applied {len(replaced) - len(missing)} of the {len(replaced)} files it replaces, "
+                  f"not {missing[0].name}; apply the rest with the files from before the squash (git checkout "
+                  "them into another folder and run migrate --dir there), then migrate")  # fmt: skip
     return Entry(f.version, f.name, State.INCOMPLETE, f, record, detail)
 
 

@@ -15,8 +15,9 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import subprocess
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -123,59 +124,88 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _excluded(conn: psycopg.Connection, tables: Iterable[TrackingTable]) -> list[str]:
-    """pg_dump's options that leave out runner's tables, and the tenants' schemas (runner migrates each as a
-    target of its own: they are not this database's schema, as its schema record says too)."""
+# Whether a schema holds anything but runner's tables (and the sequences they own): one that does not is left
+# out of a dump, since runner creates it with its tables.
+_ONLY_RUNNERS = """
+SELECT NOT EXISTS (
+    SELECT FROM pg_class c WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'c', 'S')
+      AND c.relname <> ALL(%(own)s)
+      AND NOT EXISTS (SELECT FROM pg_depend d JOIN pg_class t ON t.oid = d.refobjid
+                      WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i')
+                        AND t.relnamespace = n.oid AND t.relname = ANY(%(own)s))
+) AND NOT EXISTS (SELECT FROM pg_proc WHERE pronamespace = n.oid)
+  AND NOT EXISTS (SELECT FROM pg_type WHERE typnamespace = n.oid AND typtype IN ('e', 'd', 'r', 'm', 'b'))
+FROM pg_namespace n WHERE n.nspname = %(schema)s
+"""
+
+
+def _body(conn: psycopg.Connection, table: TrackingTable, own: Sequence[TrackingTable], args: list[str]) -> str:
+    """pg_dump's text of the database without runner's tables, nor the tenants' schemas (runner migrates each as
+    a target of its own: they are not this database's schema, as its schema record says too). The schema of the
+    tracking table is runner's to create: left out when it holds nothing else, else created IF NOT EXISTS."""
     tenants = conn.execute(
         "SELECT n.nspname FROM pg_description d JOIN pg_class t ON d.classoid = 'pg_class'::regclass "
         "AND d.objoid = t.oid AND d.objsubid = 0 JOIN pg_namespace n ON n.oid = t.relnamespace "
         "WHERE d.description = %s ORDER BY 1",
         (tracking.TENANT_COMMENT,),
     ).fetchall()
-    return [f"--exclude-table={_quoted(t.schema)}.{_quoted(t.name)}" for t in tables] + [
-        f"--exclude-schema={_quoted(name)}" for (name,) in tenants
-    ]
+    excluded = [name for (name,) in tenants]
+    row = conn.execute(_ONLY_RUNNERS, {"own": [t.name for t in own], "schema": table.schema}).fetchone()
+    if table.schema != "public" and row is not None and row[0]:
+        excluded.append(table.schema)
+    options = [f"--exclude-table={_quoted(t.schema)}.{_quoted(t.name)}" for t in own]
+    options += [f"--exclude-schema={_quoted(name)}" for name in excluded]
+    text = _steady(run_pg_dump(conn, [*args, *options]))
+    if table.schema != "public" and table.schema not in excluded:
+        shown = conn.execute("SELECT quote_ident(%s)", (table.schema,)).fetchone()[0]  # type: ignore[index]
+        text = text.replace(f"\nCREATE SCHEMA {shown};\n", f"\nCREATE SCHEMA IF NOT EXISTS {shown};\n")
+    return text
 
 
 def schema_text(
-    conn: psycopg.Connection, table: TrackingTable, own: Iterable[TrackingTable], records: Sequence[Record],
+    conn: psycopg.Connection, table: TrackingTable, own: Sequence[TrackingTable], records: Sequence[Record],
     again: Sequence[Record],
 ) -> str:  # fmt: skip
-    """The schema file of the database of ``conn``: its schema, then the tracking rows ``records`` (and ``again``,
-    of the repeatable files)."""
+    """The schema file of the database of ``conn``: runner's tables, its schema, then the tracking rows ``records``
+    (and ``again``, of the repeatable files). The tables come first: a view may read them."""
     major = check_server(conn)
-    body = _steady(run_pg_dump(conn, ["--schema-only", "--no-owner", "--no-privileges", *_excluded(conn, own)]))
+    body = _body(conn, table, own, ["--schema-only", "--no-owner", "--no-privileges"])
     head = (f"{MARKER} from PostgreSQL {major}, tracking table {table}.\n"
             "-- `runner load` loads it into an empty database, which is then up to date with the files listed at "
             "the end;\n-- `runner dump --check` tells whether the files still build this schema.\n\n")  # fmt: skip
-    return head + body + "\n" + tracking_rows(conn, table, records, again)
+    return head + _tables(conn, table, bool(again)) + "\n" + body + "\n" + _rows(conn, table, records, again)
 
 
-def data_text(conn: psycopg.Connection, own: Iterable[TrackingTable]) -> str:
+def data_text(conn: psycopg.Connection, table: TrackingTable, own: Sequence[TrackingTable]) -> str:
     """The database of ``conn``, schema and rows, as SQL a migration can hold: INSERTs rather than COPY, and
     none of the timeouts pg_dump sets (the file runs under runner's)."""
     check_server(conn)
-    text = _steady(run_pg_dump(conn, ["--no-owner", "--rows-per-insert=100", *_excluded(conn, own)]))
+    text = _body(conn, table, own, ["--no-owner", "--rows-per-insert=100"])
     timeouts = ("SET statement_timeout = ", "SET lock_timeout = ", "SET idle_in_transaction_session_timeout = ")
     return "\n".join(line for line in text.split("\n") if not line.startswith(timeouts))
 
 
-def tracking_rows(
-    conn: psycopg.Connection, table: TrackingTable, records: Sequence[Record], again: Sequence[Record]
-) -> str:
-    """The tracking tables as runner creates them, and a row per file, without the times of this database."""
-    out = ["--", "-- runner's tracking rows: the files this schema is the result of", "--", ""]
+def _tables(conn: psycopg.Connection, table: TrackingTable, repeatables: bool) -> str:
+    """The tracking tables as runner creates them."""
+    out = ["--", "-- runner's tracking tables", "--", ""]
     if table.schema != "public":
         out.append(sql.SQL("CREATE SCHEMA IF NOT EXISTS {};").format(sql.Identifier(table.schema)).as_string(conn))
     out += [tracking.create_statement(table).as_string(conn) + ";",
-            tracking.comment_statement(table).as_string(conn) + ";", ""]  # fmt: skip
+            tracking.comment_statement(table).as_string(conn) + ";"]  # fmt: skip
+    if repeatables:
+        out.append(repeatable.create_statement(table).as_string(conn) + ";")
+    return "\n".join(out) + "\n"
+
+
+def _rows(conn: psycopg.Connection, table: TrackingTable, records: Sequence[Record], again: Sequence[Record]) -> str:
+    """A row per file, without the times of this database."""
+    out = ["--", "-- runner's tracking rows: the files this schema is the result of", "--", ""]
     if records:
         values = [f"({tracking.literals(conn, r.version, r.name, r.checksum, r.sql_checksum).decode()}, 0)"
                   for r in records]  # fmt: skip
         into = sql.SQL("INSERT INTO {} (version, name, checksum, sql_checksum, execution_ms) VALUES")
         out += [into.format(table.identifier).as_string(conn), ",\n".join(values) + ";", ""]
     if again:
-        out += [repeatable.create_statement(table).as_string(conn) + ";", ""]
         values = [f"({tracking.literals(conn, r.name, r.checksum).decode()}, 0)" for r in again]
         into = sql.SQL("INSERT INTO {} (name, checksum, execution_ms) VALUES")
         out += [into.format(repeatable.table_of(table).identifier).as_string(conn), ",\n".join(values) + ";", ""]
@@ -188,6 +218,8 @@ def read_file(path: Path) -> str:
         text = path.read_text("utf-8")
     except FileNotFoundError:
         raise BadInput(f"{path}: no such schema file; write one with `runner dump --output {path}`") from None
+    except IsADirectoryError:
+        raise BadInput(f"{path} is a folder; give the path of the schema file") from None
     except (OSError, UnicodeDecodeError) as exc:
         why = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
         raise BadInput(f"{path}: cannot read the schema file ({why}); check its permissions") from None
@@ -205,17 +237,31 @@ def written_by(text: str) -> int | None:
 def write(path: Path, text: str) -> bool:
     """Write ``text`` to ``path`` unless it holds it already (so its time stays); whether it was written.
 
-    Through a file beside it and a rename: a reader never sees half a schema file.
+    A regular file is written through a file beside it and a rename, so a reader never sees half of it, and a
+    symbolic link is written through, to the file it names. Anything else (a pipe, /dev/stdout) is written to.
     """
     try:
-        if path.read_text("utf-8") == text:
+        found = os.stat(path)  # through a link
+    except OSError:
+        found = None
+    try:
+        if found is not None and stat.S_ISDIR(found.st_mode):
+            raise BadInput(f"{path} is a folder; give the path of the schema file")
+        if found is not None and not stat.S_ISREG(found.st_mode):
+            with open(path, "w", encoding="utf-8") as out:
+                out.write(text)
+            return True
+        target = Path(os.path.realpath(path))
+        if found is not None and target.read_text("utf-8") == text:
             return False
-    except (OSError, UnicodeDecodeError):
-        pass
-    spare = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    except (OSError, UnicodeDecodeError) as exc:
+        if isinstance(exc, OSError) and found is not None and not stat.S_ISREG(found.st_mode):
+            raise BadInput(f"cannot write the schema file {path} ({exc.strerror})") from None
+        target = Path(os.path.realpath(path))
+    spare = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         spare.write_text(text, "utf-8")
-        os.replace(spare, path)
+        os.replace(spare, target)
     except OSError as exc:
         try:
             spare.unlink(missing_ok=True)
@@ -254,6 +300,15 @@ SELECT kind || ' ' || name, kind FROM (
 """
 
 
+def database_settings(conn: psycopg.Connection) -> str:
+    """The settings of the database of ``conn`` (ALTER DATABASE ... SET), as ``name=value, ...``: no dump holds them."""
+    row = conn.execute(
+        "SELECT string_agg(array_to_string(setconfig, ', '), ', ') FROM pg_db_role_setting "
+        "WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    ).fetchone()
+    return str(row[0]) if row and row[0] else ""
+
+
 def contents(conn: psycopg.Connection) -> list[str]:
     """A few of the things a database holds (``table public.x``); none when it is empty."""
     return [row[0] for row in conn.execute(_FOUND).fetchall()]
@@ -281,7 +336,7 @@ def scratch(url: str) -> Iterator[str]:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}" + force).format(ident))
 
 
-def reprinted(url: str, text: str, table: TrackingTable, own: Iterable[TrackingTable]) -> str | None:
+def reprinted(url: str, text: str, table: TrackingTable, own: Sequence[TrackingTable]) -> str | None:
     """``text`` loaded into a scratch database and dumped again; None when this server cannot load it.
 
     PostgreSQL reads back some of what it prints as another, equivalent expression (``col IN ('a', 'b')`` on a
@@ -298,14 +353,49 @@ def reprinted(url: str, text: str, table: TrackingTable, own: Iterable[TrackingT
         return schema_text(conn, table, own, tracking.read(conn, table), repeatable.read(conn, table))
 
 
-def execute(conn: psycopg.Connection, text: str) -> None:
+# The first word of a statement that would end or split the one transaction a load runs in.
+_CONTROL = {"BEGIN_P", "COMMIT", "END_P", "ROLLBACK", "ABORT_P", "START", "SAVEPOINT", "RELEASE", "PREPARE"}
+_COMMENTS = {"SQL_COMMENT", "C_COMMENT"}
+
+
+def transaction_control(text: str) -> int | None:
+    """The line of the first statement of ``text`` that is transaction control (COMMIT, BEGIN, ...), or None.
+
+    By PostgreSQL's own scanner (pglast): a word inside a string, a dollar-quoted body or a comment is no
+    statement, and neither is the END of a function's BEGIN ATOMIC ... END body.
+    """
+    from pglast import parser
+
+    try:
+        tokens = parser.scan(text)
+    except Exception:  # pglast.parser.ParseError: an unterminated string; the server will say where
+        return None
+    start, atomic = True, 0
+    for i, token in enumerate(tokens):
+        if token.name in _COMMENTS:
+            continue
+        if token.name == "BEGIN_P" and i + 1 < len(tokens) and tokens[i + 1].name == "ATOMIC":
+            atomic += 1
+        elif atomic and token.name == "END_P":
+            atomic -= 1
+        elif start and not atomic and token.name in _CONTROL:
+            return text.count("\n", 0, token.start) + 1
+        start = token.name == "ASCII_59"  # after a semicolon
+    return None
+
+
+def execute(conn: psycopg.Connection, text: str, path: Path | str = "the schema file") -> None:
     """A whole schema file, in one message. Its objects are all created in one transaction, which holds a lock on
     each of them: a server whose lock table is too small for that says so, and the hint of how to grow it goes
     into the message."""
+    line = transaction_control(text)
+    if line is not None:
+        raise BadInput(f"{path}, line {line}: transaction control (BEGIN, COMMIT, ...), which would end the one "
+                       "transaction a load runs in; runner dump writes none: write the file again")  # fmt: skip
     try:
         conn.execute(text)  # type: ignore[call-overload]  # a whole file, which psycopg sends as it is
     except psycopg.errors.OutOfMemory as exc:
         raise BadInput(
-            f"the server ran out of lock space loading it ({db.error_text(exc)}): raise "
+            f"the server ran out of lock space loading {path} ({db.error_text(exc)}): raise "
             "max_locks_per_transaction, as for pg_restore --single-transaction; nothing was loaded"
         ) from None

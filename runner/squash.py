@@ -13,55 +13,118 @@ This module is pure: reading and writing those lines, and choosing the files a s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from runner import directives, variables
 from runner.errors import BadInput
 from runner.files import NAME_PATTERN, Migration
+from runner.tracking import Record
 
 HEAD = "-- runner squash: "
 _REPLACES = "-- replaces "
+_LINE = re.compile(
+    r"-- (?P<indent>(?:  )*)replaces (?P<version>[0-9]+) (?P<checksum>[a-z0-9]+:[0-9a-f]+) (?P<name>\S.*)"
+)
 SUFFIX = "_squashed.sql"
 
 
 class Replaced(NamedTuple):
-    """A file a squashed file stands for, as a database recorded it."""
+    """A file a squashed file stands for, as a database recorded it; a squashed one, with the files it stood for."""
 
     version: int
     checksum: str
     name: str
+    within: tuple[Replaced, ...] = ()
+
+    def covered(self, recorded: Mapping[int, str]) -> bool:
+        """Whether a database with these checksums by version applied this file: itself, or all it stood for."""
+        if recorded.get(self.version) == self.checksum:
+            return True
+        return bool(self.within) and all(r.covered(recorded) for r in self.within)
+
+    def versions(self) -> set[int]:
+        return {self.version}.union(*(r.versions() for r in self.within))
+
+    def checksums(self) -> set[tuple[int, str]]:
+        return {(self.version, self.checksum)}.union(*(r.checksums() for r in self.within))
 
 
 def replaced(migration: Migration) -> list[Replaced]:
-    """What ``migration`` replaces: none unless it is a squashed file. Only its leading comments are read."""
+    """What ``migration`` replaces: none unless it is a squashed file. Only its leading comments are read.
+
+    A line ``-- replaces VERSION CHECKSUM NAME`` per file; the files a squashed one among them stood for come
+    just before it, two spaces further in. BadInput for a line of the header that is not one of these.
+    """
     if migration.sql[: len(HEAD)] != HEAD.encode():
         return []
-    found: list[Replaced] = []
-    offset = 0
+    waiting: dict[int, list[Replaced]] = {}  # by depth: files whose squashed file comes later
+    offset, number = 0, 0
     while True:
         end = migration.sql[offset : offset + 4096].find(b"\n")
         line = migration.sql[offset : offset + (end if end >= 0 else 4096)].decode("utf-8", "replace")
+        number += 1
         if not line.startswith("--"):
-            return found
-        if line.startswith(_REPLACES):
-            version, checksum, name = line[len(_REPLACES) :].split(" ", 2)
-            found.append(Replaced(int(version), checksum, name))
+            break
+        if line.lstrip("- ").startswith("replaces "):
+            found = _LINE.fullmatch(line)
+            if found is None:
+                raise BadInput(f"{migration.path}, line {number}: not a line runner squash writes ({line[:60]!r}); "
+                               "the header says what the file replaces: restore it from version control")  # fmt: skip
+            depth = len(found["indent"]) // 2
+            within = tuple(waiting.pop(depth + 1, []))
+            waiting.setdefault(depth, []).append(
+                Replaced(int(found["version"]), found["checksum"], found["name"], within)
+            )
         if end < 0:
-            return found
+            break
         offset += end + 1
+    if not waiting.get(0) or set(waiting) != {0}:
+        raise BadInput(f"{migration.path}: a squashed file's header lists no file it replaces, or lists one "
+                       "without the squashed file it belongs to; restore it from version control")  # fmt: skip
+    return waiting[0]
+
+
+def _lines(files: Sequence[Replaced], depth: int = 0) -> list[str]:
+    out = []
+    for r in files:
+        out += _lines(r.within, depth + 1)
+        out.append(f"-- {'  ' * depth}replaces {r.version} {r.checksum} {r.name}")
+    return out
+
+
+def of(migration: Migration) -> Replaced:
+    """A file as a squashed file lists it: with what it stood for, if it is a squashed one itself."""
+    return Replaced(migration.version or 0, migration.checksum, migration.name, tuple(replaced(migration)))
 
 
 def header(files: Sequence[Migration], command: str) -> str:
     """The leading comments of a squashed file that replaces ``files`` (a squashed one among them included)."""
-    lines = [f"{HEAD}replaces {len(files)} files, versions {files[0].version} to {files[-1].version}",
+    listed = [of(f) for f in files]
+    versions = set().union(*(r.versions() for r in listed))
+    lines = [f"{HEAD}replaces {len(files)} files, versions {min(versions)} to {max(versions)}",
              f"-- Written by `{command}`: it builds, in one transaction, the database those files built,",
              "-- rows included. A database that applied them takes this file as applied; a new one runs it,",
              "-- then the files after it."]  # fmt: skip
+    return "\n".join(lines + _lines(listed)) + "\n\n"
+
+
+def as_built(files: Sequence[Migration], records: Sequence[Record]) -> list[Record]:
+    """The tracking rows as a database built from ``files`` would hold them: the records of the files a squashed
+    file stands for give way to one of the squashed file, so that a schema file is the same from either."""
+    rows = {r.version: r for r in records if r.version is not None}
     for f in files:
-        lines += [f"{_REPLACES}{r.version} {r.checksum} {r.name}" for r in replaced(f)]
-        lines.append(f"{_REPLACES}{f.version} {f.checksum} {f.name}")
-    return "\n".join(lines) + "\n\n"
+        roots = replaced(f)
+        own = rows.get(f.version) if f.version is not None else None
+        if not roots or own is None or own.checksum == f.checksum:
+            continue
+        versions = set().union(*(r.versions() for r in roots))
+        if all(r.covered({v: rows[v].checksum for v in versions if v in rows}) for r in roots):
+            for version in versions:
+                rows.pop(version, None)
+            rows[f.version or 0] = own._replace(name=f.name, checksum=f.checksum, sql_checksum=f.code_checksum)
+    return [rows[v] for v in sorted(rows)]
 
 
 def name_for(last: Migration) -> str:
@@ -89,10 +152,11 @@ def chosen(files: Sequence[Migration], to: int) -> list[Migration]:
 
 
 def check_folder(files: Sequence[Migration]) -> None:
-    """A squashed file and a file it replaces cannot both be in the folder: a new database would run both."""
+    """A squashed file and a file it replaces cannot both be in the folder: a new database would run both.
+    BadInput too for a squashed file whose header is not as runner squash wrote it."""
     present = {f.version: f for f in files}
     for f in files:
-        for r in replaced(f):
-            kept = present.get(r.version)
+        for version in set().union(*(r.versions() for r in replaced(f))):
+            kept = present.get(version)
             if kept is not None and kept is not f:
                 raise BadInput(f"{kept.path} is replaced by {f.name} (squashed); delete it, or delete {f.name}")

@@ -3,6 +3,28 @@
 -- `runner dump --check` tells whether the files still build this schema.
 
 --
+-- runner's tracking tables
+--
+
+CREATE TABLE IF NOT EXISTS "public"."runner_migrations" (
+    version      bigint PRIMARY KEY,
+    name         text NOT NULL,
+    checksum     text NOT NULL,
+    executed_at  timestamptz NOT NULL DEFAULT now(),
+    execution_ms integer NOT NULL,
+    applied_by   text NOT NULL DEFAULT session_user,
+    sql_checksum text
+);
+COMMENT ON TABLE "public"."runner_migrations" IS 'Migrations applied by runner: one row per file.';
+CREATE TABLE IF NOT EXISTS "public"."runner_migrations_repeatable" (
+    name         text PRIMARY KEY,
+    checksum     text NOT NULL,
+    executed_at  timestamptz NOT NULL DEFAULT now(),
+    execution_ms integer NOT NULL,
+    applied_by   text NOT NULL DEFAULT session_user
+);
+
+--
 -- PostgreSQL database dump
 --
 
@@ -958,17 +980,6 @@ ALTER TABLE ONLY public.work_notes
 -- runner's tracking rows: the files this schema is the result of
 --
 
-CREATE TABLE IF NOT EXISTS "public"."runner_migrations" (
-    version      bigint PRIMARY KEY,
-    name         text NOT NULL,
-    checksum     text NOT NULL,
-    executed_at  timestamptz NOT NULL DEFAULT now(),
-    execution_ms integer NOT NULL,
-    applied_by   text NOT NULL DEFAULT session_user,
-    sql_checksum text
-);
-COMMENT ON TABLE "public"."runner_migrations" IS 'Migrations applied by runner: one row per file.';
-
 INSERT INTO "public"."runner_migrations" (version, name, checksum, sql_checksum, execution_ms) VALUES
 (1, '0001_create_workflow_requests.sql', 'sha256:4c343540ef8c810e8af7ea178fd8d81d0ed6711e580fc339e4d3c79cc54ad82f', 'sha256:14060b9a912e49d12fad4ecfe45ee28e90f9ecddb2a077d836b2b0790b4f117e', 0),
 (2, '0002_create_approval_levels.sql', 'sha256:804abd419d5a9976f81258abea300bb14d0b79c3beb646f7f861565e6b16d489', 'sha256:a4f4de1ce43575cd6135e7dfccd3dca0dd501f933b49eb6a26f1732e8733fdc6', 0),
@@ -984,14 +995,6 @@ INSERT INTO "public"."runner_migrations" (version, name, checksum, sql_checksum,
 (12, '0012_create_holidays.sql', 'sha256:9934823a57909c755d78dcdd357bd06c534b20ae90d8e7c8d99457ec0743bb6e', 'sha256:cd22ee5549cbaff95c1787286e0ed6053b31ab5e35c6478819d342d262c8079f', 0),
 (13, '0013_create_admin_config.sql', 'sha256:007fc8a6e04304c5d4f43ec152ee27c11b0eedbfe08da20846d25fda231973af', 'sha256:fce5d73c1c197dd1330484bf5448e43e5dcf918dd6376705a27c296f1bf27934', 0),
 (14, '0014_add_skip_fields_to_approval_levels.sql', 'sha256:a964dc4cd01e57c0f45da9f6584323eaa8eeb8a16133af92e4800d4cfbe7fe4f', 'sha256:176030737f42ef0ddc3a84bd08dc043210eaa33c341ddd09a1f2e606f8fafd68', 0);
-
-CREATE TABLE IF NOT EXISTS "public"."runner_migrations_repeatable" (
-    name         text PRIMARY KEY,
-    checksum     text NOT NULL,
-    executed_at  timestamptz NOT NULL DEFAULT now(),
-    execution_ms integer NOT NULL,
-    applied_by   text NOT NULL DEFAULT session_user
-);
 
 INSERT INTO "public"."runner_migrations_repeatable" (name, checksum, execution_ms) VALUES
 ('repeatable/kpi_views.sql', 'sha256:54fdeedeffd759c7b958c3f037111e383954eda93e085a388602532cfa52d993', 0);

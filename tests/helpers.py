@@ -115,3 +115,11 @@ def on_terminals(*args: str | Path, cwd: Path, env: dict[str, str], split: bool 
     for end in seen:
         os.close(end)
     return code, seen[out_main].decode(), seen[err_main].decode() if split else ""
+
+
+def scratch_databases(dsn: str) -> set[str]:
+    """The scratch databases of `runner dump --check` and `runner squash` on the server of ``dsn``."""
+    return {
+        str(row[0])
+        for row in query(dsn, "SELECT datname FROM pg_database WHERE starts_with(datname, 'runner_scratch_')")
+    }

@@ -18,7 +18,7 @@ import pytest
 from runner import api, shell
 from runner import schema_file as dump
 from tests.conftest import fresh_database
-from tests.helpers import ROOT, SQL_DIR, assert_clean_error, cli_env, query, runner_cli, write
+from tests.helpers import ROOT, SQL_DIR, assert_clean_error, cli_env, query, runner_cli, scratch_databases, write
 
 
 def schema_only(dsn: str) -> str:
@@ -27,12 +27,6 @@ def schema_only(dsn: str) -> str:
                            dsn], capture_output=True, text=True, check=True)  # fmt: skip
     return "\n".join(line for line in done.stdout.splitlines()
                      if not line.startswith(("\\restrict", "\\unrestrict")) and "pg_attver=" not in line)  # fmt: skip
-
-
-def scratch_databases(dsn: str) -> list[object]:
-    return [
-        row[0] for row in query(dsn, "SELECT datname FROM pg_database WHERE starts_with(datname, 'runner_scratch_')")
-    ]
 
 
 def seed(tmp_path: Path) -> Path:
@@ -49,7 +43,9 @@ def test_a_dump_is_the_same_bytes_each_time_and_holds_the_tracking_rows_not_runn
     assert text.startswith(dump.MARKER)
     for varying in ("\\restrict", "Dumped from", "Dumped by", "transaction_timeout", "pg_attver"):
         assert varying not in text
-    body, _, rows = text.split("\n\n", 1)[1].partition("-- runner's tracking rows")  # after the header
+    tables, _, rest = text.partition("-- PostgreSQL database dump\n")  # runner's tables come first, then pg_dump's
+    body, _, rows = rest.partition("-- runner's tracking rows")
+    assert 'CREATE TABLE IF NOT EXISTS "public"."runner_migrations" (' in tables
     assert "CREATE TABLE public.workflow_requests" in body and "runner_migrations" not in body
     assert "OWNER TO" not in body and "GRANT" not in body  # another login can load it
     recorded = [row[0] for row in query(dsn, "SELECT name FROM runner_migrations ORDER BY version")]
@@ -131,7 +127,7 @@ def test_load_says_what_is_wrong_with_a_schema_file(dsn: str, tmp_path: Path) ->
     assert_clean_error(missing, 2, "nowhere.sql: no such schema file", "runner dump --output")
     folder = tmp_path / "a_folder.sql"
     folder.mkdir()
-    assert_clean_error(runner_cli("load", folder, "--dsn", dsn), 2, "cannot read the schema file")
+    assert_clean_error(runner_cli("load", folder, "--dsn", dsn), 2, "a_folder.sql is a folder")
     latin1 = write(tmp_path, "latin1.sql", "-- caf\xe9\n".encode("latin-1"))
     assert_clean_error(runner_cli("load", latin1, "--dsn", dsn), 2, "not UTF-8")
     foreign = write(tmp_path, "structure.sql", "CREATE TABLE x (id int);\n")
@@ -148,7 +144,7 @@ def test_check_passes_on_the_file_the_folder_builds_and_shows_the_diff_of_an_edi
     api.migrate(dsn, folder)
     path = folder / "schema.sql"  # among the migrations, as the project keeps its own
     path.write_text(api.dump(dsn), "utf-8")
-    target = schema_only(dsn)
+    target, before = schema_only(dsn), scratch_databases(dsn)
     same = runner_cli("dump", "--check", "--output", path, "--dsn", dsn, "--dir", folder)
     assert same.returncode == 0, same.stdout + same.stderr
     assert f"{path} is what the files of {folder} build" in same.stdout
@@ -158,18 +154,18 @@ def test_check_passes_on_the_file_the_folder_builds_and_shows_the_diff_of_an_edi
     assert any(line.startswith("+    due_date date") for line in changed.stdout.splitlines()), changed.stdout
     assert any(line.startswith("+(15, '0015_add_due_date.sql'") for line in changed.stdout.splitlines())
     assert "differs from what the files of" in changed.stdout
-    assert schema_only(dsn) == target and scratch_databases(dsn) == []  # the target and the server as they were
+    assert schema_only(dsn) == target and scratch_databases(dsn) <= before  # the target and the server as they were
 
 
 def test_the_projects_schema_file_is_what_its_migrations_build(server_dsn: str) -> None:
-    """sql/schema.sql is committed from the embedded PostgreSQL 18; a server of another version prints views its
-    own way, and the check says so rather than only failing."""
+    """sql/schema.sql is committed from the embedded PostgreSQL 18. A server of another version prints views its
+    own way: the file differs from its build there, and is the same schema once both are reprinted by it."""
     found = api.check_dump(server_dsn, SQL_DIR, schema_file=ROOT / "sql" / "schema.sql")
     assert found.written_from == 18
     if found.built_on == 18:
-        assert found.same, "\n".join(found.differences)
+        assert found.same and not found.differences, "\n".join(found.differences)
     else:
-        assert not found.same and found.built_on != found.written_from
+        assert found.differences and found.reprinted and found.same
 
 
 def test_migrate_rewrites_the_schema_file_of_the_projects_database_when_it_applies_files(
@@ -324,3 +320,39 @@ def test_a_server_short_of_lock_space_is_told_how_to_grow_it(dsn: str, embedded_
     assert_clean_error(load, 2, "ran out of lock space", "raise max_locks_per_transaction", "nothing was loaded")
     with psycopg.connect(loaded, autocommit=True) as conn:
         assert dump.contents(conn) == []
+
+
+def test_a_schema_file_with_transaction_control_is_refused_whole(dsn: str, another_dsn: str, tmp_path: Path) -> None:
+    """A COMMIT would end the one transaction a load runs in, keeping what came before it."""
+    folder = seed(tmp_path)
+    api.migrate(dsn, folder)
+    text = api.dump(dsn, directory=folder)
+    lines = text.split("\n")
+    tampered = write(
+        tmp_path, "tampered.sql", "\n".join([*lines[:5], "CREATE TABLE evil (x int); COMMIT;", *lines[5:]])
+    )
+    result = runner_cli("load", tampered, "--dsn", another_dsn, "--dir", folder)
+    assert_clean_error(result, 2, "tampered.sql, line 6: transaction control", "write the file again")
+    with psycopg.connect(another_dsn, autocommit=True) as conn:
+        assert dump.contents(conn) == []
+
+
+def test_a_view_of_the_tracking_table_loads(dsn: str, another_dsn: str, tmp_path: Path) -> None:
+    """runner's tables come first in the file: a view may read them."""
+    folder = tmp_path / "sql"
+    write(folder, "0001_last.sql", "CREATE VIEW last_migration AS SELECT max(version) AS v FROM runner_migrations;\n")
+    api.migrate(dsn, folder)
+    path = write(tmp_path, "schema.sql", api.dump(dsn, directory=folder))
+    assert runner_cli("load", path, "--dsn", another_dsn, "--dir", folder).returncode == 0
+    assert query(another_dsn, "SELECT v FROM last_migration") == [(1,)]
+
+
+def test_dump_writes_through_a_link_and_to_a_pipe(dsn: str, tmp_path: Path) -> None:
+    query(dsn, "CREATE TABLE things (id int)")
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "link.sql").symlink_to(tmp_path / "shared" / "real.sql")
+    linked = runner_cli("dump", "--dsn", dsn, "--output", tmp_path / "link.sql", cwd=tmp_path)
+    assert linked.returncode == 0 and (tmp_path / "link.sql").is_symlink(), linked.stderr
+    assert (tmp_path / "shared" / "real.sql").read_text("utf-8").startswith(dump.MARKER)
+    piped = runner_cli("dump", "--dsn", dsn, "--output", "/dev/stdout", cwd=tmp_path)  # a pipe here
+    assert piped.returncode == 0 and piped.stdout.startswith(dump.MARKER), piped.stderr

@@ -85,9 +85,10 @@ def _own_record(f: Migration) -> Record:
         ([], "pending"),  # a new database runs the squashed file
         ([1], "incomplete"),  # it applied only some of them: neither applied nor to run
         ([1, 2], "incomplete"),
+        ([3], "incomplete"),  # the last only (the others were merged later): still not what the squash stands for
         ([1, 2, 3, 4], "applied"),  # and a later file, which keeps its state
     ],
-    ids=["applied before", "new database", "one of three", "two of three", "a later file too"],
+    ids=["applied before", "new database", "one of three", "two of three", "the last only", "a later file too"],
 )
 def test_a_squashed_file_stands_for_the_files_it_replaces(recorded: list[int], state: str) -> None:
     squashed, later = _squashed([1, 2, 3]), _file(4)
@@ -122,3 +123,21 @@ def test_a_squash_of_a_squash_covers_databases_of_either_age() -> None:
     newer = [_own_record(first), _record(4), _record(5)]  # built from the first squash
     for records in (oldest, newer):
         assert [e.state for e in make_plan([second], records).entries] == [State.APPLIED]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "-- replaces one sha256:ab 1_t.sql",
+        "-- replaces 1",
+        "-- replaces the old users table",
+        "--   replaces 1 sha256:ab x",
+    ],
+)
+def test_a_squash_header_runner_did_not_write_is_refused_by_line(line: str) -> None:
+    from runner.errors import BadInput
+    from runner.squash import replaced
+
+    sql = f"-- runner squash: replaces 1 files, versions 1 to 1\n{line}\n\nSELECT 1;\n".encode()
+    with pytest.raises(BadInput, match=r"sql/1_squashed.sql(, line 2: not a line runner squash writes|: a squash)"):
+        replaced(Migration(1, "1_squashed.sql", "sql/1_squashed.sql", sql, checksum(sql)))

@@ -218,8 +218,11 @@ def session_env(home: Path) -> dict[str, str]:
            if k not in dropped and not k.startswith(("PG", "RUNNER_", "GIT_"))}  # fmt: skip
     venv_bin = str(Path(sys.prefix) / "bin")
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
-    who = {f"GIT_{role}_{what}": value for role in ("AUTHOR", "COMMITTER")
-           for what, value in (("NAME", "Dev"), ("EMAIL", "dev@example.com"))}  # a developer's git identity
+    who = {
+        f"GIT_{role}_{what}": value
+        for role in ("AUTHOR", "COMMITTER")
+        for what, value in (("NAME", "Dev"), ("EMAIL", "dev@example.com"))
+    }  # a developer's git identity
     return {**env, **who, "HOME": str(home), "TERM": "dumb", "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
 
 

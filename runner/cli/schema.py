@@ -56,7 +56,8 @@ def dump(
                 "schema_file": str(path),
                 "diff": [] if found.same else found.differences,
             }
-        text = api.dump(dsn, table, on_event=run.notes)
+        folder = directory if directory.is_dir() else None  # the rows as its files name them, if there is one
+        text = api.dump(dsn, table, folder, on_event=run.notes)
         chosen = output if output is not None else project_schema_file(run.settings)
         if chosen is None or str(chosen) == "-":
             typer.echo(text, nl=False)
