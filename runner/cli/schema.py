@@ -128,8 +128,8 @@ def squash(
 ) -> None:  # fmt: skip
     """Replace the files up to --to by one generated file that builds the same database, rows included.
 
-    Every file up to --to must be applied on the target database. A database that applied them takes the
-    squashed file as applied; a new one runs it, then the files after it.
+    Every file up to --to must be applied on the target database.
+    A database that applied them takes the squashed file as applied; a new one runs it, then the rest.
     Example: runner squash --to 120
     """
 
