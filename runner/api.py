@@ -892,16 +892,18 @@ def _refuse_foreign(plan: Plan, schema_file: Path, target: tracking.TrackingTabl
 class Squashed:
     path: Path  # the file written
     replaced: list[Migration]  # the files it replaces, deleted
+    schema_file: Path | None = None  # written again: its rows name the squashed file
 
 
 def squash_files(
     dsn: str | None = None, directory: str | Path = DEFAULT_DIR, table: Table = None, *, to: int,
-    variables: Mapping[str, str] | None = None, on_event: OnEvent | None = None,
+    variables: Mapping[str, str] | None = None, schema_file: Path | None = None, on_event: OnEvent | None = None,
 ) -> Squashed:  # fmt: skip
     """Replace the files up to ``to`` by one that builds the same database, rows included (see runner.squash).
 
     Every one of them must be applied on the target database, unchanged: the files and the databases that
-    ran them then agree on what the squashed file stands for.
+    ran them then agree on what the squashed file stands for. ``schema_file`` is then written again, its rows
+    naming the squashed file, so that the change commits with a schema file `dump --check` passes.
     """
     import tempfile
 
@@ -936,4 +938,8 @@ def squash_files(
         except OSError as exc:
             raise BadInput(f"wrote {path}, but could not delete {f.path} ({exc.strerror}): delete it, and the other "
                            f"files up to version {to}, by hand") from None  # fmt: skip
-    return Squashed(path, taken)
+    written = None
+    if schema_file is not None:
+        with _connections(dsn, 0, on_event) as (conn, _):
+            written = _rewrite(conn, target, folder, schema_file, on_event or (lambda event: None))
+    return Squashed(path, taken, written)

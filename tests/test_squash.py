@@ -9,7 +9,7 @@ from pathlib import Path
 from runner import api, shell
 from runner import schema_file as dump
 from tests.conftest import fresh_database
-from tests.helpers import SQL_DIR, assert_clean_error, query, runner_cli, scratch_databases, write
+from tests.helpers import SQL_DIR, assert_clean_error, cli_env, query, runner_cli, scratch_databases, write
 
 
 def seed(tmp_path: Path) -> Path:
@@ -210,3 +210,15 @@ def test_database_settings_a_dump_does_not_hold_refuse_the_squash(dsn: str, tmp_
     result = runner_cli("squash", "--to", "2", "--dsn", dsn, "--dir", folder)
     assert_clean_error(result, 2, "the files set database settings (work_mem=7MB)", "Squash up to a version below")
     assert listing(folder) == files and scratch_databases(dsn) <= before
+
+
+def test_a_squash_writes_the_projects_schema_file_again_so_the_check_passes(dsn: str, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    write(project, "pyproject.toml", '[tool.runner]\nschema-file = "sql/schema.sql"\n')
+    shutil.copytree(SQL_DIR, project / "sql", ignore=shutil.ignore_patterns("schema.sql"))
+    own = cli_env(DATABASE_URL=dsn)
+    assert runner_cli("migrate", cwd=project, env=own).returncode == 0
+    done = runner_cli("squash", "--to", "13", cwd=project, env=own)
+    assert done.returncode == 0 and "Rewrote sql/schema.sql: its tracking rows name 0013_squashed.sql" in done.stdout
+    check = runner_cli("dump", "--check", cwd=project, env=own)
+    assert check.returncode == 0 and "sql/schema.sql is what the files of sql build" in check.stdout, check.stdout

@@ -73,7 +73,8 @@ def dump(
 
 def _check_lines(found: api.SchemaCheck, directory: Path) -> list[str]:
     if found.same:
-        how = " (as PostgreSQL reprints it: the file was written from a loaded database)" if found.reprinted else ""
+        how = " (the same once the server reprints both: a load or a squash prints some expressions another way)" \
+            if found.reprinted else ""  # fmt: skip
         return [f"{found.path} is what the files of {directory} build{how}"]
     lines = [*found.differences, "", f"{found.path} differs from what the files of {directory} build "
              "(above: - the file, + built)."]  # fmt: skip
@@ -135,10 +136,15 @@ def squash(
 
     def work(run: Run) -> Answer:
         dsn, directory, table = run.target
-        done = api.squash_files(dsn, directory, table, to=to, variables=run.variables(sets), on_event=run.notes)
+        done = api.squash_files(dsn, directory, table, to=to, variables=run.variables(sets),
+                                schema_file=project_schema_file(run.settings), on_event=run.notes)  # fmt: skip
         first, last = done.replaced[0], done.replaced[-1]
-        run.lines([f"Wrote {done.path}: it replaces {len(done.replaced)} files, {first.name} to {last.name}, "
-                   "which were deleted", "Commit the change; databases that applied them run nothing new"])  # fmt: skip
-        return 0, {"path": str(done.path), "replaced": [f.name for f in done.replaced]}
+        lines = [f"Wrote {done.path}: it replaces {len(done.replaced)} files, {first.name} to {last.name}, "
+                 "which were deleted"]  # fmt: skip
+        if done.schema_file:
+            lines.append(f"Rewrote {done.schema_file}: its tracking rows name {done.path.name}")
+        run.lines([*lines, "Commit the change; databases that applied them run nothing new"])
+        return 0, {"path": str(done.path), "replaced": [f.name for f in done.replaced],
+                   "schema_file": str(done.schema_file) if done.schema_file else None}  # fmt: skip
 
     _run(context, shown, work)
