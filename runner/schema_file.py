@@ -314,21 +314,59 @@ def contents(conn: psycopg.Connection) -> list[str]:
     return [row[0] for row in conn.execute(_FOUND).fetchall()]
 
 
+def _machine() -> str:
+    """This machine (its name and this boot of its kernel), as 8 hex digits: whose processes a name's pid is."""
+    import hashlib
+    import socket
+
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot = ""
+    return hashlib.sha256(f"{socket.gethostname()} {boot}".encode()).hexdigest()[:8]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    return True
+
+
+def _sweep(admin: psycopg.Connection, mine: str, force: str) -> None:
+    """Drop the scratch databases of this machine's runners that died before they could (kill -9)."""
+    rows = admin.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (mine,)).fetchall()
+    for (name,) in rows:
+        pid = name[len(mine) :].partition("_")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            try:
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}" + force).format(sql.Identifier(name)))
+            except psycopg.Error:
+                pass  # another runner's sweep got there first, or it is not ours to drop: no reason to stop
+
+
 @contextmanager
 def scratch(url: str) -> Iterator[str]:
     """A new, empty database on the server of ``url``, dropped after the block: where the folder is built.
 
-    Made from template0, so nothing an administrator added to template1 shows up in its dump.
+    Made from template0, so nothing an administrator added to template1 shows up in its dump. Its name says
+    which machine and process made it (``runner_scratch_<machine>_<pid>_<random>``), so that one a killed
+    runner left is dropped by the next scratch database made on the same machine.
     """
-    name = SCRATCH_PREFIX + secrets.token_hex(6)
+    mine = f"{SCRATCH_PREFIX}{_machine()}_"
+    name = f"{mine}{os.getpid()}_{secrets.token_hex(4)}"
     ident = sql.Identifier(name)
     with db.connect(url) as admin:
+        force = " WITH (FORCE)" if admin.info.server_version >= 130000 else ""
+        _sweep(admin, mine, force)
         try:
             admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(ident))
         except psycopg.Error as exc:
             raise BadInput(f"cannot create a scratch database on {db.describe(url)} ({db.error_text(exc)}); "
                            "give the user CREATEDB, or use the embedded server (no --dsn)") from None  # fmt: skip
-        force = " WITH (FORCE)" if admin.info.server_version >= 130000 else ""
     try:
         yield make_conninfo(url, dbname=name)
     finally:

@@ -356,3 +356,31 @@ def test_dump_writes_through_a_link_and_to_a_pipe(dsn: str, tmp_path: Path) -> N
     assert (tmp_path / "shared" / "real.sql").read_text("utf-8").startswith(dump.MARKER)
     piped = runner_cli("dump", "--dsn", dsn, "--output", "/dev/stdout", cwd=tmp_path)  # a pipe here
     assert piped.returncode == 0 and piped.stdout.startswith(dump.MARKER), piped.stderr
+
+
+def test_a_scratch_database_left_by_a_killed_check_is_dropped_by_the_next(dsn: str, tmp_path: Path) -> None:
+    folder = tmp_path / "sql"
+    write(folder, "0001_slow.sql", "SELECT pg_sleep(60);\nCREATE TABLE IF NOT EXISTS things (id int);\n")
+    schema_file = write(tmp_path, "schema.sql", api.dump(dsn))
+    before = scratch_databases(dsn)
+    argv = [sys.executable, "-m", "runner", "dump", "--check", "--output", str(schema_file), "--dsn", dsn, "--dir",
+            str(folder)]  # fmt: skip
+    check = subprocess.Popen(argv, cwd=ROOT, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(400):  # until the scratch database runs the slow file
+            left = scratch_databases(dsn) - before
+            if left and query(dsn, "SELECT 1 FROM pg_stat_activity WHERE datname = ANY(%s) AND wait_event = 'PgSleep'",
+                              (list(left),)):  # fmt: skip
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the check never reached the slow file")
+        check.send_signal(signal.SIGKILL)
+        check.wait()
+    finally:
+        check.kill()
+    assert left <= scratch_databases(dsn)  # nothing dropped it
+    write(folder, "0001_slow.sql", "CREATE TABLE IF NOT EXISTS things (id int);\n")
+    again = runner_cli("dump", "--check", "--output", schema_file, "--dsn", dsn, "--dir", folder)
+    assert again.returncode == 1, again.stderr  # the file differs: what matters is what is left
+    assert not left & scratch_databases(dsn)
