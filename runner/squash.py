@@ -23,7 +23,6 @@ from runner.files import NAME_PATTERN, Migration
 from runner.tracking import Record
 
 HEAD = "-- runner squash: "
-_REPLACES = "-- replaces "
 _LINE = re.compile(
     r"-- (?P<indent>(?:  )*)replaces (?P<version>[0-9]+) (?P<checksum>[a-z0-9]+:[0-9a-f]+) (?P<name>\S.*)"
 )
