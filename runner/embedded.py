@@ -476,15 +476,25 @@ def _postmaster_pid(lay: Layout) -> str | None:
         return None
 
 
-def _alive(data: Path) -> bool:
-    """Whether the server of that data folder may be running: its postmaster.pid names a live process."""
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine may be running; when that cannot be told (another user's), it is."""
     try:
-        os.kill(int((data / "postmaster.pid").read_text().split("\n", 1)[0]), 0)
-    except (FileNotFoundError, ProcessLookupError, ValueError):
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return False
     except OSError:
         return True  # cannot tell: keep it
     return True
+
+
+def _alive(data: Path) -> bool:
+    """Whether the server of that data folder may be running: its postmaster.pid names a live process."""
+    try:
+        return pid_alive(int((data / "postmaster.pid").read_text().split("\n", 1)[0]))
+    except (FileNotFoundError, ValueError):
+        return False
+    except OSError:
+        return True  # cannot tell: keep it
 
 
 def _belongs(path: Path, ident: str) -> bool:

@@ -326,22 +326,14 @@ def _machine() -> str:
     return hashlib.sha256(f"{socket.gethostname()} {boot}".encode()).hexdigest()[:8]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        pass
-    return True
-
-
 def _sweep(admin: psycopg.Connection, mine: str, force: str) -> None:
     """Drop the scratch databases of this machine's runners that died before they could (kill -9)."""
+    from runner.embedded import pid_alive
+
     rows = admin.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (mine,)).fetchall()
     for (name,) in rows:
         pid = name[len(mine) :].partition("_")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             try:
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}" + force).format(sql.Identifier(name)))
             except psycopg.Error:
