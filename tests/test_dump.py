@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -245,6 +246,8 @@ def test_dump_writes_the_projects_file_only_for_its_own_database(dsn: str, tmp_p
     api.migrate(dsn, project / "sql")
     other = runner_cli("dump", "--dsn", dsn, cwd=project)  # another database: the standard output
     assert other.returncode == 0 and other.stdout.startswith(dump.MARKER), other.stderr
+    as_json = runner_cli("dump", "--dsn", dsn, "--json", cwd=project)
+    assert as_json.returncode == 0 and json.loads(as_json.stdout) == {"schema_file": None, "text": other.stdout}
     assert "CREATE TABLE public.things" in other.stdout and not (project / "sql" / "schema.sql").exists()
     own = runner_cli("dump", cwd=project, env=cli_env(DATABASE_URL=dsn))
     assert own.returncode == 0 and own.stdout == "Wrote sql/schema.sql\n", own.stdout + own.stderr

@@ -60,8 +60,9 @@ def dump(
         text = api.dump(dsn, table, folder, on_event=run.notes)
         chosen = output if output is not None else project_schema_file(run.settings)
         if chosen is None or str(chosen) == "-":
-            typer.echo(text, nl=False)
-            return 0, None
+            if not run.out.as_json:  # with --json, the text is in the document
+                typer.echo(text, nl=False)
+            return 0, {"schema_file": None, "text": text}
         from runner.schema_file import write
 
         changed = write(chosen, text)
