@@ -943,3 +943,62 @@ def squash_files(
         with _connections(dsn, 0, on_event) as (conn, _):
             written = _rewrite(conn, target, folder, schema_file, on_event or (lambda event: None))
     return Squashed(path, taken, written)
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    plan: Plan  # as found before this run
+    steps: list[str]  # the migrations it undoes (with dry_run) or undid, newest first
+    rolled_back: list[Any] = field(default_factory=list)  # rollback.RolledBack, in order
+
+
+def rollback(
+    database: Database = None,
+    directory: str | Path = DEFAULT_DIR,
+    table: Table = None,
+    *,
+    to: int | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    lock_wait: float = DEFAULT_WAIT_S,
+    lock_timeout: str | None = None,
+    statement_timeout: str | None = None,
+    variables: Mapping[str, str] | None = None,
+    schema_file: Path | None = None,
+    on_event: OnEvent | None = None,
+) -> RollbackResult:
+    """Undo the newest applied migration, or every one above ``to``, newest first, with their down files
+    (runner.down): each in one transaction with the removal of its record and a history row.
+
+    Everything is checked before anything runs (runner.rollback.steps, and each down file's pre-flight). The
+    repeatable files' records are forgotten after a rollback, so the next migrate runs them again: they are
+    written to be run again, and what they made may have gone with the migrations undone. ``schema_file``
+    is written again afterwards, as migrate writes it.
+    """
+    from runner import down
+    from runner import rollback as undoing
+
+    values = check_variables(variables or {}, "variables:")
+    settings = _settings(lock_timeout, statement_timeout)
+    files, _ = _files(directory)
+    downs = down.discover(Path(directory), files)
+    with _locked(database, directory, table, lock_wait, 0, on_event) as run:
+        conn, target = run.conn, run.target
+        chosen = undoing.steps(run.plan, downs, to, force)
+        scripts = [prepare(step.down, _own(target), values) for step in chosen]
+        if dry_run or not chosen:
+            return RollbackResult(run.plan, [s.name for s in chosen])
+        with _database_errors("setting up the session"):
+            history.ensure(conn, target)
+        done = []
+        for step, script in zip(chosen, scripts, strict=True):
+            _stopped_if_lost(run.lock, [], [])
+            with _lost_connection(script):
+                done.append(undoing.undo(conn, target, step, script, settings))
+        with _database_errors("forgetting the repeatable files' records"):
+            if repeatable.read(conn, target):
+                conn.execute(sql.SQL("DELETE FROM {}").format(repeatable.table_of(target).identifier))
+        _record_schema(conn, target)
+        if schema_file is not None:  # as after a migrate: the schema changed
+            _rewrite(conn, target, directory, schema_file, on_event or (lambda event: None))
+    return RollbackResult(run.plan, [s.name for s in chosen], done)

@@ -66,6 +66,7 @@ class Settings:
     strict: bool = False
     allow_out_of_order: bool = False
     schema_file: Path | None = None  # rewritten by migrate after it applies files (runner.schema_file)
+    rollback: bool = True  # false: `runner rollback` and `redo` refuse to run (a production target)
     lint: LintSettings = LintSettings()
     targets: Mapping[str, TargetSpec] = field(default_factory=dict, hash=False)  # [tool.runner.targets], checked
     variables: Mapping[str, str] = field(default_factory=dict, hash=False)  # psql variables' values, by name
@@ -192,6 +193,7 @@ KEYS = (
     Key("strict", "strict", "RUNNER_STRICT", "--strict", _bool),  # of migrate and plan; verify's and lint's differ
     Key("allow-out-of-order", "allow_out_of_order", "RUNNER_ALLOW_OUT_OF_ORDER", "--allow-out-of-order", _bool),
     Key("schema-file", "schema_file", "RUNNER_SCHEMA_FILE", "--schema-file", _path),
+    Key("rollback", "rollback", "RUNNER_ROLLBACK", "rollback = false", _bool),  # no flag: a target's setting
 )
 BY_FIELD = {key.field: key for key in KEYS}
 _PATHS = ("dir", "schema_file")  # in the pyproject.toml, relative to its folder

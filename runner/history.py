@@ -32,7 +32,7 @@ class Event(NamedTuple):
 
     id: int
     recorded_at: datetime
-    action: str  # apply, accept, mark, baseline, unmark, load (of a schema file)
+    action: str  # apply, accept, mark, baseline, unmark, load (of a schema file), rollback (of a down file)
     version: int | None  # None: a repeatable file
     name: str
     old_checksum: str | None

@@ -42,7 +42,7 @@ class Entry(NamedTuple):
     record: Record | None
     detail: str = ""
     harmless: bool = False  # edited in comments or whitespace only: the SQL is what ran
-    unmarked: bool = False  # pending because `runner unmark` forgot its record: it runs again, in version order
+    unmarked: bool = False  # pending because `runner unmark` or a rollback removed its record: it runs again
 
     @property
     def repeatable(self) -> bool:
@@ -109,8 +109,9 @@ def _versioned(
             detail = (f"record deleted by hand: the history says it was applied ({action}, {at:%Y-%m-%d %H:%M:%S %Z}) "
                       "and no `runner unmark` removed its record")  # fmt: skip
             entries.append(Entry(f.version, f.name, State.DELETED, f, None, detail))
-        elif record is None and action == "unmark":
-            detail = f"unmarked {at:%Y-%m-%d %H:%M:%S %Z}: migrate runs it again"
+        elif record is None and action in ("unmark", "rollback"):
+            done = "rolled back" if action == "rollback" else "unmarked"
+            detail = f"{done} {at:%Y-%m-%d %H:%M:%S %Z}: migrate runs it again"
             entries.append(Entry(f.version, f.name, State.PENDING, f, None, detail, unmarked=True))
         elif record is None:
             if newest is not None and f.version < newest:

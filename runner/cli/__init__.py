@@ -164,4 +164,4 @@ def main() -> None:
 
 
 # The commands, registered on app in this order (the order `runner --help` lists them in).
-from runner.cli import migrate, records, tools, schema, db  # noqa: E402, F401, I001
+from runner.cli import migrate, records, undo, tools, schema, db  # noqa: E402, F401, I001

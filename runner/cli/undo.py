@@ -1,0 +1,129 @@
+"""The commands that undo: rollback and redo, over runner.api.rollback and the down files of sql/down/."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from runner import api
+from runner.cli import EPILOG, Answer, _run, app
+from runner.cli.options import (
+    Connection,
+    LockTimeout,
+    LockWait,
+    Printing,
+    Run,
+    Sets,
+    StatementTimeout,
+    project_schema_file,
+    uses,
+)
+from runner.errors import BadInput, Refused
+
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Roll back without asking (for scripts).")]
+
+
+def _allowed(run: Run, yes: bool, what: str) -> None:
+    """Refused where the project turned rollback off (production); asked first on a terminal, else --yes."""
+    if not run.settings.rollback:
+        raise Refused(f"rollback is turned off for this target ({run.settings.sources.get('rollback')}: rollback = "
+                      "false); nothing was rolled back")  # fmt: skip
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise BadInput(f"{what} runs down files and deletes records, and there is no terminal to confirm it "
+                       "on; pass --yes")  # fmt: skip
+    try:
+        confirmed = typer.confirm(f"{what}: go on?", default=False, err=True)
+    except typer.Abort:
+        confirmed = False
+    if not confirmed:
+        raise Refused("not confirmed: nothing was rolled back")
+
+
+def _rollback(run: Run, sets: list[str] | None, **how: object) -> api.RollbackResult:
+    """api.rollback with this command's settings."""
+    s = run.settings
+    return api.rollback(*run.target, lock_wait=s.lock_wait, lock_timeout=s.lock_timeout,
+                        statement_timeout=s.statement_timeout, variables=run.variables(sets),
+                        schema_file=None if how.get("dry_run") else project_schema_file(s),
+                        on_event=run.notes, **how)  # type: ignore[arg-type]  # fmt: skip
+
+
+@app.command(epilog=EPILOG)
+@uses
+def rollback(
+    context: typer.Context,
+    to: Annotated[int | None, typer.Option("--to", metavar="VERSION",
+                                           help="Undo every migration above this version, newest first "
+                                                "(0: all of them). Default: the newest one.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be undone, and run nothing.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Roll back a migration edited since it was applied.")] = False,
+    yes: Yes = False,
+    sets: Sets = None,
+    lock_wait: LockWait = None,
+    lock_timeout: LockTimeout = None,
+    statement_timeout: StatementTimeout = None,
+    *,
+    where: Connection,
+    shown: Printing,
+) -> None:  # fmt: skip
+    """Undo the newest applied migration with its down file (sql/down/<its file name>), or all above --to.
+
+    Each down file runs in one transaction with the removal of its record and a history row.
+    Example: runner rollback --dry-run, then runner rollback
+    """
+
+    def work(run: Run) -> Answer:
+        planned = _rollback(run, sets, to=to, force=force, dry_run=True)
+        if not planned.steps:
+            run.lines(["Nothing to roll back"])
+            return 0, {"rolled_back": []}
+        if dry_run:
+            run.lines([f"Would roll back {name}" for name in planned.steps])
+            return 0, {"would_roll_back": planned.steps}
+        _allowed(run, yes, f"Rolling back {', '.join(planned.steps)}")
+        done = _rollback(run, sets, to=to, force=force)
+        run.lines([*(f"Rolled back: {r.name} ({r.duration_ms:.0f} ms, {r.down})" for r in done.rolled_back),
+                   f"Rolled back {len(done.rolled_back)} migration(s)"])  # fmt: skip
+        return 0, {"rolled_back": [r.name for r in done.rolled_back]}
+
+    _run(context, shown, work)
+
+
+@app.command(epilog=EPILOG)
+@uses
+def redo(
+    context: typer.Context,
+    yes: Yes = False,
+    sets: Sets = None,
+    lock_wait: LockWait = None,
+    lock_timeout: LockTimeout = None,
+    statement_timeout: StatementTimeout = None,
+    *,
+    where: Connection,
+    shown: Printing,
+) -> None:  # fmt: skip
+    """Roll back the newest applied migration and apply it again: the loop of writing one.
+
+    Example: runner redo --yes
+    """
+
+    def work(run: Run) -> Answer:
+        planned = _rollback(run, sets, dry_run=True)
+        if not planned.steps:
+            run.lines(["Nothing to redo: no migration is applied"])
+            return 0, {"redone": None}
+        _allowed(run, yes, f"Redoing {planned.steps[0]}")
+        [undone] = _rollback(run, sets).rolled_back
+        s = run.settings
+        applied = api.migrate(*run.target, to=undone.version, lock_wait=s.lock_wait, lock_timeout=s.lock_timeout,
+                              statement_timeout=s.statement_timeout, variables=run.variables(sets),
+                              schema_file=project_schema_file(s), on_event=run.notes)  # fmt: skip
+        run.lines([f"Rolled back: {undone.name} ({undone.duration_ms:.0f} ms, {undone.down})",
+                   *(f"Completed: {a.name} ({a.duration_ms:.0f} ms)" for a in applied.applied)])  # fmt: skip
+        return 0, {"redone": undone.name}
+
+    _run(context, shown, work)

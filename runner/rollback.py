@@ -1,0 +1,125 @@
+"""Rolling back: the down files of the newest applied migrations, newest first, each with its record.
+
+Which migrations a rollback undoes is decided from the plan before anything runs (``steps``, pure): every
+one needs a down file, and one edited since it was applied is refused unless forced, since its down file
+may not match what ran. Each step is one transaction, sent in one message: the down file, then the
+deletion of the migration's tracking row and a ``rollback`` history row, so a step is either undone and
+unrecorded, or neither. A history whose last word on a version is ``rollback`` makes its file pending by
+intent (plan.py), as ``unmark`` does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import pq, sql
+
+from runner import db, history, tracking
+from runner.errors import BadInput, Interrupted, MigrationFailed, Refused, Terminated
+from runner.files import Migration
+from runner.plan import Entry, Plan, State
+from runner.preflight import Script
+
+# Sent after the down file, as after a migration (apply._RESET): the session it leaves is a clean one.
+_RESET = "RESET ALL;\nRESET SESSION AUTHORIZATION;\nRESET ROLE;\nDISCARD TEMP;\nDISCARD SEQUENCES;\n"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One migration to undo, and the down file that undoes it."""
+
+    entry: Entry
+    down: Migration
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+
+@dataclass(frozen=True)
+class RolledBack:
+    version: int
+    name: str  # the migration's
+    down: str  # down/<file>
+    duration_ms: float
+
+
+def steps(plan: Plan, downs: Mapping[int, Migration], to: int | None, force: bool) -> list[Step]:
+    """The migrations to undo, newest first: the newest applied one, or every one above ``to``.
+
+    BadInput when one has no down file (nothing runs then, not even the steps above it); Refused for one
+    edited since it was applied, unless ``force``.
+    """
+    applied = [e for e in plan.entries if e.version is not None and e.record is not None]
+    if to is not None and to < 0:
+        raise BadInput(f"--to {to}: a version is 0 or more (0 undoes every migration)")
+    chosen = [e for e in applied if to is None or (e.version or 0) > to]
+    if to is None:
+        chosen = chosen[-1:]
+    chosen.reverse()
+    missing = [e for e in chosen if e.version not in downs]
+    if missing:
+        names = ", ".join(e.name for e in missing[:3]) + (" and more" if len(missing) > 3 else "")
+        raise BadInput(f"{names}: no down file (sql/down/<the same file name>), so it cannot be rolled back; "
+                       "nothing was rolled back")  # fmt: skip
+    edited = [e for e in chosen if e.state in (State.EDITED, State.MISSING)]
+    if edited and not force:
+        first = edited[0]
+        raise Refused(f"{first.name} {'changed' if first.state == State.EDITED else 'is gone'} since it was applied "
+                      f"({first.detail}): its down file may not undo what ran. Nothing was rolled back; check the "
+                      "down file, then pass --force")  # fmt: skip
+    return [Step(e, downs[e.version]) for e in chosen if e.version is not None]
+
+
+def _settings(settings: Mapping[str, str]) -> bytes:
+    return "".join(f"SET LOCAL {name} = '{value}';\n" for name, value in settings.items()).encode()
+
+
+def undo(
+    conn: psycopg.Connection, table: tracking.TrackingTable, step: Step, script: Script,
+    settings: Mapping[str, str],
+) -> RolledBack:  # fmt: skip
+    """One step, in one transaction: the down file, the deletion of the record, and a history row."""
+    if script.no_transaction or script.cuts is not None or not isinstance(script.body, bytes):
+        raise BadInput(f"{script.name}: a down file without a transaction, or over 1 MB, cannot be rolled back yet; "
+                       "run it by hand with `runner db shell`, then `runner unmark` its migration")  # fmt: skip
+    record = step.entry.record
+    assert record is not None and record.version is not None
+    gone = sql.SQL("WITH gone AS (DELETE FROM {} WHERE version = {} AND checksum = {} RETURNING 1) "
+                   "SELECT 1 / count(*) FROM gone").format(table.identifier, sql.Literal(record.version),
+                                                           sql.Literal(record.checksum))  # fmt: skip
+    row = history.insert_statement(conn, table, "rollback", record.version, step.name, record.checksum, None)
+    head = b"BEGIN;\n" + _settings({**settings, **script.settings}) + script.body + b"\n;\n" + _RESET.encode()
+    message = head + gone.as_bytes(conn) + b";\n" + row + b";\nCOMMIT"
+    started = time.perf_counter()
+    try:
+        conn.execute(message)  # no parameters: the simple protocol, every statement in one message
+    except KeyboardInterrupt as stop:
+        _rollback_if_open(conn)
+        cause = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
+        raise Interrupted(f"{script.name} was interrupted ({cause}) and rolled back: {step.name} is still applied",
+                          terminated=isinstance(stop, Terminated)) from None  # fmt: skip
+    except psycopg.OperationalError:
+        raise
+    except psycopg.Error as exc:
+        _rollback_if_open(conn)
+        details: dict[str, object] = {"sqlstate": exc.sqlstate}
+        position = exc.diag.statement_position
+        if exc.sqlstate == "22012" and position and int(position) > len(head.decode("utf-8", "replace")):
+            # The record was gone when the deletion came: another runner (whose lock was lost) rolled it back.
+            raise MigrationFailed(f"{step.name} was rolled back by another runner meanwhile; nothing of "
+                                  f"{script.name} was kept", details=details) from None  # fmt: skip
+        raise MigrationFailed(f"{script.name} failed: {db.error_text(exc)}. It was rolled back: {step.name} is "
+                              "still applied, and no later step ran", details=details) from None  # fmt: skip
+    return RolledBack(record.version, step.name, script.name, (time.perf_counter() - started) * 1000)
+
+
+def _rollback_if_open(conn: psycopg.Connection) -> None:
+    if conn.info.transaction_status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):
+        try:
+            conn.execute("ROLLBACK")
+        except psycopg.Error:
+            pass  # a lost connection rolls back on its own
