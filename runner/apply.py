@@ -170,6 +170,15 @@ def _rows(script: Script) -> ModuleType:
     return repeatable if script.migration.version is None else tracking
 
 
+def rollback_if_open(conn: psycopg.Connection) -> None:
+    """End a transaction a failure or an interrupt left open; a lost connection has rolled back on its own."""
+    if conn.info.transaction_status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):
+        try:
+            conn.execute("ROLLBACK")
+        except psycopg.Error:
+            pass
+
+
 class Session:
     """The connection migrations run on, and the settings each migration starts from."""
 
@@ -313,11 +322,7 @@ class Session:
         return _round_trip(self.conn, after + b";\nCOMMIT"), None, ran
 
     def _rollback_if_open(self) -> None:
-        if self.conn.info.transaction_status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):
-            try:
-                self._send("ROLLBACK")
-            except psycopg.Error:
-                pass  # a lost connection rolls back on its own
+        rollback_if_open(self.conn)
 
     def _apply_each(self, script: Script) -> Applied | Skipped:
         """A statement at a time, under a lock of the file's own (see lock.file_lock), and with the run-wide

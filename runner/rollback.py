@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import psycopg
-from psycopg import pq, sql
+from psycopg import sql
 
 from runner import db, history, tracking
+from runner.apply import rollback_if_open
 from runner.errors import BadInput, Interrupted, MigrationFailed, Refused, Terminated
 from runner.files import Migration
 from runner.plan import Entry, Plan, State
@@ -98,14 +99,14 @@ def undo(
     try:
         conn.execute(message)  # no parameters: the simple protocol, every statement in one message
     except KeyboardInterrupt as stop:
-        _rollback_if_open(conn)
+        rollback_if_open(conn)
         cause = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
         raise Interrupted(f"{script.name} was interrupted ({cause}) and rolled back: {step.name} is still applied",
                           terminated=isinstance(stop, Terminated)) from None  # fmt: skip
     except psycopg.OperationalError:
         raise
     except psycopg.Error as exc:
-        _rollback_if_open(conn)
+        rollback_if_open(conn)
         details: dict[str, object] = {"sqlstate": exc.sqlstate}
         position = exc.diag.statement_position
         if exc.sqlstate == "22012" and position and int(position) > len(head.decode("utf-8", "replace")):
@@ -115,11 +116,3 @@ def undo(
         raise MigrationFailed(f"{script.name} failed: {db.error_text(exc)}. It was rolled back: {step.name} is "
                               "still applied, and no later step ran", details=details) from None  # fmt: skip
     return RolledBack(record.version, step.name, script.name, (time.perf_counter() - started) * 1000)
-
-
-def _rollback_if_open(conn: psycopg.Connection) -> None:
-    if conn.info.transaction_status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):
-        try:
-            conn.execute("ROLLBACK")
-        except psycopg.Error:
-            pass  # a lost connection rolls back on its own
