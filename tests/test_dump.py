@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from runner import api, shell
 from runner import schema_file as dump
 from tests.conftest import fresh_database
 from tests.helpers import ROOT, SQL_DIR, assert_clean_error, cli_env, query, runner_cli, scratch_databases, write
+from tests.test_faults import eventually
 
 
 def schema_only(dsn: str) -> str:
@@ -269,13 +269,8 @@ def test_a_load_killed_half_way_leaves_the_database_empty_and_loadable(
     argv = [sys.executable, "-m", "runner", "load", str(slow), "--dsn", another_dsn, "--dir", str(folder)]
     load = subprocess.Popen(argv, cwd=ROOT, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(400):  # until the load reaches the pause, with the first tables created
-            if query(another_dsn, "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
-                                  "AND wait_event = 'PgSleep'"):  # fmt: skip
-                break
-            time.sleep(0.05)
-        else:
-            raise AssertionError("the load never reached the pause")
+        sleeping = "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep'"
+        eventually(lambda: query(another_dsn, sleeping), "the load to reach the pause, its first tables created")
         load.send_signal(signal.SIGKILL)
         load.wait()
     finally:
@@ -370,14 +365,13 @@ def test_a_scratch_database_left_by_a_killed_check_is_dropped_by_the_next(dsn: s
             str(folder)]  # fmt: skip
     check = subprocess.Popen(argv, cwd=ROOT, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(400):  # until the scratch database runs the slow file
-            left = scratch_databases(dsn) - before
-            if left and query(dsn, "SELECT 1 FROM pg_stat_activity WHERE datname = ANY(%s) AND wait_event = 'PgSleep'",
-                              (list(left),)):  # fmt: skip
-                break
-            time.sleep(0.05)
-        else:
-            raise AssertionError("the check never reached the slow file")
+        sleeping = "SELECT 1 FROM pg_stat_activity WHERE datname = ANY(%s) AND wait_event = 'PgSleep'"
+
+        def running() -> set[str]:  # the new scratch database, once it runs the slow file
+            new = scratch_databases(dsn) - before
+            return new if new and query(dsn, sleeping, (list(new),)) else set()
+
+        left = eventually(running, "the check to run the slow file in its scratch database")
         check.send_signal(signal.SIGKILL)
         check.wait()
     finally:
