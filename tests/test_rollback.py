@@ -5,12 +5,12 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from runner import api
 from tests.helpers import ROOT, assert_clean_error, cli_env, query, runner_cli, write
 from tests.test_dump import schema_only
+from tests.test_faults import eventually
 
 FILES = {
     "0001_things.sql": ("CREATE TABLE IF NOT EXISTS things (id int PRIMARY KEY);\n", "DROP TABLE IF EXISTS things;\n"),
@@ -107,11 +107,8 @@ def test_ctrl_c_during_a_down_file_rolls_its_step_back(dsn: str, tmp_path: Path)
     proc = subprocess.Popen(argv, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     try:
-        for _ in range(400):
-            if query(dsn, "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
-                          "AND wait_event = 'PgSleep'"):  # fmt: skip
-                break
-            time.sleep(0.05)
+        sleeping = "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep'"
+        eventually(lambda: query(dsn, sleeping), "the down file to reach its pause")
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     finally:
