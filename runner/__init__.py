@@ -15,12 +15,28 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from runner.api import MigrateResult, VerifyResult, dump, load, migrate, status, verify
+    from runner.api import (
+        MigrateResult,
+        RedoResult,
+        RollbackResult,
+        VerifyResult,
+        dump,
+        load,
+        migrate,
+        redo,
+        rollback,
+        status,
+        verify,
+    )
     from runner.errors import BadInput, ConnectionFailed, LockLost, LockTimeout, MigrationFailed, Refused, RunnerError
 
 _WHERE = {
     "MigrateResult": "runner.api",
     "VerifyResult": "runner.api",
+    "RollbackResult": "runner.api",
+    "RedoResult": "runner.api",
+    "rollback": "runner.api",
+    "redo": "runner.api",
     "dump": "runner.api",
     "load": "runner.api",
     "migrate": "runner.api",
@@ -34,8 +50,9 @@ _WHERE = {
     "Refused": "runner.errors",
     "RunnerError": "runner.errors",
 }
-__all__ = ["BadInput", "ConnectionFailed", "LockLost", "LockTimeout", "MigrateResult", "MigrationFailed", "Refused",
-           "RunnerError", "VerifyResult", "dump", "load", "migrate", "status", "verify"]  # fmt: skip
+__all__ = ["BadInput", "ConnectionFailed", "LockLost", "LockTimeout", "MigrateResult", "MigrationFailed", "RedoResult",
+           "Refused", "RollbackResult", "RunnerError", "VerifyResult", "dump", "load", "migrate", "redo", "rollback",
+           "status", "verify"]  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from runner import db, directives, history, manual, repeatable, schema, squash, tracking
+from runner import db, directives, down, history, manual, repeatable, schema, squash, tracking, undo
 from runner import schema_file as dumps
 from runner.apply import LOCK_NOT_AVAILABLE, Applied, Session, Skipped
 from runner.db import Database
@@ -28,6 +28,7 @@ from runner.indexes import InvalidIndex, invalid_indexes
 from runner.lock import DEFAULT_WAIT_S, Held, migration_lock
 from runner.plan import Entry, Plan, State, make_plan
 from runner.preflight import Script, prepare
+from runner.undo import RolledBack
 from runner.variables import check as check_variables
 
 DEFAULT_DIR = "sql"
@@ -269,9 +270,10 @@ def _read_plan(
 
 
 def _files(directory: str | Path) -> tuple[list[Migration], list[Migration]]:
-    """The numbered files and the repeatable ones, all read before the database is touched."""
+    """The numbered files, each with its down file, and the repeatable ones, all read before the database is
+    touched: a stray down file is a bad input for every command, not only for the rollback that needs it."""
     folder = Path(directory)
-    files = discover(folder)
+    files = down.paired(folder, discover(folder))
     squash.check_folder(files)
     return files, repeatable.discover(folder)
 
@@ -685,11 +687,12 @@ def lint(
             if (version is None and not again) or not path.is_file():
                 raise BadInput(f"{name}: not a migration file (expected an existing {NAME_RULE}, "
                                f"or a file of a {repeatable.FOLDER}/ folder)")  # fmt: skip
-            migrations.append(read_migration(path, None, repeatable.PREFIX + path.name) if again
-                              else read_migration(path, version))  # fmt: skip
-    else:
+            prefix = repeatable.PREFIX if again else down.PREFIX if path.parent.name == down.FOLDER else ""
+            migrations.append(read_migration(path, None if again else version, prefix + path.name))
+    else:  # the pending files, and the down files that would undo them
         plan = _read(database, directory, table, 0, on_event)
-        migrations = [e.file for e in plan.to_run if e.file is not None]
+        pending = [e.file for e in plan.to_run if e.file is not None]
+        migrations = [*pending, *(f.down for f in pending if f.down is not None)]
     return linter.lint(migrations, values, **linter.config(project or Path.cwd()))
 
 
@@ -931,13 +934,15 @@ def squash_files(
             body = dumps.data_text(conn, target, _own(target))
     path = folder / squash.name_for(taken[-1])
     dumps.write(path, squash.header(taken, f"runner squash --to {to}") + body)
-    for f in taken:  # after the squashed file is whole: a stop here leaves both, which migrate refuses, by name
+    # After the squashed file is whole: a stop here leaves both, which migrate refuses, by name. The down files
+    # go first, with their migrations: nothing is undone past a squash, which has none.
+    for f in [*(f.down for f in taken if f.down is not None), *taken]:
         try:
             if Path(f.path) != path:
                 Path(f.path).unlink()
         except OSError as exc:
             raise BadInput(f"wrote {path}, but could not delete {f.path} ({exc.strerror}): delete it, and the other "
-                           f"files up to version {to}, by hand") from None  # fmt: skip
+                           f"files up to version {to} and their down files, by hand") from None  # fmt: skip
     written = None
     if schema_file is not None:
         with _connections(dsn, 0, on_event) as (conn, _):
@@ -949,7 +954,7 @@ def squash_files(
 class RollbackResult:
     plan: Plan  # as found before this run
     steps: list[str]  # the migrations it undoes (with dry_run) or undid, newest first
-    rolled_back: list[Any] = field(default_factory=list)  # rollback.RolledBack, in order
+    rolled_back: list[RolledBack] = field(default_factory=list)  # in order
 
 
 def rollback(
@@ -965,36 +970,37 @@ def rollback(
     statement_timeout: str | None = None,
     variables: Mapping[str, str] | None = None,
     schema_file: Path | None = None,
+    confirm: Callable[[list[str]], None] | None = None,
     on_event: OnEvent | None = None,
 ) -> RollbackResult:
     """Undo the newest applied migration, or every one above ``to``, newest first, with their down files
     (runner.down): each in one transaction with the removal of its record and a history row.
 
-    Everything is checked before anything runs (runner.rollback.steps, and each down file's pre-flight). The
+    Everything is checked before anything runs (runner.undo.steps, and each down file's pre-flight). The
     repeatable files' records are forgotten after a rollback, so the next migrate runs them again: they are
     written to be run again, and what they made may have gone with the migrations undone. ``schema_file``
-    is written again afterwards, as migrate writes it.
+    is written again afterwards, as migrate writes it. ``confirm`` is called with the names of the migrations
+    to undo, under the lock, before anything runs: it raises to stop (the CLI asks there), and what it was
+    shown is what runs.
     """
-    from runner import down
-    from runner import rollback as undoing
 
     values = check_variables(variables or {}, "variables:")
     settings = _settings(lock_timeout, statement_timeout)
-    files, _ = _files(directory)
-    downs = down.discover(Path(directory), files)
     with _locked(database, directory, table, lock_wait, 0, on_event) as run:
         conn, target = run.conn, run.target
-        chosen = undoing.steps(run.plan, downs, to, force)
+        chosen = undo.steps(run.plan, to, force)
         scripts = [prepare(step.down, _own(target), values) for step in chosen]
         if dry_run or not chosen:
             return RollbackResult(run.plan, [s.name for s in chosen])
+        if confirm is not None:
+            confirm([s.name for s in chosen])
         with _database_errors("setting up the session"):
             history.ensure(conn, target)
         done = []
         for step, script in zip(chosen, scripts, strict=True):
             _stopped_if_lost(run.lock, [], [])
             with _lost_connection(script):
-                done.append(undoing.undo(conn, target, step, script, settings))
+                done.append(undo.run(conn, target, step, script, settings))
         with _database_errors("forgetting the repeatable files' records"):
             if repeatable.read(conn, target):
                 conn.execute(sql.SQL("DELETE FROM {}").format(repeatable.table_of(target).identifier))
@@ -1002,3 +1008,47 @@ def rollback(
         if schema_file is not None:  # as after a migrate: the schema changed
             _rewrite(conn, target, directory, schema_file, on_event or (lambda event: None))
     return RollbackResult(run.plan, [s.name for s in chosen], done)
+
+
+@dataclass(frozen=True)
+class RedoResult:
+    rolled_back: RolledBack | None  # None when no migration was applied
+    migrated: MigrateResult | None = None
+
+
+def redo(
+    database: Database = None,
+    directory: str | Path = DEFAULT_DIR,
+    table: Table = None,
+    *,
+    force: bool = False,
+    lock_wait: float = DEFAULT_WAIT_S,
+    lock_timeout: str | None = None,
+    statement_timeout: str | None = None,
+    variables: Mapping[str, str] | None = None,
+    schema_file: Path | None = None,
+    confirm: Callable[[list[str]], None] | None = None,
+    on_event: OnEvent | None = None,
+) -> RedoResult:
+    """Roll the newest applied migration back (``rollback``) and apply it again (``migrate`` up to it): the loop
+    of writing one. Both run on the one database, started once when it is the embedded one."""
+    with ExitStack() as stack:
+        if not isinstance(database, psycopg.Connection):
+            database = stack.enter_context(db.target(database, _notes(on_event)))
+        undone = rollback(database, directory, table, force=force, lock_wait=lock_wait, lock_timeout=lock_timeout,
+                          statement_timeout=statement_timeout, variables=variables, schema_file=schema_file,
+                          confirm=confirm, on_event=on_event)  # fmt: skip
+        if not undone.rolled_back:
+            return RedoResult(None)
+        [step] = undone.rolled_back
+        # Not the note that a rolled-back file runs again: that is what was asked for.
+        emit = on_event or (lambda event: None)
+
+        def quiet(event: Event) -> None:  # not the note that the rolled-back file runs again: that was asked for
+            if not (isinstance(event, Note) and event.text.startswith(f"{step.name} was rolled back ")):
+                emit(event)
+
+        again_applied = migrate(database, directory, table, to=step.version, lock_wait=lock_wait,
+                                lock_timeout=lock_timeout, statement_timeout=statement_timeout, variables=variables,
+                                schema_file=schema_file, on_event=quiet)  # fmt: skip
+        return RedoResult(step, again_applied)

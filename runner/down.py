@@ -9,6 +9,7 @@ in messages and in the history. This module only finds and pairs them, before th
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from runner.errors import BadInput
@@ -38,3 +39,11 @@ def discover(directory: Path, files: Sequence[Migration]) -> dict[int, Migration
                            "after the migration it undoes, or delete it")  # fmt: skip
         found[undone.version] = read_migration(entry.path, undone.version, PREFIX + entry.name)
     return found
+
+
+def paired(directory: Path, files: Sequence[Migration]) -> list[Migration]:
+    """The migrations, each with its down file (``Migration.down``) where it has one."""
+    downs = discover(directory, files)
+    if not downs:
+        return list(files)
+    return [replace(f, down=downs[f.version]) if f.version in downs else f for f in files]

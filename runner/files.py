@@ -123,6 +123,11 @@ class Migration:
     path: str  # as found, for messages: a pathlib.Path per file costs more than reading it
     sql: bytes | FileView
     checksum: str
+    down: Migration | None = None  # its down file (runner.down), which undoes it; its checksum is recorded with it
+
+    @property
+    def down_checksum(self) -> str | None:
+        return None if self.down is None else self.down.checksum
 
     def text(self) -> str:
         """The whole file as text: for a big file, this reads all of it into memory."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from runner import history, repeatable
+from runner import history, repeatable, tracking
 from runner.errors import BadInput
 from runner.plan import Entry, Plan, State
 from runner.tracking import TrackingTable
@@ -73,11 +73,10 @@ def accept(conn: psycopg.Connection, table: TrackingTable, plan: Plan, wanted: l
         assert e.file is not None and e.record is not None
         changes.append(Change("accept", e.version, e.file.name, e.record.checksum, e.file.checksum))
         statements.append(
-            sql.SQL("UPDATE {} SET checksum = {}, sql_checksum = {}, name = {} WHERE version = {}").format(
+            sql.SQL("UPDATE {} SET ({}) = ({}) WHERE version = {}").format(
                 table.identifier,
-                sql.Literal(e.file.checksum),
-                sql.Literal(e.file.code_checksum),
-                sql.Literal(e.file.name),
+                sql.SQL(tracking.FILE_COLUMNS),
+                sql.SQL(", ").join(map(sql.Literal, tracking.file_values(e.file))),
                 sql.Literal(e.version),
             )
         )
@@ -87,14 +86,10 @@ def accept(conn: psycopg.Connection, table: TrackingTable, plan: Plan, wanted: l
 
 def _insert(table: TrackingTable, e: Entry) -> sql.Composed:
     assert e.file is not None
-    return sql.SQL(
-        "INSERT INTO {} (version, name, checksum, sql_checksum, execution_ms) VALUES ({}, {}, {}, {}, 0)"
-    ).format(
+    return sql.SQL("INSERT INTO {} ({}, execution_ms) VALUES ({}, 0)").format(
         table.identifier,
-        sql.Literal(e.version),
-        sql.Literal(e.file.name),
-        sql.Literal(e.file.checksum),
-        sql.Literal(e.file.code_checksum),
+        sql.SQL(tracking.FILE_COLUMNS),
+        sql.SQL(", ").join(map(sql.Literal, tracking.file_values(e.file))),
     )
 
 

@@ -131,6 +131,8 @@ def _versioned(
         elif record.name != f.name:
             detail = f"renamed from {record.name} (same content)"
             entries.append(Entry(f.version, f.name, State.EDITED, f, record, detail))
+        elif record.down_checksum is not None and record.down_checksum != f.down_checksum:
+            entries.append(Entry(f.version, f.name, State.EDITED, f, record, _down_edited(record, f)))
         else:
             entries.append(Entry(f.version, f.name, State.APPLIED, f, record))
     for record in by_version.values():
@@ -187,6 +189,16 @@ def _repeatable(files: Sequence[Migration], records: Sequence[Record]) -> list[E
         entries.append(Entry(None, record.name, State.MISSING, None, record, detail))
     entries.sort(key=lambda e: e.name)
     return entries
+
+
+def _down_edited(record: Record, f: Migration) -> str:
+    """An applied migration whose down file changed or went since: what a rollback would run is not what was
+    reviewed with it. A down file added later is not this: there was none to compare with."""
+    assert record.down_checksum is not None
+    if f.down is None:
+        return f"its down file down/{f.name} is gone since it was applied; restore it, or `runner accept` that"
+    return (f"its down file {f.down.name} changed: checksum {short(record.down_checksum)} when applied, "
+            f"{short(f.down.checksum)} now")  # fmt: skip
 
 
 def _gone(record: Record) -> str:

@@ -85,15 +85,17 @@ def print_status_table(plan: Plan, console: Console | None = None) -> None:
     styles = {State.APPLIED: "green", State.PENDING: "yellow", State.EDITED: "red",
               State.MISSING: "red", State.OUT_OF_ORDER: "magenta", State.OUTDATED: "yellow",
               State.DELETED: "red", State.INCOMPLETE: "red"}  # fmt: skip
+    downs = any(e.file is not None and e.file.down is not None for e in plan.entries)  # the column, if any has one
     rows = [
         [Text("" if e.version is None else str(e.version)),  # a repeatable file has no version
          Text(e.name), Text(e.state.value, style=styles[e.state]),
+         *([Text("yes" if e.file is not None and e.file.down is not None else "")] if downs else []),
          Text(f"{e.record.executed_at:%Y-%m-%d %H:%M:%S}" if e.record else "")]
         for e in plan.entries
     ]  # fmt: skip
     console = console or _console()
-    _print_table(console, ["Version", "Name", "State", "Executed at"], rows, [e.detail for e in plan.entries],
-                 name=1, time=3)  # fmt: skip
+    headers = ["Version", "Name", "State", *(["Down"] if downs else []), "Executed at"]
+    _print_table(console, headers, rows, [e.detail for e in plan.entries], name=1, time=len(headers) - 1)
     console.print(counts(plan))
 
 
@@ -203,6 +205,7 @@ def entry_doc(e: Entry) -> dict[str, Any]:
         "executed_at": _when(e.record.executed_at if e.record else None),
         "detail": e.detail or None,
         "harmless": e.harmless,
+        "down": e.file.down.name if e.file is not None and e.file.down is not None else None,
     }
 
 

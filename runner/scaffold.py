@@ -23,6 +23,15 @@ TEMPLATE = """\
 
 """
 
+DOWN_TEMPLATE = """\
+-- Undoes {name}: {description}
+--
+-- `runner rollback` runs it in one transaction together with the removal of that
+-- file's row from the tracking table. Undo its changes newest first, guarded
+-- (IF EXISTS) so that running this file by hand in psql is harmless too.
+
+"""
+
 
 def _looks_like_timestamp(digits: str) -> bool:
     try:
@@ -44,19 +53,37 @@ def next_version(existing: list[str], now: datetime | None = None) -> str:
     return f"{int(newest) + 1:0{width}d}"
 
 
-def new_migration(directory: Path, description: str, now: datetime | None = None) -> Path:
-    """The new file, in ``directory``, which must exist: a mistyped --dir is refused, not created."""
+def new_migration(
+    directory: Path, description: str, now: datetime | None = None, down: bool | None = None
+) -> list[Path]:
+    """The new file, in ``directory``, which must exist: a mistyped --dir is refused, not created. With its down
+    file in ``directory/down/`` when ``down``, or, when ``down`` is None, when the project keeps down files there."""
+    from runner import down as downs
+
     slug = re.sub(r"\W+", "_", description.strip().lower()).strip("_")
     slug = slug.encode()[:_SLUG_BYTES].decode("utf-8", "ignore").rstrip("_")
     if not slug:
         raise BadInput("the description needs a letter or a digit, for example: runner new add_due_date")
     versions = [NAME_PATTERN.fullmatch(m.name)["version"] for m in discover(directory)]  # type: ignore[index]
     path = directory / f"{next_version(versions, now)}_{slug}.sql"
+    _create(path, TEMPLATE.format(description=description.strip()), directory)
+    if not (down if down is not None else (directory / downs.FOLDER).is_dir()):
+        return [path]
+    undo = directory / downs.FOLDER / path.name
+    try:
+        undo.parent.mkdir(exist_ok=True)
+        _create(undo, DOWN_TEMPLATE.format(name=path.name, description=description.strip()), undo.parent)
+    except (BadInput, OSError):
+        path.unlink()  # both or neither: a migration is not left without the down file it was asked with
+        raise
+    return [path, undo]
+
+
+def _create(path: Path, text: str, folder: Path) -> None:
     try:
         with path.open("x", encoding="utf-8") as out:
-            out.write(TEMPLATE.format(description=description.strip()))
+            out.write(text)
     except FileExistsError:
         raise BadInput(f"{path} already exists; try again") from None
     except OSError as exc:  # a folder this user cannot write to
-        raise BadInput(f"cannot create {path}: {exc.strerror}; check the permissions of {directory}") from None
-    return path
+        raise BadInput(f"cannot create {path}: {exc.strerror}; check the permissions of {folder}") from None

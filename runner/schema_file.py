@@ -201,10 +201,11 @@ def _rows(conn: psycopg.Connection, table: TrackingTable, records: Sequence[Reco
     """A row per file, without the times of this database."""
     out = ["--", "-- runner's tracking rows: the files this schema is the result of", "--", ""]
     if records:
-        values = [f"({tracking.literals(conn, r.version, r.name, r.checksum, r.sql_checksum).decode()}, 0)"
-                  for r in records]  # fmt: skip
-        into = sql.SQL("INSERT INTO {} (version, name, checksum, sql_checksum, execution_ms) VALUES")
-        out += [into.format(table.identifier).as_string(conn), ",\n".join(values) + ";", ""]
+        values = [f"({tracking.literals(conn, r.version, r.name, r.checksum, r.sql_checksum, r.down_checksum).decode()}"
+                  ", 0)" for r in records]  # fmt: skip
+        into = sql.SQL("INSERT INTO {} ({}, execution_ms) VALUES")
+        out += [into.format(table.identifier, sql.SQL(tracking.FILE_COLUMNS)).as_string(conn), ",\n".join(values) + ";",
+                ""]  # fmt: skip
     if again:
         values = [f"({tracking.literals(conn, r.name, r.checksum).decode()}, 0)" for r in again]
         into = sql.SQL("INSERT INTO {} (name, checksum, execution_ms) VALUES")

@@ -122,7 +122,9 @@ def as_built(files: Sequence[Migration], records: Sequence[Record]) -> list[Reco
         if all(r.covered({v: rows[v].checksum for v in versions if v in rows}) for r in roots):
             for version in versions:
                 rows.pop(version, None)
-            rows[f.version or 0] = own._replace(name=f.name, checksum=f.checksum, sql_checksum=f.code_checksum)
+            rows[f.version or 0] = own._replace(
+                name=f.name, checksum=f.checksum, sql_checksum=f.code_checksum, down_checksum=f.down_checksum
+            )
     return [rows[v] for v in sorted(rows)]
 
 

@@ -37,8 +37,18 @@ COLUMNS: dict[str, str] = {
     "execution_ms": "integer",
     "applied_by": "text",
     "sql_checksum": "text",  # added later: a table without it is upgraded by migrate
+    "down_checksum": "text",  # of the down file when the migration was applied (runner.down); added later too
 }
-_NULLABLE = {"sql_checksum"}
+_NULLABLE = {"sql_checksum", "down_checksum"}  # the columns added later, in that order
+
+
+# The columns a file's record takes from the file (file_values); the rest are the run's.
+FILE_COLUMNS = "version, name, checksum, sql_checksum, down_checksum"
+
+
+def file_values(migration: Migration) -> tuple[int | None, str, str, str | None, str | None]:
+    """The values of FILE_COLUMNS for a migration's record."""
+    return migration.version, migration.name, migration.checksum, migration.code_checksum, migration.down_checksum
 
 
 class Record(NamedTuple):
@@ -55,6 +65,7 @@ class Record(NamedTuple):
     execution_ms: int
     applied_by: str
     sql_checksum: str | None = None  # of the SQL without comments (Migration.code_checksum); None before it existed
+    down_checksum: str | None = None  # of its down file when it was applied; None without one
 
 
 def _split_parts(text: str) -> list[str]:
@@ -219,7 +230,8 @@ def create_statement(table: TrackingTable) -> sql.Composed:
     executed_at  timestamptz NOT NULL DEFAULT now(),
     execution_ms integer NOT NULL,
     applied_by   text NOT NULL DEFAULT session_user,
-    sql_checksum text
+    sql_checksum text,
+    down_checksum text
 )"""
     ).format(table.identifier)
 
@@ -240,8 +252,11 @@ def _create(conn: psycopg.Connection, table: TrackingTable) -> None:
 
 def upgrade(conn: psycopg.Connection, table: TrackingTable) -> None:
     """Add what later versions of runner record to a table made by an earlier one; called before writing."""
-    if "sql_checksum" not in (check(conn, table) or set()):
-        conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS sql_checksum text").format(table.identifier))
+    columns = check(conn, table) or set(COLUMNS)
+    for name in sorted(_NULLABLE - columns, key=list(COLUMNS).index):
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} text").format(table.identifier, sql.Identifier(name))
+        )
 
 
 def read(conn: psycopg.Connection, table: TrackingTable, *, create: bool = False) -> list[Record]:
@@ -252,11 +267,11 @@ def read(conn: psycopg.Connection, table: TrackingTable, *, create: bool = False
             return []
         _create(conn, table)
         columns = set(COLUMNS)
-    code = sql.SQL("sql_checksum" if "sql_checksum" in columns else "NULL")  # absent from an older table
+    later = sql.SQL(", ").join(sql.SQL(name if name in columns else "NULL") for name in COLUMNS if name in _NULLABLE)
     rows = conn.execute(
         sql.SQL(
             "SELECT version, name, checksum, executed_at, execution_ms, applied_by, {} FROM {} ORDER BY version"
-        ).format(code, table.identifier)
+        ).format(later, table.identifier)
     ).fetchall()
     return [Record(*row) for row in rows]
 
@@ -296,9 +311,10 @@ def claim_statement(conn: psycopg.Connection, table: TrackingTable, migration: M
     file waits on the row until the first commits, then fails here (unique_violation), before any of
     the file runs.
     """
-    values = literals(conn, migration.version, migration.name, migration.checksum, migration.code_checksum)
-    return b"INSERT INTO %b (version, name, checksum, sql_checksum, execution_ms) VALUES (%b, 0)" % (
+    values = literals(conn, *file_values(migration))
+    return b"INSERT INTO %b (%b, execution_ms) VALUES (%b, 0)" % (
         table.identifier.as_bytes(conn),
+        FILE_COLUMNS.encode(),
         values,
     )
 
@@ -319,15 +335,11 @@ def insert_statement(
 ) -> bytes:
     """The INSERT that travels with the migration, in the same transaction."""
     return (
-        sql.SQL(
-            "INSERT INTO {} (version, name, checksum, sql_checksum, execution_ms) VALUES ({}, {}, {}, {}, {}::integer)"
-        )
+        sql.SQL("INSERT INTO {} ({}, execution_ms) VALUES ({}, {}::integer)")
         .format(
             table.identifier,
-            sql.Literal(migration.version),
-            sql.Literal(migration.name),
-            sql.Literal(migration.checksum),
-            sql.Literal(migration.code_checksum),
+            sql.SQL(FILE_COLUMNS),
+            sql.SQL(", ").join(map(sql.Literal, file_values(migration))),
             duration_ms(elapsed_ms),
         )
         .as_bytes(conn)

@@ -13,7 +13,8 @@ CREATE TABLE IF NOT EXISTS "public"."runner_migrations" (
     executed_at  timestamptz NOT NULL DEFAULT now(),
     execution_ms integer NOT NULL,
     applied_by   text NOT NULL DEFAULT session_user,
-    sql_checksum text
+    sql_checksum text,
+    down_checksum text
 );
 COMMENT ON TABLE "public"."runner_migrations" IS 'Migrations applied by runner: one row per file.';
 CREATE TABLE IF NOT EXISTS "public"."runner_migrations_repeatable" (
@@ -980,21 +981,21 @@ ALTER TABLE ONLY public.work_notes
 -- runner's tracking rows: the files this schema is the result of
 --
 
-INSERT INTO "public"."runner_migrations" (version, name, checksum, sql_checksum, execution_ms) VALUES
-(1, '0001_create_workflow_requests.sql', 'sha256:4c343540ef8c810e8af7ea178fd8d81d0ed6711e580fc339e4d3c79cc54ad82f', 'sha256:14060b9a912e49d12fad4ecfe45ee28e90f9ecddb2a077d836b2b0790b4f117e', 0),
-(2, '0002_create_approval_levels.sql', 'sha256:804abd419d5a9976f81258abea300bb14d0b79c3beb646f7f861565e6b16d489', 'sha256:a4f4de1ce43575cd6135e7dfccd3dca0dd501f933b49eb6a26f1732e8733fdc6', 0),
-(3, '0003_create_participants.sql', 'sha256:8761bcc02c86ae95ff6b1885711486c41e42b58d282aedcea80857e12c8bf0b6', 'sha256:bc873a2f1502fd3f97f521a2292053b5232647a700c5a9044ee91bd5e1176475', 0),
-(4, '0004_create_documents.sql', 'sha256:6a6ebd1078e52917d6feed75ccbdbf1768b8b309642c03ad00fbaaa8384190bc', 'sha256:c4c042edcf00a40cf49c72f00ab038d39ca93c6ff3d3cefb47caf6eb6a4322fb', 0),
-(5, '0005_create_subscriptions.sql', 'sha256:52ee2e6ed9962ef2ff78e4109b4cc5591e8c6ee04ce91aff2d1a7f0a38ed20b6', 'sha256:16e5800d3022faa01415de6f55c78804b941bc6e69b55a4ae477db66aab4b22f', 0),
-(6, '0006_create_activities.sql', 'sha256:9abc6d3c7e8032580001369025db444a45e324d3ee2b18543e3f085463ce06ec', 'sha256:e6fce06f985be5accca60e79c71dd473070cc20b8823fc0aeff30a992d439a24', 0),
-(7, '0007_create_work_notes.sql', 'sha256:f1b95a1c2e6d51031cca4cc4b0941a283e44c7e970e81fe6f2fb8f213b3a3ccc', 'sha256:9e61a6945848afb1c6d3a3b1370a9117c50ea88a2c75191ecbcc977c83e436c0', 0),
-(8, '0008_create_work_note_attachments.sql', 'sha256:c5121812383ac74428b7e84a2b7d833aa87b03464d1241ba142c185bfa9f21fc', 'sha256:64655218b514ea54b92fa9d9102ca468d341ebcf0e177045e82fd24c063b4c37', 0),
-(9, '0009_add_tat_alert_fields.sql', 'sha256:c9cb35a5dd72f3b4342dfceae628998ccf2ffd5eee9cbb058f4d41da06a3164b', 'sha256:6da65b561df7532a3c299c390fbb99521c48905b4a5733bda7c53e6ed5bef6ad', 0),
-(10, '0010_create_tat_alerts.sql', 'sha256:fcf0a6f2d2ab486f8a680e281b2dee60f180de42eee954e37d8593e69dbdf689', 'sha256:9157ddddab043110d4a8e074f0a235becc14acda2ed1cdfcb4683de202241528', 0),
-(11, '0011_create_kpi_views.sql', 'sha256:d152cce384976afa1f3fc35d5c52bf39ea180ea8d454f0b9b712289cf84d5e72', 'sha256:d6d3dc2b8f10d7cc006854e1911fb816a7cb049c21ff5b8bf33537059a0edec2', 0),
-(12, '0012_create_holidays.sql', 'sha256:9934823a57909c755d78dcdd357bd06c534b20ae90d8e7c8d99457ec0743bb6e', 'sha256:cd22ee5549cbaff95c1787286e0ed6053b31ab5e35c6478819d342d262c8079f', 0),
-(13, '0013_create_admin_config.sql', 'sha256:007fc8a6e04304c5d4f43ec152ee27c11b0eedbfe08da20846d25fda231973af', 'sha256:fce5d73c1c197dd1330484bf5448e43e5dcf918dd6376705a27c296f1bf27934', 0),
-(14, '0014_add_skip_fields_to_approval_levels.sql', 'sha256:a964dc4cd01e57c0f45da9f6584323eaa8eeb8a16133af92e4800d4cfbe7fe4f', 'sha256:176030737f42ef0ddc3a84bd08dc043210eaa33c341ddd09a1f2e606f8fafd68', 0);
+INSERT INTO "public"."runner_migrations" (version, name, checksum, sql_checksum, down_checksum, execution_ms) VALUES
+(1, '0001_create_workflow_requests.sql', 'sha256:4c343540ef8c810e8af7ea178fd8d81d0ed6711e580fc339e4d3c79cc54ad82f', 'sha256:14060b9a912e49d12fad4ecfe45ee28e90f9ecddb2a077d836b2b0790b4f117e', 'sha256:3446d4d1408dfb72be94c2ba10ea80aabf05796a058049553f451a611b36a287', 0),
+(2, '0002_create_approval_levels.sql', 'sha256:804abd419d5a9976f81258abea300bb14d0b79c3beb646f7f861565e6b16d489', 'sha256:a4f4de1ce43575cd6135e7dfccd3dca0dd501f933b49eb6a26f1732e8733fdc6', 'sha256:426c6afc98e34a4429e1f7caf4fea3bb165d863de657069af3f07c392db09b4a', 0),
+(3, '0003_create_participants.sql', 'sha256:8761bcc02c86ae95ff6b1885711486c41e42b58d282aedcea80857e12c8bf0b6', 'sha256:bc873a2f1502fd3f97f521a2292053b5232647a700c5a9044ee91bd5e1176475', 'sha256:19ca8a166cadd2b38c9fb1ca6ee2ec52065eb96857e7617ab382c86fce49ad98', 0),
+(4, '0004_create_documents.sql', 'sha256:6a6ebd1078e52917d6feed75ccbdbf1768b8b309642c03ad00fbaaa8384190bc', 'sha256:c4c042edcf00a40cf49c72f00ab038d39ca93c6ff3d3cefb47caf6eb6a4322fb', 'sha256:127b389f03217d904f9dd1def8a97edfb3a57f0840ad25b6ada11ca16b635ffc', 0),
+(5, '0005_create_subscriptions.sql', 'sha256:52ee2e6ed9962ef2ff78e4109b4cc5591e8c6ee04ce91aff2d1a7f0a38ed20b6', 'sha256:16e5800d3022faa01415de6f55c78804b941bc6e69b55a4ae477db66aab4b22f', 'sha256:3c7b9b8f6c9aeeb8ad7fc64ef384d4078bd89674f734d2222c3649020de7329a', 0),
+(6, '0006_create_activities.sql', 'sha256:9abc6d3c7e8032580001369025db444a45e324d3ee2b18543e3f085463ce06ec', 'sha256:e6fce06f985be5accca60e79c71dd473070cc20b8823fc0aeff30a992d439a24', 'sha256:894f058a8432d2ac862d497d68bce0689757ff9151c7cb4b7929ffddf78d1e00', 0),
+(7, '0007_create_work_notes.sql', 'sha256:f1b95a1c2e6d51031cca4cc4b0941a283e44c7e970e81fe6f2fb8f213b3a3ccc', 'sha256:9e61a6945848afb1c6d3a3b1370a9117c50ea88a2c75191ecbcc977c83e436c0', 'sha256:acc112df7d6ba380b3803c43ec7fe7b38c5d2c690211698563805564c2dfba52', 0),
+(8, '0008_create_work_note_attachments.sql', 'sha256:c5121812383ac74428b7e84a2b7d833aa87b03464d1241ba142c185bfa9f21fc', 'sha256:64655218b514ea54b92fa9d9102ca468d341ebcf0e177045e82fd24c063b4c37', 'sha256:afbfc31a436109c23a11fed9623ffccc7f6025e3d1a22fd12470027b868c4ca1', 0),
+(9, '0009_add_tat_alert_fields.sql', 'sha256:c9cb35a5dd72f3b4342dfceae628998ccf2ffd5eee9cbb058f4d41da06a3164b', 'sha256:6da65b561df7532a3c299c390fbb99521c48905b4a5733bda7c53e6ed5bef6ad', 'sha256:4c99f48f8d169cb4c7579922a25adc8b329fc89c81613f29ddb8183dcaf00627', 0),
+(10, '0010_create_tat_alerts.sql', 'sha256:fcf0a6f2d2ab486f8a680e281b2dee60f180de42eee954e37d8593e69dbdf689', 'sha256:9157ddddab043110d4a8e074f0a235becc14acda2ed1cdfcb4683de202241528', 'sha256:6854104df7c1ccfbc66c5468397c615c03a6afe69358f9bfa75974b4f58cebf1', 0),
+(11, '0011_create_kpi_views.sql', 'sha256:d152cce384976afa1f3fc35d5c52bf39ea180ea8d454f0b9b712289cf84d5e72', 'sha256:d6d3dc2b8f10d7cc006854e1911fb816a7cb049c21ff5b8bf33537059a0edec2', 'sha256:4807644d788a727b86dc97ef10359cee17aa0696af32b645cc7cccfa56afc7fb', 0),
+(12, '0012_create_holidays.sql', 'sha256:9934823a57909c755d78dcdd357bd06c534b20ae90d8e7c8d99457ec0743bb6e', 'sha256:cd22ee5549cbaff95c1787286e0ed6053b31ab5e35c6478819d342d262c8079f', 'sha256:d037fa02cd04d58171907827843647cdfc728a56ecfae0409edbf9cb1f75dff6', 0),
+(13, '0013_create_admin_config.sql', 'sha256:007fc8a6e04304c5d4f43ec152ee27c11b0eedbfe08da20846d25fda231973af', 'sha256:fce5d73c1c197dd1330484bf5448e43e5dcf918dd6376705a27c296f1bf27934', 'sha256:e82d4f49d19bb73d5c11cf69b5e209754c97579be94bebd293169ee1028172df', 0),
+(14, '0014_add_skip_fields_to_approval_levels.sql', 'sha256:a964dc4cd01e57c0f45da9f6584323eaa8eeb8a16133af92e4800d4cfbe7fe4f', 'sha256:176030737f42ef0ddc3a84bd08dc043210eaa33c341ddd09a1f2e606f8fafd68', 'sha256:e9487992b782831336d79b1ea5c65a9aad34d9d5085d88793858c335055925b6', 0);
 
 INSERT INTO "public"."runner_migrations_repeatable" (name, checksum, execution_ms) VALUES
 ('repeatable/kpi_views.sql', 'sha256:54fdeedeffd759c7b958c3f037111e383954eda93e085a388602532cfa52d993', 0);

@@ -201,6 +201,11 @@ def test_runner_lint_checks_the_pending_files_by_default(dsn: str, migrations: P
     assert runner_cli("migrate", "--dsn", dsn, "--dir", migrations).returncode == 0
     write(migrations, "1_a.sql", TABLE_AND_INDEX)  # edited after it was applied: not pending, not linted
     write(migrations, "2_b.sql", TABLE_AND_INDEX.replace(" a", " b"))
+    write(migrations / "down", "2_b.sql", "DROP TABLE b;\n")  # and the down file of a pending one
     shown = runner_cli("lint", "--dsn", dsn, "--dir", migrations, "--json")
     assert shown.returncode == 0, shown.stderr
-    assert {f["file"] for f in json.loads(shown.stdout)["findings"]} == {str(migrations / "2_b.sql")}
+    findings = json.loads(shown.stdout)["findings"]
+    assert {f["file"] for f in findings} == {str(migrations / "2_b.sql"), str(migrations / "down" / "2_b.sql")}
+    assert "ban-drop-table" in {f["rule"] for f in findings if "down" in f["file"]}
+    named = runner_cli("lint", migrations / "down" / "2_b.sql", "--dir", migrations, "--json")
+    assert "ban-drop-table" in [f["rule"] for f in json.loads(named.stdout)["findings"]], named.stderr

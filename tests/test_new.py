@@ -24,7 +24,7 @@ def test_new_file_follows_the_padding_of_its_neighbours(migrations: Path) -> Non
 
 
 def test_first_file_in_an_empty_folder(tmp_path: Path) -> None:
-    assert new_migration(tmp_path, "init").name == "0001_init.sql"
+    assert [p.name for p in new_migration(tmp_path, "init")] == ["0001_init.sql"]
 
 
 def test_new_from_the_migrations_folder_adds_to_it_and_a_mistyped_dir_is_refused(tmp_path: Path) -> None:
@@ -64,7 +64,24 @@ def test_new_as_json_names_the_file(migrations: Path) -> None:
     write(migrations, "0001_first.sql", "SELECT 1;\n")
     result = runner_cli("new", "add due date", "--dir", migrations, "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"created": str(migrations / "0002_add_due_date.sql")}
+    assert json.loads(result.stdout) == {"created": str(migrations / "0002_add_due_date.sql"), "down": None}
+
+
+def test_new_creates_the_down_file_with_down_or_where_the_project_keeps_them(migrations: Path) -> None:
+    write(migrations, "0001_first.sql", "SELECT 1;\n")
+    made = runner_cli("new", "add due date", "--down", "--dir", migrations)
+    assert made.returncode == 0, made.stderr
+    up, down = migrations / "0002_add_due_date.sql", migrations / "down" / "0002_add_due_date.sql"
+    assert made.stdout.splitlines() == [f"Created {up}", f"Created {down}"]
+    assert down.read_text().startswith("-- Undoes 0002_add_due_date.sql: add due date\n")
+    kept = runner_cli("new", "add region", "--dir", migrations, "--json")  # sql/down/ exists now
+    assert json.loads(kept.stdout) == {"created": str(migrations / "0003_add_region.sql"),
+                                       "down": str(migrations / "down" / "0003_add_region.sql")}  # fmt: skip
+    assert runner_cli("new", "add index", "--no-down", "--dir", migrations).returncode == 0
+    assert not (migrations / "down" / "0004_add_index.sql").exists()
+    write(migrations / "down", "0005_add_kind.sql", "SELECT 1;\n")  # in the way: neither file is left
+    assert_clean_error(runner_cli("new", "add kind", "--dir", migrations), 2, "0005_add_kind.sql already exists")
+    assert not (migrations / "0005_add_kind.sql").exists()
 
 
 def test_a_long_description_names_the_file_by_its_start_and_is_kept_whole_inside(migrations: Path) -> None:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+import runner
 from runner import api
+from runner.errors import Refused
 from tests.helpers import ROOT, assert_clean_error, cli_env, query, runner_cli, write
-from tests.test_dump import schema_only
+from tests.test_dump import schema_only, seed
 from tests.test_faults import eventually
 
 FILES = {
@@ -55,8 +60,8 @@ def test_a_rollback_to_0_leaves_the_empty_schema_and_a_migrate_again_the_same_on
 
 def test_a_failing_down_file_is_rolled_back_with_its_step_and_keeps_the_record(dsn: str, tmp_path: Path) -> None:
     folder = project(tmp_path)
-    api.migrate(dsn, folder)
     write(folder / "down", "0003_index.sql", "DROP INDEX things_k;\nSELECT 1 / 0;\n")
+    api.migrate(dsn, folder)
     result = runner_cli("rollback", "--to", "0", "--yes", "--dsn", dsn, "--dir", folder)
     assert_clean_error(result, 3, "down/0003_index.sql failed: division by zero",
                        "0003_index.sql is still applied, and no later step ran")  # fmt: skip
@@ -76,9 +81,13 @@ def test_what_a_rollback_refuses_it_refuses_before_anything_runs(dsn: str, tmp_p
     assert_clean_error(runner_cli("rollback", "--yes", "--dsn", dsn, "--dir", folder), 2,
                        "down/0009_typo.sql: a down file with no migration of that name")  # fmt: skip
     (folder / "down" / "0009_typo.sql").unlink()
+    write(folder / "down", "0003_index.sql", "-- Undoes 0003_index.sql: as `runner new` writes it\n;\n")
+    assert_clean_error(runner_cli("rollback", "--yes", "--dsn", dsn, "--dir", folder), 2,
+                       "down/0003_index.sql holds no SQL, only comments")  # fmt: skip
+    write(folder / "down", "0003_index.sql", FILES["0003_index.sql"][1])
     write(folder, "0003_index.sql", FILES["0003_index.sql"][0] + "-- reviewed\n")
     assert_clean_error(runner_cli("rollback", "--yes", "--dsn", dsn, "--dir", folder), 1,
-                       "0003_index.sql changed since it was applied", "pass --force")  # fmt: skip
+                       "0003_index.sql is not as it was applied (checksum", "pass --force")  # fmt: skip
     assert_clean_error(runner_cli("rollback", "--dsn", dsn, "--dir", folder, "--force"), 2,
                        "there is no terminal to confirm it on; pass --yes")  # fmt: skip
     write(tmp_path, "pyproject.toml", "[tool.runner]\nrollback = false\n")
@@ -101,8 +110,8 @@ def test_redo_rolls_the_newest_back_and_applies_it_again(dsn: str, tmp_path: Pat
 
 def test_ctrl_c_during_a_down_file_rolls_its_step_back(dsn: str, tmp_path: Path) -> None:
     folder = project(tmp_path)
-    api.migrate(dsn, folder)
     write(folder / "down", "0003_index.sql", "DROP INDEX things_k;\nSELECT pg_sleep(60);\n")
+    api.migrate(dsn, folder)
     argv = [sys.executable, "-m", "runner", "rollback", "--yes", "--dsn", dsn, "--dir", str(folder)]
     proc = subprocess.Popen(argv, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
@@ -121,8 +130,8 @@ def test_ctrl_c_during_a_down_file_rolls_its_step_back(dsn: str, tmp_path: Path)
 
 def test_two_runners_rolling_back_at_once_undo_each_step_once(dsn: str, tmp_path: Path) -> None:
     folder = project(tmp_path)
-    api.migrate(dsn, folder)
     write(folder / "down", "0003_index.sql", "SELECT pg_sleep(0.5);\nDROP INDEX IF EXISTS things_k;\n")
+    api.migrate(dsn, folder)
     argv = [sys.executable, "-m", "runner", "rollback", "--to", "1", "--yes", "--dsn", dsn, "--dir", str(folder)]
     procs = [subprocess.Popen(argv, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(2)]  # fmt: skip
@@ -131,3 +140,99 @@ def test_two_runners_rolling_back_at_once_undo_each_step_once(dsn: str, tmp_path
     assert query(dsn, "SELECT version FROM runner_migrations") == [(1,)]
     undone = query(dsn, "SELECT name FROM runner_migrations_history WHERE action = 'rollback' ORDER BY id")
     assert undone == [("0003_index.sql",), ("0002_kinds.sql",)]
+
+
+def test_the_projects_own_migrations_roll_back_to_an_empty_schema_and_forward_to_the_same_one(
+    dsn: str, another_dsn: str, tmp_path: Path
+) -> None:
+    folder = seed(tmp_path)
+    runner.migrate(dsn, folder)
+    migrated, empty = schema_only(dsn), schema_only(another_dsn)
+    three = runner.rollback(dsn, folder, to=11)
+    assert three.steps == ["0014_add_skip_fields_to_approval_levels.sql", "0013_create_admin_config.sql",
+                           "0012_create_holidays.sql"]  # fmt: skip
+    assert [(r.version, r.down) for r in three.rolled_back] == [
+        (14, "down/0014_add_skip_fields_to_approval_levels.sql"), (13, "down/0013_create_admin_config.sql"),
+        (12, "down/0012_create_holidays.sql")]  # fmt: skip
+    again = runner.migrate(dsn, folder)
+    assert [a.name for a in again.applied][-1] == "repeatable/kpi_views.sql"  # its record was forgotten: run again
+    assert schema_only(dsn) == migrated
+    everything = runner.rollback(dsn, folder, to=0)
+    assert len(everything.rolled_back) == 14
+    assert schema_only(dsn) == empty
+
+
+def test_an_edited_or_deleted_down_file_is_reported_like_an_edited_migration(dsn: str, tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    api.migrate(dsn, folder)
+    recorded = query(dsn, "SELECT down_checksum FROM runner_migrations WHERE version = 3")
+    assert recorded[0][0] == api.status(dsn, folder).entries[2].file.down.checksum  # type: ignore[union-attr]
+    write(folder / "down", "0003_index.sql", "DROP INDEX IF EXISTS things_k; -- reviewed\n")
+    (folder / "down" / "0002_kinds.sql").unlink()
+    verify = runner_cli("verify", "--dsn", dsn, "--dir", folder)
+    assert verify.returncode == 1, verify.stdout + verify.stderr
+    assert "edited       0002_kinds.sql: its down file down/0002_kinds.sql is gone since it was applied" in verify.stdout
+    assert "edited       0003_index.sql: its down file down/0003_index.sql changed: checksum sha256:" in verify.stdout
+    status = json.loads(runner_cli("status", "--dsn", dsn, "--dir", folder, "--json").stdout)["migrations"]
+    assert [m["down"] for m in status] == ["down/0001_things.sql", None, "down/0003_index.sql"]
+    assert_clean_error(runner_cli("rollback", "--yes", "--dsn", dsn, "--dir", folder), 1,
+                       "0003_index.sql is not as it was applied (its down file", "pass --force")  # fmt: skip
+    assert runner_cli("accept", "--all", "--dsn", dsn, "--dir", folder).returncode == 0
+    assert runner_cli("verify", "--dsn", dsn, "--dir", folder).returncode == 0
+    assert query(dsn, "SELECT version FROM runner_migrations WHERE down_checksum IS NULL") == [(2,)]
+    write(folder / "down", "0002_kinds.sql", FILES["0002_kinds.sql"][1])  # added after it was applied: not drift
+    assert runner_cli("verify", "--dsn", dsn, "--dir", folder).returncode == 0
+    assert runner_cli("rollback", "--to", "1", "--yes", "--dsn", dsn, "--dir", folder).returncode == 0
+
+
+def test_a_stray_down_file_is_a_bad_input_for_every_command(dsn: str, tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    write(folder / "down", "0004_typo.sql", "SELECT 1;\n")
+    for command in ("migrate", "status", "verify", "plan"):
+        assert_clean_error(runner_cli(command, "--dsn", dsn, "--dir", folder), 2,
+                           "down/0004_typo.sql: a down file with no migration of that name")  # fmt: skip
+    assert query(dsn, "SELECT to_regclass('runner_migrations') IS NULL") == [(True,)]
+
+
+def test_what_the_confirmation_is_shown_is_what_runs_and_a_no_runs_nothing(dsn: str, tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    api.migrate(dsn, folder)
+    shown: list[list[str]] = []
+
+    def no(steps: list[str]) -> None:
+        shown.append(steps)
+        raise Refused("not confirmed")
+
+    with pytest.raises(Refused):
+        runner.rollback(dsn, folder, to=1, confirm=no)
+    assert shown == [["0003_index.sql", "0002_kinds.sql"]]
+    assert query(dsn, "SELECT count(*) FROM runner_migrations") == [(3,)]
+    redone = runner.redo(dsn, folder, confirm=shown.append)
+    assert redone.rolled_back is not None and redone.rolled_back.name == "0003_index.sql"
+    assert redone.migrated is not None and [a.name for a in redone.migrated.applied] == ["0003_index.sql"]
+    assert shown[-1] == ["0003_index.sql"]
+
+
+def test_squash_deletes_the_down_files_of_the_migrations_it_replaces(dsn: str, tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    api.migrate(dsn, folder)
+    done = runner_cli("squash", "--to", "2", "--dsn", dsn, "--dir", folder)
+    assert done.returncode == 0, done.stderr
+    assert "which were deleted, with their 2 down file(s)" in done.stdout
+    assert sorted(p.name for p in (folder / "down").iterdir()) == ["0003_index.sql"]
+    assert runner_cli("verify", "--dsn", dsn, "--dir", folder).returncode == 0
+    assert_clean_error(runner_cli("rollback", "--to", "0", "--yes", "--dsn", dsn, "--dir", folder), 2,
+                       "0002_squashed.sql: no down file")  # fmt: skip
+
+
+def test_a_tracking_table_of_an_earlier_runner_gets_the_checksum_columns_it_lacks(dsn: str, tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    query(dsn, "CREATE TABLE runner_migrations (version bigint PRIMARY KEY, name text NOT NULL, checksum text NOT "
+               "NULL, executed_at timestamptz NOT NULL DEFAULT now(), execution_ms integer NOT NULL, applied_by text "
+               "NOT NULL DEFAULT session_user)")  # fmt: skip
+    api.migrate(dsn, folder, to=1)
+    assert runner_cli("status", "--dsn", dsn, "--dir", folder).returncode == 0
+    columns = query(dsn, "SELECT attname FROM pg_attribute WHERE attrelid = 'runner_migrations'::regclass "
+                         "AND attnum > 0 ORDER BY attnum")  # fmt: skip
+    assert [c for (c,) in columns][-2:] == ["sql_checksum", "down_checksum"]
+    assert query(dsn, "SELECT down_checksum IS NOT NULL FROM runner_migrations") == [(True,)]

@@ -140,8 +140,9 @@ def squash(
         done = api.squash_files(dsn, directory, table, to=to, variables=run.variables(sets),
                                 schema_file=project_schema_file(run.settings), on_event=run.notes)  # fmt: skip
         first, last = done.replaced[0], done.replaced[-1]
+        downs = sum(f.down is not None for f in done.replaced)
         lines = [f"Wrote {done.path}: it replaces {len(done.replaced)} files, {first.name} to {last.name}, "
-                 "which were deleted"]  # fmt: skip
+                 f"which were deleted{f', with their {downs} down file(s)' if downs else ''}"]  # fmt: skip
         if done.schema_file:
             lines.append(f"Rewrote {done.schema_file}: its tracking rows name {done.path.name}")
         run.lines([*lines, "Commit the change; databases that applied them run nothing new"])

@@ -66,19 +66,22 @@ def new(
     context: typer.Context,
     description: Annotated[str, typer.Argument(help="What the migration does, e.g. 'add due date'.")],
     where: Annotated[Connection, Only("dir")],
+    down: Annotated[bool | None, typer.Option("--down/--no-down", help="Create its down file in sql/down/ too. "
+                                              "Default: when that folder exists.", show_default=False)] = None,
     *,
     shown: Printing,
-) -> None:
-    """Create the next numbered migration file from a short template.
+) -> None:  # fmt: skip
+    """Create the next numbered migration file from a short template, and its down file.
 
     Example: runner new "add due date to tat alerts"  ->  sql/0015_add_due_date_to_tat_alerts.sql
     """
     from runner.scaffold import new_migration
 
     def work(run: Run) -> Answer:
-        created = new_migration(folder(run.settings), description)
+        created = new_migration(folder(run.settings), description, down=down)
         if not run.out.as_json:
-            say(f"Created {created}")
-        return 0, {"created": str(created)}
+            for path in created:
+                say(f"Created {path}")
+        return 0, {"created": str(created[0]), "down": str(created[1]) if len(created) > 1 else None}
 
     _run(context, shown, work)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -22,25 +23,33 @@ from runner.cli.options import (
 )
 from runner.errors import BadInput, Refused
 
+Force = Annotated[bool, typer.Option("--force", help="Roll back a migration (or down file) edited since it was "
+                                                     "applied.")]  # fmt: skip
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Roll back without asking (for scripts).")]
 
 
-def _allowed(run: Run, yes: bool, what: str) -> None:
-    """Refused where the project turned rollback off (production); asked first on a terminal, else --yes."""
+def _allowed(run: Run, yes: bool, what: str) -> Callable[[list[str]], None]:
+    """Refused where the project turned rollback off (production); then, once the steps are known, under the
+    lock (api.rollback's ``confirm``), asked on a terminal, else --yes: what is asked is what runs."""
+
     if not run.settings.rollback:
-        raise Refused(f"rollback is turned off for this target ({run.settings.sources.get('rollback')}: rollback = "
-                      "false); nothing was rolled back")  # fmt: skip
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise BadInput(f"{what} runs down files and deletes records, and there is no terminal to confirm it "
-                       "on; pass --yes")  # fmt: skip
-    try:
-        confirmed = typer.confirm(f"{what}: go on?", default=False, err=True)
-    except typer.Abort:
-        confirmed = False
-    if not confirmed:
-        raise Refused("not confirmed: nothing was rolled back")
+        raise Refused(f"rollback is turned off for this target ({run.settings.sources.get('rollback')}: "
+                      "rollback = false); nothing was rolled back")  # fmt: skip
+
+    def confirm(steps: list[str]) -> None:
+        if yes:
+            return
+        if not sys.stdin.isatty():
+            raise BadInput(f"{what} runs down files and deletes records, and there is no terminal to confirm it "
+                           "on; pass --yes")  # fmt: skip
+        try:
+            confirmed = typer.confirm(f"{what} {', '.join(steps)}: go on?", default=False, err=True)
+        except typer.Abort:
+            confirmed = False
+        if not confirmed:
+            raise Refused("not confirmed: nothing was rolled back")
+
+    return confirm
 
 
 def _rollback(run: Run, sets: list[str] | None, **how: object) -> api.RollbackResult:
@@ -60,7 +69,7 @@ def rollback(
                                            help="Undo every migration above this version, newest first "
                                                 "(0: all of them). Default: the newest one.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be undone, and run nothing.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Roll back a migration edited since it was applied.")] = False,
+    force: Force = False,
     yes: Yes = False,
     sets: Sets = None,
     lock_wait: LockWait = None,
@@ -77,15 +86,14 @@ def rollback(
     """
 
     def work(run: Run) -> Answer:
-        planned = _rollback(run, sets, to=to, force=force, dry_run=True)
-        if not planned.steps:
+        if dry_run:
+            planned = _rollback(run, sets, to=to, force=force, dry_run=True)
+            run.lines([f"Would roll back {name}" for name in planned.steps] or ["Nothing to roll back"])
+            return 0, {"would_roll_back": planned.steps}
+        done = _rollback(run, sets, to=to, force=force, confirm=_allowed(run, yes, "Rolling back"))
+        if not done.steps:
             run.lines(["Nothing to roll back"])
             return 0, {"rolled_back": []}
-        if dry_run:
-            run.lines([f"Would roll back {name}" for name in planned.steps])
-            return 0, {"would_roll_back": planned.steps}
-        _allowed(run, yes, f"Rolling back {', '.join(planned.steps)}")
-        done = _rollback(run, sets, to=to, force=force)
         run.lines([*(f"Rolled back: {r.name} ({r.duration_ms:.0f} ms, {r.down})" for r in done.rolled_back),
                    f"Rolled back {len(done.rolled_back)} migration(s)"])  # fmt: skip
         return 0, {"rolled_back": [r.name for r in done.rolled_back]}
@@ -97,6 +105,7 @@ def rollback(
 @uses
 def redo(
     context: typer.Context,
+    force: Force = False,
     yes: Yes = False,
     sets: Sets = None,
     lock_wait: LockWait = None,
@@ -112,18 +121,17 @@ def redo(
     """
 
     def work(run: Run) -> Answer:
-        planned = _rollback(run, sets, dry_run=True)
-        if not planned.steps:
+        s = run.settings
+        done = api.redo(*run.target, force=force, lock_wait=s.lock_wait, lock_timeout=s.lock_timeout,
+                        statement_timeout=s.statement_timeout, variables=run.variables(sets),
+                        schema_file=project_schema_file(s), confirm=_allowed(run, yes, "Redoing"),
+                        on_event=run.notes)  # fmt: skip
+        undone = done.rolled_back
+        if undone is None or done.migrated is None:
             run.lines(["Nothing to redo: no migration is applied"])
             return 0, {"redone": None}
-        _allowed(run, yes, f"Redoing {planned.steps[0]}")
-        [undone] = _rollback(run, sets).rolled_back
-        s = run.settings
-        applied = api.migrate(*run.target, to=undone.version, lock_wait=s.lock_wait, lock_timeout=s.lock_timeout,
-                              statement_timeout=s.statement_timeout, variables=run.variables(sets),
-                              schema_file=project_schema_file(s), on_event=run.notes)  # fmt: skip
         run.lines([f"Rolled back: {undone.name} ({undone.duration_ms:.0f} ms, {undone.down})",
-                   *(f"Completed: {a.name} ({a.duration_ms:.0f} ms)" for a in applied.applied)])  # fmt: skip
+                   *(f"Completed: {a.name} ({a.duration_ms:.0f} ms)" for a in done.migrated.applied)])  # fmt: skip
         return 0, {"redone": undone.name}
 
     _run(context, shown, work)

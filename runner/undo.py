@@ -48,7 +48,7 @@ class RolledBack:
     duration_ms: float
 
 
-def steps(plan: Plan, downs: Mapping[int, Migration], to: int | None, force: bool) -> list[Step]:
+def steps(plan: Plan, to: int | None, force: bool) -> list[Step]:
     """The migrations to undo, newest first: the newest applied one, or every one above ``to``.
 
     BadInput when one has no down file (nothing runs then, not even the steps above it); Refused for one
@@ -61,25 +61,42 @@ def steps(plan: Plan, downs: Mapping[int, Migration], to: int | None, force: boo
     if to is None:
         chosen = chosen[-1:]
     chosen.reverse()
-    missing = [e for e in chosen if e.version not in downs]
+    missing = [e for e in chosen if e.file is None or e.file.down is None]
     if missing:
         names = ", ".join(e.name for e in missing[:3]) + (" and more" if len(missing) > 3 else "")
         raise BadInput(f"{names}: no down file (sql/down/<the same file name>), so it cannot be rolled back; "
                        "nothing was rolled back")  # fmt: skip
+    for e in chosen:
+        assert e.file is not None and e.file.down is not None
+        if _blank(e.file.down):
+            raise BadInput(f"{e.file.down.name} holds no SQL, only comments: write the SQL that undoes {e.name} "
+                           "there (or delete the file); nothing was rolled back")  # fmt: skip
     edited = [e for e in chosen if e.state in (State.EDITED, State.MISSING)]
     if edited and not force:
         first = edited[0]
-        raise Refused(f"{first.name} {'changed' if first.state == State.EDITED else 'is gone'} since it was applied "
-                      f"({first.detail}): its down file may not undo what ran. Nothing was rolled back; check the "
-                      "down file, then pass --force")  # fmt: skip
-    return [Step(e, downs[e.version]) for e in chosen if e.version is not None]
+        raise Refused(f"{first.name} is not as it was applied ({first.detail}): its down file may not undo what "
+                      "ran. Nothing was rolled back; check the down file, then pass --force")  # fmt: skip
+    return [Step(e, e.file.down) for e in chosen if e.file is not None and e.file.down is not None]
+
+
+def _blank(down: Migration) -> bool:
+    """Comments and semicolons only, as `runner new` writes it: run, it would undo nothing and drop the record."""
+    if not isinstance(down.sql, bytes):
+        return False  # over 1 MB: not a file of comments
+    from pglast import parser
+
+    try:
+        tokens = parser.scan(down.text())
+    except Exception:  # pglast.parser.ParseError: not blank, and the server will say what is wrong
+        return False
+    return all(t.name in ("SQL_COMMENT", "C_COMMENT", "ASCII_59") for t in tokens)
 
 
 def _settings(settings: Mapping[str, str]) -> bytes:
     return "".join(f"SET LOCAL {name} = '{value}';\n" for name, value in settings.items()).encode()
 
 
-def undo(
+def run(
     conn: psycopg.Connection, table: tracking.TrackingTable, step: Step, script: Script,
     settings: Mapping[str, str],
 ) -> RolledBack:  # fmt: skip

@@ -1,0 +1,2 @@
+-- Undoes 0004: drops documents with its rows.
+DROP TABLE IF EXISTS documents;

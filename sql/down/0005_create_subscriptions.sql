@@ -1,0 +1,2 @@
+-- Undoes 0005: drops subscriptions with its rows.
+DROP TABLE IF EXISTS subscriptions;
