@@ -171,7 +171,7 @@ def test_an_edited_or_deleted_down_file_is_reported_like_an_edited_migration(dsn
     (folder / "down" / "0002_kinds.sql").unlink()
     verify = runner_cli("verify", "--dsn", dsn, "--dir", folder)
     assert verify.returncode == 1, verify.stdout + verify.stderr
-    assert "edited       0002_kinds.sql: its down file down/0002_kinds.sql is gone since it was applied" in verify.stdout
+    assert "edited       0002_kinds.sql: its down file down/0002_kinds.sql is gone since" in verify.stdout
     assert "edited       0003_index.sql: its down file down/0003_index.sql changed: checksum sha256:" in verify.stdout
     status = json.loads(runner_cli("status", "--dsn", dsn, "--dir", folder, "--json").stdout)["migrations"]
     assert [m["down"] for m in status] == ["down/0001_things.sql", None, "down/0003_index.sql"]
