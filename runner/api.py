@@ -12,8 +12,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -167,13 +168,17 @@ def _settings(lock_timeout: str | None, statement_timeout: str | None) -> dict[s
     return {name: directives.setting_value(value, option) for name, (option, value) in given.items() if value}
 
 
-def _apply(session: Session, script: Script, retries: int, emit: OnEvent) -> Applied | Skipped:
-    """Apply one file, retrying from a fresh transaction when it only gave up waiting for a lock."""
+_Done = TypeVar("_Done")
+
+
+def _retrying(script: Script, retries: int, emit: OnEvent, run: Callable[[], _Done]) -> _Done:
+    """Run one file (``run``: apply it, or its down file), again from a fresh transaction when it only gave up
+    waiting for a lock."""
     attempt = 1
     while True:
         try:
             with _lost_connection(script):
-                return session.apply(script)
+                return run()
         except MigrationFailed as failure:
             retryable = failure.details.get("sqlstate") == LOCK_NOT_AVAILABLE and not failure.details.get(
                 "statements_kept"
@@ -192,15 +197,17 @@ def _lost_connection(script: Script) -> Iterator[None]:
     try:
         yield
     except psycopg.OperationalError as exc:
+        undoing = script.name.startswith(down.PREFIX)  # a down file, run by rollback
         kept = (
             "statements of it may have run and been kept (it runs without a transaction)"
             if script.no_transaction
             else "PostgreSQL rolls back a transaction whose connection is lost before it commits, so it is either "
-            "applied and recorded or not at all"
+            f"{'undone and unrecorded' if undoing else 'applied and recorded'} or not at all"
         )
         raise ConnectionFailed(
-            f"lost the connection while applying {script.name}: {db.error_text(exc)}; {kept}. "
-            "Run `runner status` to see what was recorded, then `runner migrate` again"
+            f"lost the connection while {'running' if undoing else 'applying'} {script.name}: {db.error_text(exc)}; "
+            f"{kept}. Run `runner status` to see what was recorded, then `runner "
+            f"{'rollback' if undoing else 'migrate'}` again"
         ) from None
     except psycopg.Error as exc:
         raise BadInput(f"the database refused what runner sent for {script.name}: {db.error_text(exc)}") from None
@@ -493,7 +500,7 @@ def _apply_all(
         _stopped_if_lost(run.lock, applied, scripts[index - 1 :])
         try:
             emit(Applying(script.name, index, len(scripts)))
-            result = _apply(session, script, retries, emit)
+            result = _retrying(script, retries, emit, partial(session.apply, script))
         except MigrationFailed as failure:
             failure.applied = list(applied)
             _log_failure(conn, target, script, failure)
@@ -968,6 +975,7 @@ def rollback(
     lock_wait: float = DEFAULT_WAIT_S,
     lock_timeout: str | None = None,
     statement_timeout: str | None = None,
+    retries: int = 0,
     variables: Mapping[str, str] | None = None,
     schema_file: Path | None = None,
     confirm: Callable[[list[str]], None] | None = None,
@@ -986,6 +994,7 @@ def rollback(
 
     values = check_variables(variables or {}, "variables:")
     settings = _settings(lock_timeout, statement_timeout)
+    emit = on_event or (lambda event: None)
     with _locked(database, directory, table, lock_wait, 0, on_event) as run:
         conn, target = run.conn, run.target
         chosen = undo.steps(run.plan, to, force)
@@ -999,14 +1008,13 @@ def rollback(
         done = []
         for step, script in zip(chosen, scripts, strict=True):
             _stopped_if_lost(run.lock, [], [])
-            with _lost_connection(script):
-                done.append(undo.run(conn, target, step, script, settings))
+            done.append(_retrying(script, retries, emit, partial(undo.run, conn, target, step, script, settings)))
         with _database_errors("forgetting the repeatable files' records"):
             if repeatable.read(conn, target):
                 conn.execute(sql.SQL("DELETE FROM {}").format(repeatable.table_of(target).identifier))
         _record_schema(conn, target)
         if schema_file is not None:  # as after a migrate: the schema changed
-            _rewrite(conn, target, directory, schema_file, on_event or (lambda event: None))
+            _rewrite(conn, target, directory, schema_file, emit)
     return RollbackResult(run.plan, [s.name for s in chosen], done)
 
 
@@ -1025,6 +1033,7 @@ def redo(
     lock_wait: float = DEFAULT_WAIT_S,
     lock_timeout: str | None = None,
     statement_timeout: str | None = None,
+    retries: int = 0,
     variables: Mapping[str, str] | None = None,
     schema_file: Path | None = None,
     confirm: Callable[[list[str]], None] | None = None,
@@ -1036,8 +1045,8 @@ def redo(
         if not isinstance(database, psycopg.Connection):
             database = stack.enter_context(db.target(database, _notes(on_event)))
         undone = rollback(database, directory, table, force=force, lock_wait=lock_wait, lock_timeout=lock_timeout,
-                          statement_timeout=statement_timeout, variables=variables, schema_file=schema_file,
-                          confirm=confirm, on_event=on_event)  # fmt: skip
+                          statement_timeout=statement_timeout, retries=retries, variables=variables,
+                          schema_file=schema_file, confirm=confirm, on_event=on_event)  # fmt: skip
         if not undone.rolled_back:
             return RedoResult(None)
         [step] = undone.rolled_back
@@ -1049,6 +1058,6 @@ def redo(
                 emit(event)
 
         again_applied = migrate(database, directory, table, to=step.version, lock_wait=lock_wait,
-                                lock_timeout=lock_timeout, statement_timeout=statement_timeout, variables=variables,
-                                schema_file=schema_file, on_event=quiet)  # fmt: skip
+                                lock_timeout=lock_timeout, statement_timeout=statement_timeout, retries=retries,
+                                variables=variables, schema_file=schema_file, on_event=quiet)  # fmt: skip
         return RedoResult(step, again_applied)

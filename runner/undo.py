@@ -120,9 +120,9 @@ def run(
         cause = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
         raise Interrupted(f"{script.name} was interrupted ({cause}) and rolled back: {step.name} is still applied",
                           terminated=isinstance(stop, Terminated)) from None  # fmt: skip
-    except psycopg.OperationalError:
-        raise
     except psycopg.Error as exc:
+        if isinstance(exc, psycopg.OperationalError) and (conn.broken or conn.closed):
+            raise  # a lost connection (api._lost_connection says so); a lock_timeout is an OperationalError too
         rollback_if_open(conn)
         details: dict[str, object] = {"sqlstate": exc.sqlstate}
         position = exc.diag.statement_position

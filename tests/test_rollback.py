@@ -6,8 +6,10 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
 import runner
@@ -15,7 +17,7 @@ from runner import api
 from runner.errors import Refused
 from tests.helpers import ROOT, assert_clean_error, cli_env, query, runner_cli, write
 from tests.test_dump import schema_only, seed
-from tests.test_faults import eventually
+from tests.test_faults import eventually, running_backend, wait_for_backend
 
 FILES = {
     "0001_things.sql": ("CREATE TABLE IF NOT EXISTS things (id int PRIMARY KEY);\n", "DROP TABLE IF EXISTS things;\n"),
@@ -236,3 +238,43 @@ def test_a_tracking_table_of_an_earlier_runner_gets_the_checksum_columns_it_lack
                          "AND attnum > 0 ORDER BY attnum")  # fmt: skip
     assert [c for (c,) in columns][-2:] == ["sql_checksum", "down_checksum"]
     assert query(dsn, "SELECT down_checksum IS NOT NULL FROM runner_migrations") == [(True,)]
+
+
+def test_a_down_file_that_gives_up_on_a_lock_is_retried_like_a_migration(dsn: str, tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    api.migrate(dsn, folder)
+    with psycopg.connect(dsn, autocommit=True) as holder:
+        holder.execute("BEGIN; LOCK TABLE things IN ACCESS SHARE MODE")  # DROP INDEX waits on it
+        once = runner_cli("rollback", "--yes", "--lock-timeout", "100ms", "--dsn", dsn, "--dir", folder)
+        assert_clean_error(once, 3, "down/0003_index.sql failed", "lock timeout", "0003_index.sql is still applied")
+        argv = [sys.executable, "-m", "runner", "rollback", "--yes", "--lock-timeout", "100ms", "--retries", "5",
+                "--dsn", dsn, "--dir", str(folder)]  # fmt: skip
+        proc = subprocess.Popen(argv, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)  # fmt: skip
+        wait_for_backend(dsn, proc, "DROP INDEX")
+        time.sleep(1.5)  # the first try or two give up on the lock meanwhile
+        holder.execute("COMMIT")
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, (out, err)
+    assert "gave up waiting for a lock (lock_timeout) and was rolled back; retrying" in err
+    assert "Rolled back: 0003_index.sql" in out
+    assert query(dsn, "SELECT version FROM runner_migrations ORDER BY version") == [(1,), (2,)]
+
+
+def test_a_lost_connection_during_a_down_file_keeps_the_step_whole(dsn: str, tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    write(folder / "down", "0003_index.sql", "DROP INDEX things_k;\nSELECT pg_sleep(60);\n")
+    api.migrate(dsn, folder)
+    argv = [sys.executable, "-m", "runner", "rollback", "--yes", "--dsn", dsn, "--dir", str(folder)]
+    proc = subprocess.Popen(argv, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        pid = eventually(lambda: running_backend(dsn), "the down file to reach its pause")
+        query(dsn, "SELECT pg_terminate_backend(%s)", (pid,))
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 5, (out, err)
+    assert "lost the connection while running down/0003_index.sql" in err
+    assert "either undone and unrecorded or not at all" in err and "then `runner rollback` again" in err
+    assert query(dsn, "SELECT count(*) FROM pg_indexes WHERE indexname = 'things_k'") == [(1,)]
+    assert query(dsn, "SELECT version FROM runner_migrations ORDER BY version") == [(1,), (2,), (3,)]

@@ -15,6 +15,7 @@ from runner.cli.options import (
     LockTimeout,
     LockWait,
     Printing,
+    Retries,
     Run,
     Sets,
     StatementTimeout,
@@ -56,7 +57,7 @@ def _rollback(run: Run, sets: list[str] | None, **how: object) -> api.RollbackRe
     """api.rollback with this command's settings."""
     s = run.settings
     return api.rollback(*run.target, lock_wait=s.lock_wait, lock_timeout=s.lock_timeout,
-                        statement_timeout=s.statement_timeout, variables=run.variables(sets),
+                        statement_timeout=s.statement_timeout, retries=s.retries, variables=run.variables(sets),
                         schema_file=None if how.get("dry_run") else project_schema_file(s),
                         on_event=run.notes, **how)  # type: ignore[arg-type]  # fmt: skip
 
@@ -75,6 +76,7 @@ def rollback(
     lock_wait: LockWait = None,
     lock_timeout: LockTimeout = None,
     statement_timeout: StatementTimeout = None,
+    retries: Retries = None,
     *,
     where: Connection,
     shown: Printing,
@@ -111,6 +113,7 @@ def redo(
     lock_wait: LockWait = None,
     lock_timeout: LockTimeout = None,
     statement_timeout: StatementTimeout = None,
+    retries: Retries = None,
     *,
     where: Connection,
     shown: Printing,
@@ -123,7 +126,7 @@ def redo(
     def work(run: Run) -> Answer:
         s = run.settings
         done = api.redo(*run.target, force=force, lock_wait=s.lock_wait, lock_timeout=s.lock_timeout,
-                        statement_timeout=s.statement_timeout, variables=run.variables(sets),
+                        statement_timeout=s.statement_timeout, retries=s.retries, variables=run.variables(sets),
                         schema_file=project_schema_file(s), confirm=_allowed(run, yes, "Redoing"),
                         on_event=run.notes)  # fmt: skip
         undone = done.rolled_back
