@@ -1005,10 +1005,11 @@ def rollback(
             confirm([s.name for s in chosen])
         with _database_errors("setting up the session"):
             history.ensure(conn, target)
-        done = []
-        for step, script in zip(chosen, scripts, strict=True):
-            _stopped_if_lost(run.lock, [], [])
+        done: list[RolledBack] = []
+        for index, (step, script) in enumerate(zip(chosen, scripts, strict=True)):
+            _undo_stopped_if_lost(run.lock, done, chosen[index:])
             done.append(_retrying(script, retries, emit, partial(undo.run, conn, target, step, script, settings)))
+        _undo_stopped_if_lost(run.lock, done, [])
         with _database_errors("forgetting the repeatable files' records"):
             if repeatable.read(conn, target):
                 conn.execute(sql.SQL("DELETE FROM {}").format(repeatable.table_of(target).identifier))
@@ -1016,6 +1017,19 @@ def rollback(
         if schema_file is not None:  # as after a migrate: the schema changed
             _rewrite(conn, target, directory, schema_file, emit)
     return RollbackResult(run.plan, [s.name for s in chosen], done)
+
+
+def _undo_stopped_if_lost(lock: Held, done: list[RolledBack], left: list[undo.Step]) -> None:
+    """What a rollback that lost its lock did and did not do, in one message (as _stopped says it for migrate)."""
+    try:
+        lock.check()
+    except LockLost as lost:
+        did = f"this run rolled back {_listed([d.name for d in done])}" if done else "this run rolled back nothing"
+        more = f" and {len(left) - 1} later step(s)" if len(left) > 1 else ""
+        rest = (f"; {left[0].name}{more} were not rolled back by it" if left
+                else ", every step, but did not record the schema")  # fmt: skip
+        stopped = LockLost(f"lost the migration lock: {lost}. Stopped: {did}{rest}. See `runner status`")
+        raise stopped from None
 
 
 @dataclass(frozen=True)

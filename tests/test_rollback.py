@@ -18,6 +18,7 @@ from runner.errors import Refused
 from tests.helpers import ROOT, assert_clean_error, cli_env, query, runner_cli, write
 from tests.test_dump import schema_only, seed
 from tests.test_faults import eventually, running_backend, wait_for_backend
+from tests.test_lock import _holder_of
 
 FILES = {
     "0001_things.sql": ("CREATE TABLE IF NOT EXISTS things (id int PRIMARY KEY);\n", "DROP TABLE IF EXISTS things;\n"),
@@ -278,3 +279,25 @@ def test_a_lost_connection_during_a_down_file_keeps_the_step_whole(dsn: str, tmp
     assert "either undone and unrecorded or not at all" in err and "then `runner rollback` again" in err
     assert query(dsn, "SELECT count(*) FROM pg_indexes WHERE indexname = 'things_k'") == [(1,)]
     assert query(dsn, "SELECT version FROM runner_migrations ORDER BY version") == [(1,), (2,), (3,)]
+
+
+def test_a_rollback_that_loses_its_lock_stops_before_the_next_step_and_says_what_it_did(
+    dsn: str, tmp_path: Path
+) -> None:
+    folder = project(tmp_path)
+    write(folder / "down", "0003_index.sql", "SELECT pg_sleep(1);\nDROP INDEX IF EXISTS things_k;\n")
+    api.migrate(dsn, folder)
+    argv = [sys.executable, "-m", "runner", "rollback", "--to", "0", "--yes", "--dsn", dsn, "--dir", str(folder)]
+    proc = subprocess.Popen(argv, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_backend(dsn, proc)
+        holder = eventually(lambda: _holder_of(dsn, proc), "the runner's lock session")
+        query(dsn, "SELECT pg_terminate_backend(%s)", (holder,))
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    said = assert_clean_error(subprocess.CompletedProcess(argv, proc.returncode, out, err), 4,
+                              "lost the migration lock", "Stopped: this run rolled back 0003_index.sql; "
+                              "0002_kinds.sql and 1 later step(s) were not rolled back by it")  # fmt: skip
+    assert "Traceback" not in said
+    assert query(dsn, "SELECT version FROM runner_migrations ORDER BY version") == [(1,), (2,)]
