@@ -999,6 +999,7 @@ def rollback(
         conn, target = run.conn, run.target
         chosen = undo.steps(run.plan, to, force)
         scripts = [prepare(step.down, _own(target), values) for step in chosen]
+        undo.refuse_big(scripts)
         if dry_run or not chosen:
             return RollbackResult(run.plan, [s.name for s in chosen])
         if confirm is not None:
@@ -1008,7 +1009,8 @@ def rollback(
         done: list[RolledBack] = []
         for index, (step, script) in enumerate(zip(chosen, scripts, strict=True)):
             _undo_stopped_if_lost(run.lock, done, chosen[index:])
-            done.append(_retrying(script, retries, emit, partial(undo.run, conn, target, step, script, settings)))
+            done.append(_retrying(script, retries, emit,
+                                  partial(undo.run, conn, target, step, script, settings, run.lock)))  # fmt: skip
         _undo_stopped_if_lost(run.lock, done, [])
         with _database_errors("forgetting the repeatable files' records"):
             if repeatable.read(conn, target):

@@ -158,7 +158,7 @@ def _lines(statements: list[Statement]) -> str:
     return ", ".join(str(s.line) for s in statements)
 
 
-def _kept(statements: list[Statement]) -> str:
+def kept_statements(statements: list[Statement]) -> str:
     """What of a no-transaction file stays after it stopped: statements that ran cannot be undone."""
     if not statements:
         return "nothing ran"
@@ -349,7 +349,8 @@ class Session:
                 raise self._interrupted(script, stop, kept) from None
             except LockLost as lost:
                 raise LockLost(f"{lost}; {script.name} (no transaction) stopped before its statement at line "
-                               f"{statement.line}: {_kept(kept)}; the file was not recorded") from None  # fmt: skip
+                               f"{statement.line}: {kept_statements(kept)}; the file was not recorded"
+                               ) from None  # fmt: skip
             failed = _first_error(results)
             if failed:
                 raise self._failure(script, failed[1], statement=statement, kept=kept)
@@ -378,7 +379,7 @@ class Session:
         if left:
             raise MigrationFailed(
                 f"{script.name} ran, but " + "; ".join(index.describe() for index in left)
-                + f". It runs without a transaction: {_kept(kept)}; the file was not recorded",
+                + f". It runs without a transaction: {kept_statements(kept)}; the file was not recorded",
                 details={"file": str(script.migration.path), "version": script.migration.version,
                          "invalid_indexes": [index.name for index in left], "statements_kept": [s.line for s in kept]},
             )  # fmt: skip
@@ -399,7 +400,7 @@ class Session:
         cause = "SIGTERM" if terminated else "Ctrl-C"
         recorded = None if script.no_transaction else self._recorded(script)
         if script.no_transaction:
-            text = f"{script.name} was interrupted ({cause}): {_kept(kept)}; the file was not recorded"
+            text = f"{script.name} was interrupted ({cause}): {kept_statements(kept)}; the file was not recorded"
             text += "".join(f". Also: {index.describe()}" for index in self._invalid_indexes())
         elif recorded:
             text = f"interrupted ({cause}) just after {script.name} committed: it was applied and recorded"
@@ -459,7 +460,7 @@ class Session:
             place = where.describe()
             summary = f"{script.name} failed{' ' + place if place else ''}: {message} (SQLSTATE {sqlstate})"
         if script.no_transaction:
-            outcome = f"It runs without a transaction: {_kept(kept or [])}; the file was not recorded"
+            outcome = f"It runs without a transaction: {kept_statements(kept or [])}; the file was not recorded"
             outcome += "".join(f". Also: {index.describe()}" for index in self._invalid_indexes())
         else:
             outcome = "It was rolled back: nothing of it was kept, and later files did not run"

@@ -18,11 +18,12 @@ import psycopg
 from psycopg import sql
 
 from runner import db, history, tracking
-from runner.apply import rollback_if_open
-from runner.errors import BadInput, Interrupted, MigrationFailed, Refused, Terminated
+from runner.apply import kept_statements, rollback_if_open
+from runner.errors import BadInput, Interrupted, LockLost, MigrationFailed, Refused, Terminated
 from runner.files import Migration
+from runner.lock import Held
 from runner.plan import Entry, Plan, State
-from runner.preflight import Script
+from runner.preflight import Script, Statement
 
 # Sent after the down file, as after a migration (apply._RESET): the session it leaves is a clean one.
 _RESET = "RESET ALL;\nRESET SESSION AUTHORIZATION;\nRESET ROLE;\nDISCARD TEMP;\nDISCARD SEQUENCES;\n"
@@ -98,20 +99,17 @@ def _settings(settings: Mapping[str, str]) -> bytes:
 
 def run(
     conn: psycopg.Connection, table: tracking.TrackingTable, step: Step, script: Script,
-    settings: Mapping[str, str],
+    settings: Mapping[str, str], lock: Held | None = None,
 ) -> RolledBack:  # fmt: skip
-    """One step, in one transaction: the down file, the deletion of the record, and a history row."""
-    if script.no_transaction or script.cuts is not None or not isinstance(script.body, bytes):
-        raise BadInput(f"{script.name}: a down file without a transaction, or over 1 MB, cannot be rolled back yet; "
-                       "run it by hand with `runner db shell`, then `runner unmark` its migration")  # fmt: skip
+    """One step, in one transaction: the down file, the deletion of the record, and a history row. A down file
+    marked ``-- runner: no-transaction`` runs a statement at a time instead (_run_each)."""
+    if script.no_transaction:
+        return _run_each(conn, table, step, script, settings, lock)
+    assert isinstance(script.body, bytes)  # a big one was refused before anything ran (refuse_big)
     record = step.entry.record
     assert record is not None and record.version is not None
-    gone = sql.SQL("WITH gone AS (DELETE FROM {} WHERE version = {} AND checksum = {} RETURNING 1) "
-                   "SELECT 1 / count(*) FROM gone").format(table.identifier, sql.Literal(record.version),
-                                                           sql.Literal(record.checksum))  # fmt: skip
-    row = history.insert_statement(conn, table, "rollback", record.version, step.name, record.checksum, None)
     head = b"BEGIN;\n" + _settings({**settings, **script.settings}) + script.body + b"\n;\n" + _RESET.encode()
-    message = head + gone.as_bytes(conn) + b";\n" + row + b";\nCOMMIT"
+    message = head + _unrecord(conn, table, step) + b";\nCOMMIT"
     started = time.perf_counter()
     try:
         conn.execute(message)  # no parameters: the simple protocol, every statement in one message
@@ -132,4 +130,75 @@ def run(
                                   f"{script.name} was kept", details=details) from None  # fmt: skip
         raise MigrationFailed(f"{script.name} failed: {db.error_text(exc)}. It was rolled back: {step.name} is "
                               "still applied, and no later step ran", details=details) from None  # fmt: skip
+    return RolledBack(record.version, step.name, script.name, (time.perf_counter() - started) * 1000)
+
+
+def refuse_big(scripts: list[Script]) -> None:
+    """Before anything runs: a down file over 1 MB is sent in parts, which only migrate does (not yet here)."""
+    for script in scripts:
+        if script.cuts is not None or not isinstance(script.body, bytes):
+            raise BadInput(f"{script.name}: a down file over 1 MB cannot be rolled back by runner yet; run it by "
+                           "hand with `runner db shell`, then `runner unmark` its migration. Nothing was rolled back"
+                           )  # fmt: skip
+
+
+def _unrecord(conn: psycopg.Connection, table: tracking.TrackingTable, step: Step) -> bytes:
+    """The deletion of the migration's record, which fails (division by zero) if it is gone, and a history row."""
+    record = step.entry.record
+    assert record is not None and record.version is not None
+    gone = sql.SQL("WITH gone AS (DELETE FROM {} WHERE version = {} AND checksum = {} RETURNING 1) "
+                   "SELECT 1 / count(*) FROM gone").format(table.identifier, sql.Literal(record.version),
+                                                           sql.Literal(record.checksum))  # fmt: skip
+    row = history.insert_statement(conn, table, "rollback", record.version, step.name, record.checksum, None)
+    return gone.as_bytes(conn) + b";\n" + row
+
+
+def _run_each(
+    conn: psycopg.Connection, table: tracking.TrackingTable, step: Step, script: Script,
+    settings: Mapping[str, str], lock: Held | None,
+) -> RolledBack:  # fmt: skip
+    """A no-transaction down file (CREATE INDEX CONCURRENTLY's undo: DROP INDEX CONCURRENTLY): a statement at a
+    time, the run-wide lock checked before each, then the record's removal and its history row in one
+    transaction. What ran of it stays when it stops; the record stays too, so the migration still counts as
+    applied, and a guarded down file (IF EXISTS) can simply be rolled back again."""
+    record = step.entry.record
+    assert record is not None and record.version is not None
+    kept: list[Statement] = []
+    still = f"{step.name} is still recorded as applied"
+    started = time.perf_counter()
+    conn.execute(_settings({**settings, **script.settings}).replace(b"SET LOCAL ", b"SET "))
+    try:
+        for statement in script.statements:
+            if lock is not None:
+                lock.check()
+            try:
+                conn.execute(statement.text.encode())
+            except psycopg.Error as exc:
+                if isinstance(exc, psycopg.OperationalError) and (conn.broken or conn.closed):
+                    raise
+                raise MigrationFailed(f"{script.name} failed in the statement at line {statement.line}: "
+                                      f"{db.error_text(exc)}. It runs without a transaction: {kept_statements(kept)}; "
+                                      f"{still}. Fix the down file and roll back again, or finish undoing it by hand "
+                                      f"and `runner unmark {record.version}`",
+                                      details={"sqlstate": exc.sqlstate, "statements_kept": [s.line for s in kept]},
+                                      ) from None  # fmt: skip
+            kept.append(statement)
+        conn.execute(b"BEGIN;\n" + _RESET.encode() + _unrecord(conn, table, step) + b";\nCOMMIT")
+    except KeyboardInterrupt as stop:
+        rollback_if_open(conn)
+        cause = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
+        raise Interrupted(f"{script.name} (no transaction) was interrupted ({cause}): {kept_statements(kept)}; {still}",
+                          terminated=isinstance(stop, Terminated)) from None  # fmt: skip
+    except LockLost as lost:
+        raise LockLost(f"{lost}; {script.name} (no transaction) stopped: {kept_statements(kept)}; {still}") from None
+    except psycopg.Error as exc:
+        if isinstance(exc, psycopg.OperationalError) and (conn.broken or conn.closed):
+            raise
+        rollback_if_open(conn)
+        raise MigrationFailed(f"{step.name} was rolled back by another runner meanwhile; {script.name} ran again "
+                              f"({kept_statements(kept)})", details={"sqlstate": exc.sqlstate}) from None  # fmt: skip
+    finally:
+        if not (conn.broken or conn.closed):
+            rollback_if_open(conn)
+            conn.execute(_RESET.encode())
     return RolledBack(record.version, step.name, script.name, (time.perf_counter() - started) * 1000)

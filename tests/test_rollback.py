@@ -301,3 +301,33 @@ def test_a_rollback_that_loses_its_lock_stops_before_the_next_step_and_says_what
                               "0002_kinds.sql and 1 later step(s) were not rolled back by it")  # fmt: skip
     assert "Traceback" not in said
     assert query(dsn, "SELECT version FROM runner_migrations ORDER BY version") == [(1,), (2,)]
+
+
+def test_a_no_transaction_down_file_runs_a_statement_at_a_time_then_drops_the_record(dsn: str, tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    write(
+        folder,
+        "0004_concurrently.sql",
+        "-- runner: no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS things_id ON things (id);\n",
+    )
+    write(folder / "down", "0004_concurrently.sql", "-- runner: no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS "
+                                                    "things_id;\nSELECT 1 / :zero;\n")  # fmt: skip
+    api.migrate(dsn, folder)
+    failed = runner_cli("rollback", "--yes", "--set", "zero=0", "--dsn", dsn, "--dir", folder)
+    assert_clean_error(failed, 3, "down/0004_concurrently.sql failed in the statement at line 3: division by zero",
+                       "the statement(s) at line(s) 2 had already run and were kept",
+                       "0004_concurrently.sql is still recorded as applied")  # fmt: skip
+    assert query(dsn, "SELECT count(*) FROM pg_indexes WHERE indexname = 'things_id'") == [(0,)]
+    assert query(dsn, "SELECT max(version) FROM runner_migrations") == [(4,)]
+    done = runner_cli("rollback", "--yes", "--set", "zero=1", "--dsn", dsn, "--dir", folder)  # guarded: again
+    assert done.returncode == 0 and "Rolled back: 0004_concurrently.sql" in done.stdout, done.stderr
+    assert query(dsn, "SELECT max(version) FROM runner_migrations") == [(3,)]
+
+
+def test_a_down_file_over_1_mb_is_refused_before_any_step_runs(dsn: str, tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    api.migrate(dsn, folder)
+    write(folder / "down", "0002_kinds.sql", FILES["0002_kinds.sql"][1] + "-- padding\n" * 110_000)
+    assert_clean_error(runner_cli("rollback", "--to", "0", "--yes", "--force", "--dsn", dsn, "--dir", folder), 2,
+                       "down/0002_kinds.sql: a down file over 1 MB cannot be rolled back by runner yet")  # fmt: skip
+    assert query(dsn, "SELECT count(*) FROM runner_migrations") == [(3,)]
