@@ -4,8 +4,9 @@ Which migrations a rollback undoes is decided from the plan before anything runs
 one needs a down file, and one edited since it was applied is refused unless forced, since its down file
 may not match what ran. Each step is one transaction, sent in one message: the down file, then the
 deletion of the migration's tracking row and a ``rollback`` history row, so a step is either undone and
-unrecorded, or neither. A history whose last word on a version is ``rollback`` makes its file pending by
-intent (plan.py), as ``unmark`` does.
+unrecorded, or neither (a no-transaction down file runs a statement at a time, then that transaction). A
+history whose last word on a version is ``rollback`` makes its file pending by intent (plan.py), as
+``unmark`` does.
 """
 
 from __future__ import annotations
