@@ -71,7 +71,11 @@ def accept(conn: psycopg.Connection, table: TrackingTable, plan: Plan, wanted: l
     changes, statements = [], []
     for e in entries:
         assert e.file is not None and e.record is not None
-        changes.append(Change("accept", e.version, e.file.name, e.record.checksum, e.file.checksum))
+        if (e.record.checksum, e.record.name) == (e.file.checksum, e.file.name):  # only its down file changed
+            down = e.file.down.name if e.file.down else f"down/{e.file.name}"
+            changes.append(Change("accept", e.version, down, e.record.down_checksum, e.file.down_checksum))
+        else:
+            changes.append(Change("accept", e.version, e.file.name, e.record.checksum, e.file.checksum))
         statements.append(
             sql.SQL("UPDATE {} SET ({}) = ({}) WHERE version = {}").format(
                 table.identifier,

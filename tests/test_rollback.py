@@ -180,7 +180,11 @@ def test_an_edited_or_deleted_down_file_is_reported_like_an_edited_migration(dsn
     assert [m["down"] for m in status] == ["down/0001_things.sql", None, "down/0003_index.sql"]
     assert_clean_error(runner_cli("rollback", "--yes", "--dsn", dsn, "--dir", folder), 1,
                        "0003_index.sql is not as it was applied (its down file", "pass --force")  # fmt: skip
-    assert runner_cli("accept", "--all", "--dsn", dsn, "--dir", folder).returncode == 0
+    accepted = runner_cli("accept", "--all", "--dsn", dsn, "--dir", folder)
+    assert accepted.returncode == 0, accepted.stderr
+    lines = accepted.stdout.splitlines()
+    assert lines[0].startswith("Accepted down/0002_kinds.sql: checksum sha256:") and lines[0].endswith(" -> none")
+    assert lines[1].startswith("Accepted down/0003_index.sql: checksum sha256:"), lines
     assert runner_cli("verify", "--dsn", dsn, "--dir", folder).returncode == 0
     assert query(dsn, "SELECT version FROM runner_migrations WHERE down_checksum IS NULL") == [(2,)]
     write(folder / "down", "0002_kinds.sql", FILES["0002_kinds.sql"][1])  # added after it was applied: not drift
