@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -23,7 +23,7 @@ from runner import db, directives, down, history, manual, repeatable, schema, sq
 from runner import schema_file as dumps
 from runner.apply import LOCK_NOT_AVAILABLE, Applied, Session, Skipped
 from runner.db import Database
-from runner.errors import BadInput, ConnectionFailed, LockLost, MigrationFailed, Refused
+from runner.errors import BadInput, ConnectionFailed, LockLost, MigrationFailed, Refused, RunnerError
 from runner.files import NAME_RULE, Migration, discover
 from runner.indexes import InvalidIndex, invalid_indexes
 from runner.lock import DEFAULT_WAIT_S, Held, migration_lock
@@ -249,15 +249,16 @@ class _Locked:
 @contextmanager
 def _locked(
     database: Database, directory: str | Path, table: Table, lock_wait: float, wait_for_db: float,
-    on_event: OnEvent | None,
+    on_event: OnEvent | None, *, create: bool = True,
 ) -> Iterator[_Locked]:  # fmt: skip
-    """The state of things, read once the migration lock is ours: a runner that waited changes nothing twice."""
+    """The state of things, read once the migration lock is ours: a runner that waited changes nothing twice.
+    ``create`` makes the tracking table when there is none (not for a rollback: none means nothing to undo)."""
     files, again = _files(directory)
     target = tracking.TrackingTable.parse(table)
     with _connections(database, wait_for_db, on_event, lock=True) as (conn, holder):
         with migration_lock(holder, target.lock_key, lock_wait, _notes(on_event), shared=holder is conn) as held:
             with _database_errors(f"preparing the tracking table {target}"):
-                plan = _read_plan(conn, target, files, again, create=True)
+                plan = _read_plan(conn, target, files, again, create=create)
             yield _Locked(conn, target, plan, held)
 
 
@@ -995,30 +996,55 @@ def rollback(
     values = check_variables(variables or {}, "variables:")
     settings = _settings(lock_timeout, statement_timeout)
     emit = on_event or (lambda event: None)
-    with _locked(database, directory, table, lock_wait, 0, on_event) as run:
-        conn, target = run.conn, run.target
+    with _locked(database, directory, table, lock_wait, 0, on_event, create=False) as run:
         chosen = undo.steps(run.plan, to, force)
-        scripts = [prepare(step.down, _own(target), values) for step in chosen]
+        scripts = [prepare(step.down, _own(run.target), values) for step in chosen]
         undo.refuse_big(scripts)
         if dry_run or not chosen:
             return RollbackResult(run.plan, [s.name for s in chosen])
         if confirm is not None:
             confirm([s.name for s in chosen])
-        with _database_errors("setting up the session"):
-            history.ensure(conn, target)
-        done: list[RolledBack] = []
+        done = _undo_all(run, chosen, scripts, settings, retries, emit)
+        if schema_file is not None:  # as after a migrate: the schema changed
+            _rewrite(run.conn, run.target, directory, schema_file, emit)
+    return RollbackResult(run.plan, [s.name for s in chosen], done)
+
+
+def _undo_all(
+    run: _Locked, chosen: list[undo.Step], scripts: list[Script], settings: dict[str, str], retries: int,
+    emit: OnEvent,
+) -> list[RolledBack]:  # fmt: skip
+    """The steps in order, then what follows a rollback: the repeatable files' records forgotten and the schema
+    recorded. A step that stops the run is reported with the steps rolled back before it, which the follow-up
+    still covers (unless the lock or the connection is gone)."""
+    conn, target = run.conn, run.target
+    with _database_errors("setting up the session"):
+        history.ensure(conn, target)
+    done: list[RolledBack] = []
+    try:
         for index, (step, script) in enumerate(zip(chosen, scripts, strict=True)):
             _undo_stopped_if_lost(run.lock, done, chosen[index:])
             done.append(_retrying(script, retries, emit,
                                   partial(undo.run, conn, target, step, script, settings, run.lock)))  # fmt: skip
         _undo_stopped_if_lost(run.lock, done, [])
-        with _database_errors("forgetting the repeatable files' records"):
-            if repeatable.read(conn, target):
-                conn.execute(sql.SQL("DELETE FROM {}").format(repeatable.table_of(target).identifier))
-        _record_schema(conn, target)
-        if schema_file is not None:  # as after a migrate: the schema changed
-            _rewrite(conn, target, directory, schema_file, emit)
-    return RollbackResult(run.plan, [s.name for s in chosen], done)
+    except (RunnerError, KeyboardInterrupt) as stopped:
+        if done and not isinstance(stopped, LockLost):  # a lost lock says what it did itself
+            stopped.args = (f"rolled back {_listed([d.name for d in done])}; then {stopped.args[0]}",)
+            if not (conn.broken or conn.closed):
+                with suppress(RunnerError, psycopg.Error):
+                    _after_undo(conn, target)
+        raise
+    _after_undo(conn, target)
+    return done
+
+
+def _after_undo(conn: psycopg.Connection, target: tracking.TrackingTable) -> None:
+    """The repeatable files run again at the next migrate (what they made may have gone with what was undone),
+    and the schema as it is now is recorded, so that verify does not take runner's own change for drift."""
+    with _database_errors("forgetting the repeatable files' records"):
+        if repeatable.read(conn, target):
+            conn.execute(sql.SQL("DELETE FROM {}").format(repeatable.table_of(target).identifier))
+    _record_schema(conn, target)
 
 
 def _undo_stopped_if_lost(lock: Held, done: list[RolledBack], left: list[undo.Step]) -> None:
@@ -1056,24 +1082,32 @@ def redo(
     on_event: OnEvent | None = None,
 ) -> RedoResult:
     """Roll the newest applied migration back (``rollback``) and apply it again (``migrate`` up to it): the loop
-    of writing one. Both run on the one database, started once when it is the embedded one."""
-    with ExitStack() as stack:
-        if not isinstance(database, psycopg.Connection):
-            database = stack.enter_context(db.target(database, _notes(on_event)))
-        undone = rollback(database, directory, table, force=force, lock_wait=lock_wait, lock_timeout=lock_timeout,
-                          statement_timeout=statement_timeout, retries=retries, variables=variables,
-                          schema_file=schema_file, confirm=confirm, on_event=on_event)  # fmt: skip
-        if not undone.rolled_back:
+    of writing one. Both happen under one hold of the migration lock, and everything is checked first: the down
+    file, the migration (and the repeatable files, which run again after it) as migrate would check them. Only
+    that one migration is applied again, whatever else is pending. A failure after the rollback says so."""
+    values = check_variables(variables or {}, "variables:")
+    settings = _settings(lock_timeout, statement_timeout)
+    emit = on_event or (lambda event: None)
+    with _locked(database, directory, table, lock_wait, 0, on_event, create=False) as run:
+        chosen = undo.steps(run.plan, None, force)
+        if not chosen:
             return RedoResult(None)
-        [step] = undone.rolled_back
-        # Not the note that a rolled-back file runs again: that is what was asked for.
-        emit = on_event or (lambda event: None)
-
-        def quiet(event: Event) -> None:  # not the note that the rolled-back file runs again: that was asked for
-            if not (isinstance(event, Note) and event.text.startswith(f"{step.name} was rolled back ")):
-                emit(event)
-
-        again_applied = migrate(database, directory, table, to=step.version, lock_wait=lock_wait,
-                                lock_timeout=lock_timeout, statement_timeout=statement_timeout, retries=retries,
-                                variables=variables, schema_file=schema_file, on_event=quiet)  # fmt: skip
-        return RedoResult(step, again_applied)
+        [step] = chosen
+        if step.entry.file is None:
+            raise BadInput(f"{step.name}: its file is gone, so it cannot be applied again; nothing was rolled back")
+        down_script = prepare(step.down, _own(run.target), values)
+        undo.refuse_big([down_script])
+        again = [prepare(step.entry.file, _own(run.target), values)]
+        again += [prepare(e.file, _own(run.target), values) for e in run.plan.entries if e.repeatable and e.file]
+        if confirm is not None:
+            confirm([step.name])
+        [undone] = _undo_all(run, chosen, [down_script], settings, retries, emit)
+        try:
+            done = _apply_all(run, settings, again, retries, emit)
+        except (RunnerError, KeyboardInterrupt) as stopped:
+            stopped.args = (f"rolled back {step.name} ({undone.down}); then {stopped.args[0]}",)
+            raise
+        applied = [d for d in done if isinstance(d, Applied)]
+        _record_schema(run.conn, run.target)
+        written = _rewrite(run.conn, run.target, directory, schema_file, emit) if schema_file else None
+    return RedoResult(undone, MigrateResult(run.plan, applied, [], [], written))

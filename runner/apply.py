@@ -78,7 +78,7 @@ class Skipped:
     name: str
 
 
-def _round_trip(conn: psycopg.Connection, message: bytes) -> list[PGresult]:
+def round_trip(conn: psycopg.Connection, message: bytes) -> list[PGresult]:
     """Send a multi-statement message and collect every result, errors included.
 
     psycopg's cursor raises on the first error and drops the results before it, which we need
@@ -96,9 +96,9 @@ def _round_trip(conn: psycopg.Connection, message: bytes) -> list[PGresult]:
             pgconn.put_copy_end(b"COPY FROM STDIN is a psql feature; runner has no data to send")
         results[-1:] = conn.wait(generators.execute(pgconn))
     if pgconn.status == pq.ConnStatus.BAD:  # the server ended the session: a lost connection, not a failed file
-        failed = _first_error(results)
+        failed = first_error(results)
         raise psycopg.OperationalError(
-            (_field(failed[1], _Field.MESSAGE_PRIMARY) if failed else None) or "connection lost"
+            (error_field(failed[1], _Field.MESSAGE_PRIMARY) if failed else None) or "connection lost"
         )
     return results
 
@@ -106,17 +106,17 @@ def _round_trip(conn: psycopg.Connection, message: bytes) -> list[PGresult]:
 def _gave_up_waiting(result: PGresult) -> bool:
     """A lock_timeout or a statement_timeout ended the statement while it waited (here: a claim, on another
     runner's row)."""
-    sqlstate = _field(result, _Field.SQLSTATE)
+    sqlstate = error_field(result, _Field.SQLSTATE)
     return sqlstate == LOCK_NOT_AVAILABLE or (
-        sqlstate == _QUERY_CANCELED and "statement timeout" in (_field(result, _Field.MESSAGE_PRIMARY) or "")
+        sqlstate == _QUERY_CANCELED and "statement timeout" in (error_field(result, _Field.MESSAGE_PRIMARY) or "")
     )
 
 
-def _first_error(results: list[PGresult]) -> tuple[int, PGresult] | None:
+def first_error(results: list[PGresult]) -> tuple[int, PGresult] | None:
     return next(((i, r) for i, r in enumerate(results) if r.status == _Status.FATAL_ERROR), None)
 
 
-def _field(result: PGresult, field: pq.DiagnosticField) -> str | None:
+def error_field(result: PGresult, field: pq.DiagnosticField) -> str | None:
     value = result.error_field(field)
     return value.decode("utf-8", "replace") if value is not None else None
 
@@ -263,26 +263,26 @@ class Session:
         part: slice | None
         try:
             if script.cuts is None:
-                results, part, ran = _round_trip(self.conn, claim + script.body + after), _WHOLE, None  # type: ignore[operator]
+                results, part, ran = round_trip(self.conn, claim + script.body + after), _WHOLE, None  # type: ignore[operator]
             else:  # joined to its record, a big file would be copied whole once more
                 results, part, ran = self._in_parts(script, claim, after)
         except KeyboardInterrupt as stop:
             self._rollback_if_open()
             raise self._interrupted(script, stop, []) from None
         elapsed_ms = (time.perf_counter() - started) * 1000
-        failed = _first_error(results)
+        failed = first_error(results)
         if failed:
             self._rollback_if_open()
             index, result = failed
             shift = 0
             if part is _WHOLE:  # that message began with the claim; the server counts from its start
                 shift = len(claim.decode("utf-8"))
-                position = _field(result, _Field.STATEMENT_POSITION)
+                position = error_field(result, _Field.STATEMENT_POSITION)
                 if index == 0 and position and int(position) > shift:
                     index = 1  # a syntax error in the file: the message as a whole did not parse
                 index -= 1
             if part is _CLAIM or index < 0:
-                if _field(result, _Field.SQLSTATE) in tracking.CLAIMED_ELSEWHERE:
+                if error_field(result, _Field.SQLSTATE) in tracking.CLAIMED_ELSEWHERE:
                     return Skipped(script.migration.version, script.name)
                 if _gave_up_waiting(result):
                     return None
@@ -303,8 +303,8 @@ class Session:
         claim), and how many of the file's statements ran.
         """
         self._send("BEGIN")
-        results = _round_trip(self.conn, claim)
-        if _first_error(results) is not None:
+        results = round_trip(self.conn, claim)
+        if first_error(results) is not None:
             return results, _CLAIM, 0
         ran = 0
         # Where strings end depends on this setting when a string has a backslash before a quote.
@@ -312,14 +312,14 @@ class Session:
         try:
             with closing(_ahead(script.parts(standard_strings))) as parts:
                 for part in parts:
-                    results = _round_trip(self.conn, part.data)
-                    if _first_error(results) is not None:
+                    results = round_trip(self.conn, part.data)
+                    if first_error(results) is not None:
                         return results, part.where, ran
                     ran += len(results)
         except MigrationFailed:  # the file changed while it was sent
             self._rollback_if_open()
             raise
-        return _round_trip(self.conn, after + b";\nCOMMIT"), None, ran
+        return round_trip(self.conn, after + b";\nCOMMIT"), None, ran
 
     def _rollback_if_open(self) -> None:
         rollback_if_open(self.conn)
@@ -344,14 +344,14 @@ class Session:
             try:
                 if self.lock is not None:
                     self.lock.check()
-                results = _round_trip(self.conn, statement.text.encode())
+                results = round_trip(self.conn, statement.text.encode())
             except KeyboardInterrupt as stop:
                 raise self._interrupted(script, stop, kept) from None
             except LockLost as lost:
                 raise LockLost(f"{lost}; {script.name} (no transaction) stopped before its statement at line "
                                f"{statement.line}: {kept_statements(kept)}; the file was not recorded"
                                ) from None  # fmt: skip
-            failed = _first_error(results)
+            failed = first_error(results)
             if failed:
                 raise self._failure(script, failed[1], statement=statement, kept=kept)
             kept.append(statement)
@@ -365,8 +365,8 @@ class Session:
                 details={"file": str(script.migration.path), "version": script.migration.version},
             )
         self._refuse_invalid_indexes(script, kept)
-        results = _round_trip(self.conn, self._tail.encode() + self._record(script, elapsed_ms))
-        failed = _first_error(results)
+        results = round_trip(self.conn, self._tail.encode() + self._record(script, elapsed_ms))
+        failed = first_error(results)
         if failed:
             raise self._failure(script, failed[1], kept=kept, after_file=True)
         return Applied(script.migration.version, script.name, script.migration.checksum, len(kept), elapsed_ms,
@@ -431,9 +431,9 @@ class Session:
     ) -> MigrationFailed:
         """Why the file failed and where; ``part`` is the part of the file the failing message held, and
         ``shift`` the characters of it that came before the file (the claim)."""
-        sqlstate = _field(result, _Field.SQLSTATE) or "?????"
-        message = _field(result, _Field.MESSAGE_PRIMARY) or "unknown error"
-        position = _field(result, _Field.STATEMENT_POSITION)
+        sqlstate = error_field(result, _Field.SQLSTATE) or "?????"
+        message = error_field(result, _Field.MESSAGE_PRIMARY) or "unknown error"
+        position = error_field(result, _Field.STATEMENT_POSITION)
         offset = int(position) - shift if position else None
         if statement is not None and offset is not None:
             offset += statement.start  # the server counts from the start of the statement sent
@@ -471,9 +471,9 @@ class Session:
             "column": where.column,
             "sqlstate": sqlstate,
             "server_message": message,
-            "detail": _field(result, _Field.MESSAGE_DETAIL),
-            "hint": _field(result, _Field.MESSAGE_HINT),
-            "context": _field(result, _Field.CONTEXT),
+            "detail": error_field(result, _Field.MESSAGE_DETAIL),
+            "hint": error_field(result, _Field.MESSAGE_HINT),
+            "context": error_field(result, _Field.CONTEXT),
             "statements_kept": [s.line for s in kept or []],
         }
         return MigrationFailed(f"{summary}. {outcome}", details=details)

@@ -66,15 +66,22 @@ def new_migration(
         raise BadInput("the description needs a letter or a digit, for example: runner new add_due_date")
     versions = [NAME_PATTERN.fullmatch(m.name)["version"] for m in discover(directory)]  # type: ignore[index]
     path = directory / f"{next_version(versions, now)}_{slug}.sql"
-    _create(path, TEMPLATE.format(description=description.strip()), directory)
-    if not (down if down is not None else (directory / downs.FOLDER).is_dir()):
+    folder = directory / downs.FOLDER
+    with_down = down if down is not None else folder.is_dir()
+    if with_down and (folder.exists() or folder.is_symlink()) and not folder.is_dir():
+        raise BadInput(f"{folder} is not a folder; down files go in a folder of that name")
+    said = " ".join(description.split())  # on one line: a line break would end the comment, and the rest be SQL
+    _create(path, TEMPLATE.format(description=said), directory)
+    if not with_down:
         return [path]
-    undo = directory / downs.FOLDER / path.name
+    undo = folder / path.name
     try:
-        undo.parent.mkdir(exist_ok=True)
-        _create(undo, DOWN_TEMPLATE.format(name=path.name, description=description.strip()), undo.parent)
-    except (BadInput, OSError):
+        folder.mkdir(exist_ok=True)
+        _create(undo, DOWN_TEMPLATE.format(name=path.name, description=said), folder)
+    except (BadInput, OSError) as exc:
         path.unlink()  # both or neither: a migration is not left without the down file it was asked with
+        if isinstance(exc, OSError):
+            raise BadInput(f"cannot create {undo}: {exc.strerror}; check {folder}") from None
         raise
     return [path, undo]
 

@@ -16,12 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
+from psycopg.pq.abc import PGresult
 
-from runner import db, history, tracking
-from runner.apply import kept_statements, rollback_if_open
+from runner import history, squash, tracking
+from runner.apply import error_field, first_error, kept_statements, rollback_if_open, round_trip
 from runner.errors import BadInput, Interrupted, LockLost, MigrationFailed, Refused, Terminated
 from runner.files import Migration
+from runner.locate import SEPARATOR, Location, locate
 from runner.lock import Held
 from runner.plan import Entry, Plan, State
 from runner.preflight import Script, Statement
@@ -63,6 +65,14 @@ def steps(plan: Plan, to: int | None, force: bool) -> list[Step]:
     if to is None:
         chosen = chosen[-1:]
     chosen.reverse()
+    for e in chosen:
+        if e.file is None:
+            raise BadInput(f"{e.name}: its file is gone (it is applied, and missing), so its down file cannot be "
+                           "found; restore the file to roll it back. Nothing was rolled back")  # fmt: skip
+        if squash.replaced(e.file) and e.file.down is not None:
+            raise BadInput(f"{e.file.down.name}: {e.name} is a squash, and nothing is rolled back past a squash (a "
+                           "database may hold the records of the files it replaces); delete the down file. Nothing "
+                           "was rolled back")  # fmt: skip
     missing = [e for e in chosen if e.file is None or e.file.down is None]
     if missing:
         names = ", ".join(e.name for e in missing[:3]) + (" and more" if len(missing) > 3 else "")
@@ -94,8 +104,8 @@ def _blank(down: Migration) -> bool:
     return all(t.name in ("SQL_COMMENT", "C_COMMENT", "ASCII_59") for t in tokens)
 
 
-def _settings(settings: Mapping[str, str]) -> bytes:
-    return "".join(f"SET LOCAL {name} = '{value}';\n" for name, value in settings.items()).encode()
+def _settings(settings: Mapping[str, str], scope: str = "LOCAL") -> bytes:
+    return "".join(f"SET {scope} {name} = '{value}';\n" for name, value in settings.items()).encode()
 
 
 def run(
@@ -103,35 +113,73 @@ def run(
     settings: Mapping[str, str], lock: Held | None = None,
 ) -> RolledBack:  # fmt: skip
     """One step, in one transaction: the down file, the deletion of the record, and a history row. A down file
-    marked ``-- runner: no-transaction`` runs a statement at a time instead (_run_each)."""
+    marked ``-- runner: no-transaction`` runs a statement at a time instead (_run_each).
+
+    The down file travels alone in its message, so the server's line numbers are the file's, and only once it
+    succeeded does runner send the record's removal and the COMMIT: what the server does is what runner saw.
+    """
     if script.no_transaction:
         return _run_each(conn, table, step, script, settings, lock)
     assert isinstance(script.body, bytes)  # a big one was refused before anything ran (refuse_big)
     record = step.entry.record
     assert record is not None and record.version is not None
-    head = b"BEGIN;\n" + _settings({**settings, **script.settings}) + script.body + b"\n;\n" + _RESET.encode()
-    message = head + _unrecord(conn, table, step) + b";\nCOMMIT"
     started = time.perf_counter()
     try:
-        conn.execute(message)  # no parameters: the simple protocol, every statement in one message
+        conn.execute(b"BEGIN;\n" + _settings({**settings, **script.settings}))
+        failed = first_error(round_trip(conn, script.body + SEPARATOR.encode()))  # COPY ... TO STDOUT drained
+        if failed:
+            rollback_if_open(conn)
+            raise _failure(script, step, *failed, "It was rolled back: {still}, and no later step ran")
+        _unrecord_and_commit(conn, table, step, script, "nothing of it was kept")
     except KeyboardInterrupt as stop:
         rollback_if_open(conn)
         cause = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
         raise Interrupted(f"{script.name} was interrupted ({cause}) and rolled back: {step.name} is still applied",
                           terminated=isinstance(stop, Terminated)) from None  # fmt: skip
-    except psycopg.Error as exc:
-        if isinstance(exc, psycopg.OperationalError) and (conn.broken or conn.closed):
-            raise  # a lost connection (api._lost_connection says so); a lock_timeout is an OperationalError too
-        rollback_if_open(conn)
-        details: dict[str, object] = {"sqlstate": exc.sqlstate}
-        position = exc.diag.statement_position
-        if exc.sqlstate == "22012" and position and int(position) > len(head.decode("utf-8", "replace")):
-            # The record was gone when the deletion came: another runner (whose lock was lost) rolled it back.
-            raise MigrationFailed(f"{step.name} was rolled back by another runner meanwhile; nothing of "
-                                  f"{script.name} was kept", details=details) from None  # fmt: skip
-        raise MigrationFailed(f"{script.name} failed: {db.error_text(exc)}. It was rolled back: {step.name} is "
-                              "still applied, and no later step ran", details=details) from None  # fmt: skip
     return RolledBack(record.version, step.name, script.name, (time.perf_counter() - started) * 1000)
+
+
+def _failure(
+    script: Script, step: Step, index: int, result: PGresult, outcome: str, statement: Statement | None = None
+) -> MigrationFailed:
+    """Where in the down file the server failed (in ``statement``, of a no-transaction one), and what that left
+    (``outcome``, with ``{still}``)."""
+    sqlstate = error_field(result, pq.DiagnosticField.SQLSTATE) or "?????"
+    message = " ".join((error_field(result, pq.DiagnosticField.MESSAGE_PRIMARY) or "unknown error").split())
+    position = error_field(result, pq.DiagnosticField.STATEMENT_POSITION)
+    text = script.body.decode("utf-8") if isinstance(script.body, bytes) else ""
+    offset = int(position) if position else None
+    if statement is not None:
+        where = locate(text, offset and offset + statement.start, None)
+        where = where if where.line is not None else Location(statement_line=statement.line)
+    else:
+        where = locate(text, offset, index)
+    place = f" {where.describe()}" if where.describe() else ""
+    still = f"{step.name} is still {'recorded as ' if script.no_transaction else ''}applied"
+    outcome = outcome.replace("{still}", still)  # not str.format: a file name may hold braces
+    return MigrationFailed(f"{script.name} failed{place}: {message} (SQLSTATE {sqlstate}). {outcome}",
+                           details={"file": str(script.migration.path), "version": step.entry.version,
+                                    "line": where.line or where.statement_line, "sqlstate": sqlstate,
+                                    "server_message": message})  # fmt: skip
+
+
+def _unrecord_and_commit(
+    conn: psycopg.Connection, table: tracking.TrackingTable, step: Step, script: Script, kept: str
+) -> None:  # fmt: skip
+    """After the down file, in its transaction: the record's removal, its history row, COMMIT. The removal fails
+    (division by zero) when the record is gone: another runner, whose lock was lost, rolled the step back."""
+    failed = first_error(round_trip(conn, _RESET.encode() + _unrecord(conn, table, step) + b";\nCOMMIT"))
+    if failed is None:
+        return
+    rollback_if_open(conn)
+    sqlstate = error_field(failed[1], pq.DiagnosticField.SQLSTATE)
+    details: dict[str, object] = {"sqlstate": sqlstate}
+    if sqlstate == "22012":
+        raise MigrationFailed(f"{step.name} was rolled back by another runner meanwhile; {script.name}: {kept}",
+                              details=details)  # fmt: skip
+    message = error_field(failed[1], pq.DiagnosticField.MESSAGE_PRIMARY) or "unknown error"
+    raise MigrationFailed(f"{script.name} ran, but removing the record of {step.name} failed: {message} (SQLSTATE "
+                          f"{sqlstate}); {kept}, and {step.name} is still applied", details=details)  # fmt: skip
 
 
 def refuse_big(scripts: list[Script]) -> None:
@@ -167,24 +215,26 @@ def _run_each(
     kept: list[Statement] = []
     still = f"{step.name} is still recorded as applied"
     started = time.perf_counter()
-    conn.execute(_settings({**settings, **script.settings}).replace(b"SET LOCAL ", b"SET "))
     try:
+        conn.execute(_settings({**settings, **script.settings}, "SESSION"))
         for statement in script.statements:
             if lock is not None:
                 lock.check()
-            try:
-                conn.execute(statement.text.encode())
-            except psycopg.Error as exc:
-                if isinstance(exc, psycopg.OperationalError) and (conn.broken or conn.closed):
-                    raise
-                raise MigrationFailed(f"{script.name} failed in the statement at line {statement.line}: "
-                                      f"{db.error_text(exc)}. It runs without a transaction: {kept_statements(kept)}; "
-                                      f"{still}. Fix the down file and roll back again, or finish undoing it by hand "
-                                      f"and `runner unmark {record.version}`",
-                                      details={"sqlstate": exc.sqlstate, "statements_kept": [s.line for s in kept]},
-                                      ) from None  # fmt: skip
+            failed = first_error(round_trip(conn, statement.text.encode()))
+            if failed:
+                rollback_if_open(conn)
+                outcome = (f"It runs without a transaction: {kept_statements(kept)}; {{still}}. Fix the down file "
+                           f"and roll back again, or finish undoing it by hand and `runner unmark {record.version}`"
+                           )  # fmt: skip
+                raise _failure(script, step, 0, failed[1], outcome, statement) from None
             kept.append(statement)
-        conn.execute(b"BEGIN;\n" + _RESET.encode() + _unrecord(conn, table, step) + b";\nCOMMIT")
+        if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            rollback_if_open(conn)
+            raise MigrationFailed(f"{script.name} ends inside a transaction it opened and never committed; that "
+                                  f"transaction was rolled back: {kept_statements(kept)}; {still}. End the file with "
+                                  "COMMIT")  # fmt: skip
+        conn.execute(b"BEGIN")
+        _unrecord_and_commit(conn, table, step, script, kept_statements(kept))
     except KeyboardInterrupt as stop:
         rollback_if_open(conn)
         cause = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
@@ -192,14 +242,7 @@ def _run_each(
                           terminated=isinstance(stop, Terminated)) from None  # fmt: skip
     except LockLost as lost:
         raise LockLost(f"{lost}; {script.name} (no transaction) stopped: {kept_statements(kept)}; {still}") from None
-    except psycopg.Error as exc:
-        if isinstance(exc, psycopg.OperationalError) and (conn.broken or conn.closed):
-            raise
-        rollback_if_open(conn)
-        raise MigrationFailed(f"{step.name} was rolled back by another runner meanwhile; {script.name} ran again "
-                              f"({kept_statements(kept)})", details={"sqlstate": exc.sqlstate}) from None  # fmt: skip
     finally:
-        if not (conn.broken or conn.closed):
-            rollback_if_open(conn)
-            conn.execute(_RESET.encode())
+        if not (conn.broken or conn.closed) and conn.pgconn.status == pq.ConnStatus.OK:
+            conn.execute(_RESET.encode())  # the SET SESSION settings, and whatever the file set
     return RolledBack(record.version, step.name, script.name, (time.perf_counter() - started) * 1000)

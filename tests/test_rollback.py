@@ -66,7 +66,8 @@ def test_a_failing_down_file_is_rolled_back_with_its_step_and_keeps_the_record(d
     write(folder / "down", "0003_index.sql", "DROP INDEX things_k;\nSELECT 1 / 0;\n")
     api.migrate(dsn, folder)
     result = runner_cli("rollback", "--to", "0", "--yes", "--dsn", dsn, "--dir", folder)
-    assert_clean_error(result, 3, "down/0003_index.sql failed: division by zero",
+    assert_clean_error(result, 3, "down/0003_index.sql failed in the statement at line 2: division by zero "
+                                  "(SQLSTATE 22012)",
                        "0003_index.sql is still applied, and no later step ran")  # fmt: skip
     assert query(dsn, "SELECT count(*) FROM pg_indexes WHERE indexname = 'things_k'") == [(1,)]
     assert query(dsn, "SELECT version FROM runner_migrations ORDER BY version") == [(1,), (2,), (3,)]
@@ -335,3 +336,102 @@ def test_a_down_file_over_1_mb_is_refused_before_any_step_runs(dsn: str, tmp_pat
     assert_clean_error(runner_cli("rollback", "--to", "0", "--yes", "--force", "--dsn", dsn, "--dir", folder), 2,
                        "down/0002_kinds.sql: a down file over 1 MB cannot be rolled back by runner yet")  # fmt: skip
     assert query(dsn, "SELECT count(*) FROM runner_migrations") == [(3,)]
+
+
+def test_what_a_down_file_sends_back_and_where_it_fails_are_read_as_migrate_reads_them(
+    dsn: str, tmp_path: Path
+) -> None:
+    folder = project(tmp_path)
+    write(folder / "down", "0003_index.sql", "DROP INDEX IF EXISTS things_k;\nCOPY things TO STDOUT;\n")
+    write(folder / "down", "0002_kinds.sql", "SELECT 1;\nALTER TABLE things DROP COLUMN k oops;\n")
+    api.migrate(dsn, folder)
+    copied = runner_cli("rollback", "--yes", "--dsn", dsn, "--dir", folder)  # the COPY's rows are drained
+    assert copied.returncode == 0 and "Rolled back: 0003_index.sql" in copied.stdout, copied.stderr
+    for extra in ([], ["--lock-timeout", "5s", "--statement-timeout", "1min"]):  # runner's SETs shift no line
+        failed = runner_cli("rollback", "--yes", *extra, "--dsn", dsn, "--dir", folder)
+        assert_clean_error(failed, 3, "down/0002_kinds.sql failed at line 2, column 34: syntax error at or near "
+                                      '"oops" (SQLSTATE 42601)')  # fmt: skip
+
+
+def test_a_rollback_stopped_partway_says_what_it_undid_and_still_records_the_schema(dsn: str, tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    write(folder / "repeatable", "things_view.sql", "CREATE OR REPLACE VIEW things_view AS SELECT id FROM things;\n")
+    write(folder / "down", "0002_kinds.sql", "DROP VIEW things_view;\nSELECT 1 / 0;\n")
+    api.migrate(dsn, folder)
+    failed = runner_cli("rollback", "--to", "0", "--yes", "--dsn", dsn, "--dir", folder)
+    assert_clean_error(failed, 3, "rolled back 0003_index.sql; then down/0002_kinds.sql failed in the statement at "
+                                  "line 2: division by zero")  # fmt: skip
+    verify = runner_cli("verify", "--dsn", dsn, "--dir", folder)  # runner's own change is no drift
+    assert verify.returncode == 0 and "pending      0003_index.sql" in verify.stdout, verify.stdout + verify.stderr
+    assert "pending      repeatable/things_view.sql" in verify.stdout  # forgotten: the next migrate runs it
+
+
+def test_redo_checks_the_migration_first_and_applies_only_that_one_again(dsn: str, tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    write(folder, "0003_index.sql", "CREATE INDEX IF NOT EXISTS things_k ON things (id);\n")
+    (folder / "0002_kinds.sql").rename(tmp_path / "0002_kinds.sql")
+    (folder / "down" / "0002_kinds.sql").unlink()
+    api.migrate(dsn, folder)  # 1 and 3
+    (tmp_path / "0002_kinds.sql").rename(folder / "0002_kinds.sql")  # merged late: out of order, migrate refuses it
+    redone = runner.redo(dsn, folder)
+    assert redone.rolled_back is not None and redone.rolled_back.name == "0003_index.sql"
+    assert redone.migrated is not None and [a.name for a in redone.migrated.applied] == ["0003_index.sql"]
+    assert query(dsn, "SELECT version FROM runner_migrations ORDER BY version") == [(1,), (3,)]
+    write(folder, "0003_index.sql", "CREATE INDEX IF NOT EXISTS things_k ON things (:column);\n")
+    refused = runner_cli("redo", "--yes", "--force", "--dsn", dsn, "--dir", folder)
+    assert_clean_error(refused, 2, "the variable :column has no value")
+    assert query(dsn, "SELECT count(*) FROM runner_migrations_history WHERE action = 'rollback'") == [(1,)]
+    failed = runner_cli("redo", "--yes", "--force", "--set", "column=nope", "--dsn", dsn, "--dir", folder)
+    assert_clean_error(failed, 3, "rolled back 0003_index.sql (down/0003_index.sql); then 0003_index.sql failed",
+                       'column "nope" does not exist')  # fmt: skip
+    assert query(dsn, "SELECT version FROM runner_migrations ORDER BY version") == [(1,)]
+
+
+def test_rollback_refuses_a_squash_and_a_dry_run_writes_nothing(dsn: str, tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    dry = runner_cli("rollback", "--dry-run", "--table", "elsewhere.trail", "--dsn", dsn, "--dir", folder)
+    assert dry.returncode == 0 and dry.stdout.strip() == "Nothing to roll back", dry.stderr
+    assert query(dsn, "SELECT count(*) FROM pg_namespace WHERE nspname = 'elsewhere'") == [(0,)]
+    assert query(dsn, "SELECT to_regclass('runner_migrations') IS NULL") == [(True,)]
+    api.migrate(dsn, folder)
+    assert runner_cli("squash", "--to", "3", "--dsn", dsn, "--dir", folder).returncode == 0
+    write(folder / "down", "0003_squashed.sql", "DROP TABLE things;\n")
+    assert_clean_error(runner_cli("rollback", "--yes", "--dsn", dsn, "--dir", folder), 2,
+                       "0003_squashed.sql is a squash, and nothing is rolled back past a squash")  # fmt: skip
+    assert query(dsn, "SELECT count(*) FROM runner_migrations") == [(3,)]
+
+
+def test_a_step_another_runner_undid_meanwhile_is_named_as_such(dsn: str, tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    write(folder / "down", "0003_index.sql", "SELECT pg_sleep(3);\nDROP INDEX IF EXISTS things_k;\n")
+    api.migrate(dsn, folder)
+    argv = [sys.executable, "-m", "runner", "rollback", "--yes", "--dsn", dsn, "--dir", str(folder)]
+
+    def start() -> subprocess.Popen[str]:
+        return subprocess.Popen(argv, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)  # fmt: skip
+
+    first = start()
+    try:
+        wait_for_backend(dsn, first)
+        holder = eventually(lambda: _holder_of(dsn, first), "the first runner's lock session")
+        query(dsn, "SELECT pg_terminate_backend(%s)", (holder,))  # its lock is free: a second runner takes it
+        second = start()
+        (_, first_err), (_, second_err) = first.communicate(timeout=60), second.communicate(timeout=60)
+    finally:
+        first.kill()
+    assert first.returncode == 4 and "this run rolled back 0003_index.sql" in first_err, first_err
+    assert_clean_error(subprocess.CompletedProcess(argv, second.returncode, "", second_err), 3,
+                       "0003_index.sql was rolled back by another runner meanwhile")  # fmt: skip
+    assert query(dsn, "SELECT version FROM runner_migrations ORDER BY version") == [(1,), (2,)]
+    assert query(dsn, "SELECT count(*) FROM runner_migrations_history WHERE action = 'rollback'") == [(1,)]
+
+
+def test_a_no_transaction_down_file_that_leaves_a_transaction_open_is_not_recorded(dsn: str, tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    write(folder / "down", "0003_index.sql", "-- runner: no-transaction\nBEGIN;\nDROP INDEX IF EXISTS things_k;\n")
+    api.migrate(dsn, folder)
+    assert_clean_error(runner_cli("rollback", "--yes", "--dsn", dsn, "--dir", folder), 3,
+                       "down/0003_index.sql ends inside a transaction it opened and never committed")  # fmt: skip
+    assert query(dsn, "SELECT count(*) FROM pg_indexes WHERE indexname = 'things_k'") == [(1,)]
+    assert query(dsn, "SELECT max(version) FROM runner_migrations") == [(3,)]
