@@ -378,7 +378,7 @@ def _rewrite(
     try:
         return path if dumps.write(path, _schema_file(conn, target, directory)) else None
     except BadInput as failure:
-        emit(Note(f"the files are applied, but the schema file {path} was not rewritten: {failure}"))
+        emit(Note(f"the run is done and recorded, but the schema file {path} was not rewritten: {failure}"))
         return None
 
 

@@ -30,6 +30,8 @@ def discover(directory: Path, files: Sequence[Migration]) -> dict[int, Migration
         if folder.exists():
             raise BadInput(f"{folder} is not a folder; down files go in a folder of that name")
         return {}
+    if folder.resolve() == directory.resolve():  # a link to the migrations: each would be its own down file
+        raise BadInput(f"{folder} leads back to {directory}; down files go in a folder of their own")
     by_name = {f.name: f for f in files if f.version is not None}
     found: dict[int, Migration] = {}
     for entry in sql_entries(folder, NAME_RULE):
