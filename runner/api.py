@@ -350,8 +350,7 @@ def migrate(
     emit = on_event or (lambda event: None)
     with _locked(database, directory, table, lock_wait, wait_for_db, on_event) as run:
         conn, target, plan = run.conn, run.target, run.plan
-        if target.tenant:  # its files' unqualified names are the tenant's
-            settings["search_path"] = f"{sql.Identifier(target.schema).as_string(conn)}, public"
+        _tenant_path(run, settings)
         scripts, before = _checks(conn, target, plan, strict, allow_out_of_order, to, values, checksums=True)
         warnings = plan.having(State.EDITED, State.MISSING)
         for entry in warnings:
@@ -369,6 +368,12 @@ def migrate(
             _record_schema(conn, target, before, raced=lambda: _stopped_if_lost(run.lock, applied, []))
         written = _rewrite(conn, target, directory, schema_file, emit) if applied and schema_file else None
     return MigrateResult(plan, applied, warnings, [d for d in done if isinstance(d, Skipped)], written)
+
+
+def _tenant_path(run: _Locked, settings: dict[str, str]) -> None:
+    """A tenant's files (and down files) run with its schema first on search_path: their unqualified names are its."""
+    if run.target.tenant:
+        settings["search_path"] = f"{sql.Identifier(run.target.schema).as_string(run.conn)}, public"
 
 
 def _rewrite(
@@ -997,6 +1002,7 @@ def rollback(
     settings = _settings(lock_timeout, statement_timeout)
     emit = on_event or (lambda event: None)
     with _locked(database, directory, table, lock_wait, 0, on_event, create=False) as run:
+        _tenant_path(run, settings)
         chosen = undo.steps(run.plan, to, force)
         scripts = [prepare(step.down, _own(run.target), values) for step in chosen]
         undo.refuse_big(scripts)
@@ -1089,6 +1095,7 @@ def redo(
     settings = _settings(lock_timeout, statement_timeout)
     emit = on_event or (lambda event: None)
     with _locked(database, directory, table, lock_wait, 0, on_event, create=False) as run:
+        _tenant_path(run, settings)
         chosen = undo.steps(run.plan, None, force)
         if not chosen:
             return RedoResult(None)

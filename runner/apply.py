@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, replace
@@ -121,11 +121,11 @@ def error_field(result: PGresult, field: pq.DiagnosticField) -> str | None:
     return value.decode("utf-8", "replace") if value is not None else None
 
 
-def _settings_sql(settings: dict[str, str]) -> str:
+def settings_sql(settings: Mapping[str, str], scope: str = "") -> str:
     # Values are validated durations such as "10000ms"; names are ours. A search_path is a list of quoted
     # names: quoted whole, it would be one name.
     quoted = {name: value if name == "search_path" else f"'{value}'" for name, value in settings.items()}
-    return "".join(f"SET {name} = {value};\n" for name, value in quoted.items())
+    return "".join(f"SET {scope}{name} = {value};\n" for name, value in quoted.items())
 
 
 def _in_file(where: Location, body: bytes | FileView, start: int) -> Location:
@@ -194,7 +194,7 @@ class Session:
         if conn.info.server_version >= 140000:
             baseline.update(_CLIENT_CHECK)
         conn.prepare_threshold = None  # the reset deallocates prepared statements
-        self._baseline = _settings_sql(baseline)
+        self._baseline = settings_sql(baseline)
         self._tail = _RESET + self._baseline
         self._tail_results = self._tail.count(";")
         if self._baseline:
@@ -209,7 +209,7 @@ class Session:
         Skipped when another runner applied the file first: it claimed the file's row before this one.
         """
         if script.settings:
-            self._send(_settings_sql(script.settings))
+            self._send(settings_sql(script.settings))
         if script.no_transaction:
             return self._apply_each(script)
         return self._apply_whole(script)

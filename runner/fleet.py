@@ -364,6 +364,33 @@ def migrate(
                    connections=_MIGRATE_CONNECTIONS, on_event=on_event)  # fmt: skip
 
 
+def rollback(
+    targets: Sequence[Target],
+    directory: str | Path = api.DEFAULT_DIR,
+    table: api.Table = None,
+    *,
+    jobs: int | None = None,
+    keep_going: bool = False,
+    confirm: Callable[[Target, list[str]], None] | None = None,
+    on_event: OnFleetEvent | None = None,
+    **options: Any,
+) -> FleetResult[api.RollbackResult]:
+    """``runner.api.rollback`` on every target; ``options`` are its keyword arguments (to, force, dry_run, ...).
+    ``confirm`` is asked per target, with the steps found there under its lock. A tenant's schema must exist."""
+    variables = options.pop("variables", None)
+    with _reader() as connection:
+
+        def verb(target: Target, url: str, events: api.OnEvent) -> api.RollbackResult:
+            if target.schema:
+                _tenant(connection(url), target, False)
+            asked = None if confirm is None else (lambda steps: confirm(target, steps))
+            return api.rollback(url, directory, table_of(target, table), on_event=events, confirm=asked,
+                                variables=values_of(target, variables), **options)  # fmt: skip
+
+        return run(targets, verb, jobs=jobs, keep_going=keep_going, connections=_MIGRATE_CONNECTIONS,
+                   on_event=on_event)  # fmt: skip
+
+
 def _read(
     targets: Sequence[Target], call: Callable[[psycopg.Connection, Target, api.Table, api.OnEvent], R],
     table: api.Table,

@@ -20,7 +20,7 @@ from psycopg import pq, sql
 from psycopg.pq.abc import PGresult
 
 from runner import history, squash, tracking
-from runner.apply import error_field, first_error, kept_statements, rollback_if_open, round_trip
+from runner.apply import error_field, first_error, kept_statements, rollback_if_open, round_trip, settings_sql
 from runner.errors import BadInput, Interrupted, LockLost, MigrationFailed, Refused, Terminated
 from runner.files import Migration
 from runner.locate import SEPARATOR, Location, locate
@@ -104,10 +104,6 @@ def _blank(down: Migration) -> bool:
     return all(t.name in ("SQL_COMMENT", "C_COMMENT", "ASCII_59") for t in tokens)
 
 
-def _settings(settings: Mapping[str, str], scope: str = "LOCAL") -> bytes:
-    return "".join(f"SET {scope} {name} = '{value}';\n" for name, value in settings.items()).encode()
-
-
 def run(
     conn: psycopg.Connection, table: tracking.TrackingTable, step: Step, script: Script,
     settings: Mapping[str, str], lock: Held | None = None,
@@ -125,7 +121,7 @@ def run(
     assert record is not None and record.version is not None
     started = time.perf_counter()
     try:
-        conn.execute(b"BEGIN;\n" + _settings({**settings, **script.settings}))
+        conn.execute(b"BEGIN;\n" + settings_sql({**settings, **script.settings}, "LOCAL ").encode())
         failed = first_error(round_trip(conn, script.body + SEPARATOR.encode()))  # COPY ... TO STDOUT drained
         if failed:
             rollback_if_open(conn)
@@ -216,7 +212,7 @@ def _run_each(
     still = f"{step.name} is still recorded as applied"
     started = time.perf_counter()
     try:
-        conn.execute(_settings({**settings, **script.settings}, "SESSION"))
+        conn.execute(settings_sql({**settings, **script.settings}).encode())
         for statement in script.statements:
             if lock is not None:
                 lock.check()

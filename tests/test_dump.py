@@ -203,7 +203,10 @@ def test_a_schema_file_that_cannot_be_written_leaves_the_files_applied_with_a_no
     write(project / "sql", "0001_create_things.sql", "CREATE TABLE IF NOT EXISTS things (id int);\n")
     done = runner_cli("migrate", cwd=project, env=cli_env(DATABASE_URL=dsn))
     assert done.returncode == 0, done.stderr
-    assert "the run is done and recorded, but the schema file" in done.stderr and "cannot write the schema file" in done.stderr
+    assert (
+        "the run is done and recorded, but the schema file" in done.stderr
+        and "cannot write the schema file" in done.stderr
+    )
     assert query(dsn, "SELECT name FROM runner_migrations") == [("0001_create_things.sql",)]
 
 

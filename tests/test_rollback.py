@@ -435,3 +435,33 @@ def test_a_no_transaction_down_file_that_leaves_a_transaction_open_is_not_record
                        "down/0003_index.sql ends inside a transaction it opened and never committed")  # fmt: skip
     assert query(dsn, "SELECT count(*) FROM pg_indexes WHERE indexname = 'things_k'") == [(1,)]
     assert query(dsn, "SELECT max(version) FROM runner_migrations") == [(3,)]
+
+
+def test_a_rollback_over_tenant_schemas_previews_asks_once_and_undoes_each_in_its_own_schema(
+    dsn: str, tmp_path: Path
+) -> None:
+    folder = project(tmp_path)  # unqualified names: each tenant's, by search_path
+    query(dsn, "CREATE SCHEMA tenant_a; CREATE SCHEMA tenant_b")
+    env = cli_env(DATABASE_URL=dsn)
+    assert runner_cli("migrate", "--schemas", "tenant_*", "--dir", folder, env=env).returncode == 0
+    database = dsn.rpartition("dbname=")[2].split()[0]
+    dry = runner_cli("rollback", "--schemas", "tenant_*", "--to", "1", "--dry-run", "--dir", folder, env=env)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert dry.stdout.splitlines()[:2] == [
+        f"{database}/tenant_a: would roll back 0003_index.sql, 0002_kinds.sql",
+        f"{database}/tenant_b: would roll back 0003_index.sql, 0002_kinds.sql",
+    ]
+    assert_clean_error(runner_cli("rollback", "--schemas", "tenant_*", "--dir", folder, env=env), 2,
+                       "runner rollback runs down files and deletes records", "pass --yes")  # fmt: skip
+    done = runner_cli("rollback", "--schemas", "tenant_*", "--to", "1", "--yes", "--dir", folder, "--json", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    document = json.loads(done.stdout)
+    assert [t["rolled_back"] for t in document["targets"]] == [["0003_index.sql", "0002_kinds.sql"]] * 2
+    kinds = "SELECT n.nspname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE typname = 'kind'"
+    assert query(dsn, kinds) == []  # the down files ran in the tenants' schemas, not in public
+    for tenant in ("tenant_a", "tenant_b"):
+        assert query(dsn, f"SELECT version FROM {tenant}.runner_migrations") == [(1,)]
+    assert query(dsn, "SELECT to_regclass('public.things') IS NULL") == [(True,)]
+    write(tmp_path, "pyproject.toml", "[tool.runner]\nrollback = false\n")
+    assert_clean_error(runner_cli("rollback", "--schemas", "tenant_*", "--yes", "--dir", folder, cwd=tmp_path,
+                                  env=env), 1, "rollback is turned off for this target")  # fmt: skip

@@ -1,4 +1,4 @@
-"""migrate, status, verify and plan over a fleet: the targets chosen, a line per target, one summary.
+"""migrate, status, verify, plan and rollback over a fleet: the targets chosen, a line per target, one summary.
 
 The commands in migrate.py hand over here when the Fleet options (or --dsn twice) choose targets.
 On a terminal a bar counts the targets and each finished one gets a line above it; in a log, just the
@@ -15,7 +15,7 @@ from typing import Any
 
 from runner import api, db, fleet, report, targets, tracking
 from runner.cli.options import Fleet, Run
-from runner.errors import BadInput
+from runner.errors import BadInput, Refused
 from runner.fleet import FleetResult, Outcome
 from runner.plan import State
 from runner.progress import MigrateProgress
@@ -88,7 +88,15 @@ def _summary(result: FleetResult[Any], kinds: dict[str, list[Outcome[Any]]], sec
     return lines
 
 
-_QUIET_KINDS = ("up to date", "migrated", "clean", "nothing to do")
+_QUIET_KINDS = (
+    "up to date",
+    "migrated",
+    "clean",
+    "nothing to do",
+    "rolled back",
+    "would roll back",
+    "nothing to roll back",
+)
 
 
 def _doc(result: FleetResult[Any], doc: Callable[[Any], dict[str, Any]], kinds: dict[str, list[Outcome[Any]]]) -> dict:
@@ -201,3 +209,39 @@ def plan(run: Run, options: Fleet, dsns: list[str] | None, each: bool, **given: 
     run.lines(lines + _summary(result, kinds))
     code = max(result.code, 3 if kinds["would fail"] else 0)  # 3: migrate would fail there, as it exits then
     return code, _doc(result, report.plan_doc, kinds)
+
+
+def rollback(run: Run, options: Fleet, dsns: list[str] | None, *, dry_run: bool,
+             ask: Callable[[list[str]], None], **given: Any) -> tuple[int, dict[str, Any]]:  # fmt: skip
+    """A preview on every target first, asked once; then each target rolls back what its preview showed (what its
+    lock finds there is checked against it), or nothing."""
+
+    def would(r: api.RollbackResult) -> str:
+        return f"would roll back {', '.join(r.steps)}" if r.steps else "nothing to roll back"
+
+    with chosen(run, options, dsns) as found:
+        preview = fleet.rollback(found, run.target[1], run.settings.table, jobs=options.jobs, keep_going=True,
+                                 dry_run=True, **given)  # fmt: skip
+        shown = {o.target.name: o.result.steps for o in preview.outcomes if o.result is not None}
+        if dry_run or preview.code or not any(shown.values()):
+            kinds = _kinds(preview, lambda r: "would roll back" if r.steps else "nothing to roll back",
+                           ("would roll back", "nothing to roll back"))  # fmt: skip
+            run.lines([_ended(o, would) for o in preview.outcomes] + _summary(preview, kinds))
+            return preview.code, _doc(preview, lambda r: {"would_roll_back": r.steps}, kinds)
+        asked = [f"{name} ({', '.join(steps)})" for name, steps in shown.items() if steps]
+        ask(asked[:5] + ([f"{len(asked) - 5} more target(s)"] if len(asked) > 5 else []))
+
+        def confirm(target: Target, steps: list[str]) -> None:
+            if steps != shown.get(target.name):
+                before = ", ".join(shown.get(target.name) or ["nothing"])
+                raise Refused(f"what there is to roll back changed since the preview ({', '.join(steps)}, not "
+                              f"{before}); nothing was rolled back here")  # fmt: skip
+
+        result = fleet.rollback(found, run.target[1], run.settings.table, jobs=options.jobs, confirm=confirm,
+                                **given)  # fmt: skip
+    kinds = _kinds(result, lambda r: "rolled back" if r.rolled_back else "nothing to roll back",
+                   ("rolled back", "nothing to roll back"))  # fmt: skip
+    lines = [_ended(o, lambda r: f"rolled back {', '.join(x.name for x in r.rolled_back)}" if r.rolled_back
+                    else "nothing to roll back") for o in result.outcomes]  # fmt: skip
+    run.lines(lines + _summary(result, kinds))
+    return result.code, _doc(result, lambda r: {"rolled_back": [x.name for x in r.rolled_back]}, kinds)

@@ -31,7 +31,7 @@ def _env(field: str) -> str:
     return config.BY_FIELD[field].env
 
 
-# Repeatable (migrate, status, verify and plan run on each database given), so $DATABASE_URL is read by
+# Repeatable (migrate, status, verify, plan and rollback run on each database given), so $DATABASE_URL is read by
 # runner.config, not by click: click would split a variable of a repeatable option at its spaces.
 Dsn = Annotated[
     list[str] | None,
@@ -269,7 +269,7 @@ def settings(context: typer.Context, out: Output) -> config.Settings:
     dsns = context.params.get("dsn") or []
     if len(dsns) > 1 and "target" not in context.params:
         raise BadInput(f"--dsn is given {len(dsns)} times; {context.command_path} works on one database "
-                       "(migrate, status, verify and plan take several)")  # fmt: skip
+                       "(migrate, status, verify, plan and rollback take several)")  # fmt: skip
     if dsns:
         typed["database_url"] = dsns[0] if len(dsns) == 1 else None
     found = config.load(flags=typed)

@@ -12,6 +12,7 @@ from runner import api
 from runner.cli import EPILOG, Answer, _run, app
 from runner.cli.options import (
     Connection,
+    Fleet,
     LockTimeout,
     LockWait,
     Printing,
@@ -29,7 +30,7 @@ Force = Annotated[bool, typer.Option("--force", help="Roll back a migration (or 
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Roll back without asking (for scripts).")]
 
 
-def _allowed(run: Run, yes: bool, what: str) -> Callable[[list[str]], None]:
+def _allowed(run: Run, yes: bool, what: str, command: str = "rollback") -> Callable[[list[str]], None]:
     """Refused where the project turned rollback off (production); then, once the steps are known, under the
     lock (api.rollback's ``confirm``), asked on a terminal, else --yes: what is asked is what runs."""
 
@@ -41,8 +42,8 @@ def _allowed(run: Run, yes: bool, what: str) -> Callable[[list[str]], None]:
         if yes:
             return
         if not sys.stdin.isatty():
-            raise BadInput(f"{what} runs down files and deletes records, and there is no terminal to confirm it "
-                           "on; pass --yes")  # fmt: skip
+            raise BadInput(f"runner {command} runs down files and deletes records, and there is no terminal to "
+                           "confirm it on; pass --yes")  # fmt: skip
         try:
             confirmed = typer.confirm(f"{what} {', '.join(steps)}: go on?", default=False, err=True)
         except typer.Abort:
@@ -80,6 +81,7 @@ def rollback(
     *,
     where: Connection,
     shown: Printing,
+    targets: Fleet,
 ) -> None:  # fmt: skip
     """Undo the newest applied migration with its down file (sql/down/<its file name>), or all above --to.
 
@@ -88,6 +90,15 @@ def rollback(
     """
 
     def work(run: Run) -> Answer:
+        if targets.chosen(where.dsn):
+            from runner.cli import fleet  # threads and targets: only a fleet run needs them
+
+            s = run.settings
+            ask = (lambda shown: None) if dry_run else _allowed(run, yes, "Rolling back on")
+            return fleet.rollback(run, targets, where.dsn, dry_run=dry_run, ask=ask, to=to, force=force,
+                                  lock_wait=s.lock_wait, lock_timeout=s.lock_timeout,
+                                  statement_timeout=s.statement_timeout, retries=s.retries,
+                                  variables=run.variables(sets))  # fmt: skip
         if dry_run:
             planned = _rollback(run, sets, to=to, force=force, dry_run=True)
             run.lines([f"Would roll back {name}" for name in planned.steps] or ["Nothing to roll back"])
@@ -127,7 +138,7 @@ def redo(
         s = run.settings
         done = api.redo(*run.target, force=force, lock_wait=s.lock_wait, lock_timeout=s.lock_timeout,
                         statement_timeout=s.statement_timeout, retries=s.retries, variables=run.variables(sets),
-                        schema_file=project_schema_file(s), confirm=_allowed(run, yes, "Redoing"),
+                        schema_file=project_schema_file(s), confirm=_allowed(run, yes, "Redoing", "redo"),
                         on_event=run.notes)  # fmt: skip
         undone = done.rolled_back
         if undone is None or done.migrated is None:
