@@ -551,13 +551,17 @@ def _code_checksums(migrations: list[Migration]) -> None:
         _ = migration.code_checksum  # computed once and kept by the Migration
 
 
-def _log_failure(conn: psycopg.Connection, target: tracking.TrackingTable, script: Script, failure: Exception) -> None:
-    """A failed attempt goes into the history too; if even that fails, the error itself is what matters."""
-    migration = script.migration
+def _log_failure(
+    conn: psycopg.Connection, target: tracking.TrackingTable, script: Script, failure: Exception,
+    action: str = "apply", step: undo.Step | None = None,
+) -> None:  # fmt: skip
+    """A failed attempt goes into the history too; if even that fails, the error itself is what matters. For a
+    rollback (``step``), the row names the migration its down file failed to undo."""
+    migration = step.entry.file if step is not None and step.entry.file is not None else script.migration
+    old, new = (migration.checksum, None) if step is not None else (None, migration.checksum)
     try:
-        conn.execute(history.insert_statement(conn, target, "apply", migration.version, migration.name, None,
-                                              migration.checksum, error=str(failure),
-                                              variables=script.variables))  # fmt: skip
+        conn.execute(history.insert_statement(conn, target, action, migration.version, migration.name, old, new,
+                                              error=str(failure), variables=script.variables))  # fmt: skip
     except psycopg.Error:
         pass
 
@@ -1022,35 +1026,43 @@ def _undo_all(
 ) -> list[RolledBack]:  # fmt: skip
     """The steps in order, then what follows a rollback: the repeatable files' records forgotten and the schema
     recorded. A step that stops the run is reported with the steps rolled back before it, which the follow-up
-    still covers (unless the lock or the connection is gone)."""
+    still covers (unless the lock or the connection is gone). A change made outside runner before this run is
+    warned of, as migrate does, and stays drift: only what the down files changed is recorded."""
     conn, target = run.conn, run.target
     with _database_errors("setting up the session"):
         history.ensure(conn, target)
+        before = _schema_check(conn, target)
+    for difference in before.differences or []:
+        emit(SchemaWarning(difference))
     done: list[RolledBack] = []
     try:
         for index, (step, script) in enumerate(zip(chosen, scripts, strict=True)):
             _undo_stopped_if_lost(run.lock, done, chosen[index:])
-            done.append(_retrying(script, retries, emit,
-                                  partial(undo.run, conn, target, step, script, settings, run.lock)))  # fmt: skip
+            try:
+                done.append(_retrying(script, retries, emit,
+                                      partial(undo.run, conn, target, step, script, settings, run.lock)))  # fmt: skip
+            except MigrationFailed as failure:
+                _log_failure(conn, target, script, failure, "rollback", step)
+                raise
         _undo_stopped_if_lost(run.lock, done, [])
     except (RunnerError, KeyboardInterrupt) as stopped:
         if done and not isinstance(stopped, LockLost):  # a lost lock says what it did itself
             stopped.args = (f"rolled back {_listed([d.name for d in done])}; then {stopped.args[0]}",)
             if not (conn.broken or conn.closed):
                 with suppress(RunnerError, psycopg.Error):
-                    _after_undo(conn, target)
+                    _after_undo(conn, target, before)
         raise
-    _after_undo(conn, target)
+    _after_undo(conn, target, before)
     return done
 
 
-def _after_undo(conn: psycopg.Connection, target: tracking.TrackingTable) -> None:
+def _after_undo(conn: psycopg.Connection, target: tracking.TrackingTable, before: _SchemaCheck) -> None:
     """The repeatable files run again at the next migrate (what they made may have gone with what was undone),
     and the schema as it is now is recorded, so that verify does not take runner's own change for drift."""
     with _database_errors("forgetting the repeatable files' records"):
         if repeatable.read(conn, target):
             conn.execute(sql.SQL("DELETE FROM {}").format(repeatable.table_of(target).identifier))
-    _record_schema(conn, target)
+    _record_schema(conn, target, before)
 
 
 def _undo_stopped_if_lost(lock: Held, done: list[RolledBack], left: list[undo.Step]) -> None:
@@ -1109,12 +1121,20 @@ def redo(
         if confirm is not None:
             confirm([step.name])
         [undone] = _undo_all(run, chosen, [down_script], settings, retries, emit)
+        with _database_errors("reading the schema"):
+            before = _schema_check(run.conn, run.target)
         try:
             done = _apply_all(run, settings, again, retries, emit)
+            _stopped_if_lost(run.lock, [d for d in done if isinstance(d, Applied)], [])
         except (RunnerError, KeyboardInterrupt) as stopped:
-            stopped.args = (f"rolled back {step.name} ({undone.down}); then {stopped.args[0]}",)
+            applied = [a for a in getattr(stopped, "applied", []) if isinstance(a, Applied)]
+            then = f"applied {_listed([a.name for a in applied])} again; then " if applied else "then "
+            stopped.args = (f"rolled back {step.name} ({undone.down}); {then}{stopped.args[0]}",)
+            if applied and not isinstance(stopped, LockLost) and not (run.conn.broken or run.conn.closed):
+                with suppress(RunnerError, psycopg.Error):  # what was applied again is the files' work, not drift
+                    _record_schema(run.conn, run.target, before)
             raise
         applied = [d for d in done if isinstance(d, Applied)]
-        _record_schema(run.conn, run.target)
+        _record_schema(run.conn, run.target, before, raced=lambda: _stopped_if_lost(run.lock, applied, []))
         written = _rewrite(run.conn, run.target, directory, schema_file, emit) if schema_file else None
     return RedoResult(undone, MigrateResult(run.plan, applied, [], [], written))

@@ -12,7 +12,7 @@ history whose last word on a version is ``rollback`` makes its file pending by i
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import psycopg
@@ -136,7 +136,13 @@ def run(
 
 
 def _failure(
-    script: Script, step: Step, index: int, result: PGresult, outcome: str, statement: Statement | None = None
+    script: Script,
+    step: Step,
+    index: int,
+    result: PGresult,
+    outcome: str,
+    statement: Statement | None = None,
+    kept: Sequence[Statement] = (),
 ) -> MigrationFailed:
     """Where in the down file the server failed (in ``statement``, of a no-transaction one), and what that left
     (``outcome``, with ``{still}``)."""
@@ -156,7 +162,8 @@ def _failure(
     return MigrationFailed(f"{script.name} failed{place}: {message} (SQLSTATE {sqlstate}). {outcome}",
                            details={"file": str(script.migration.path), "version": step.entry.version,
                                     "line": where.line or where.statement_line, "sqlstate": sqlstate,
-                                    "server_message": message})  # fmt: skip
+                                    "server_message": message,  # a file that kept statements is not tried again
+                                    "statements_kept": [s.line for s in kept]})  # fmt: skip
 
 
 def _unrecord_and_commit(
@@ -222,13 +229,15 @@ def _run_each(
                 outcome = (f"It runs without a transaction: {kept_statements(kept)}; {{still}}. Fix the down file "
                            f"and roll back again, or finish undoing it by hand and `runner unmark {record.version}`"
                            )  # fmt: skip
-                raise _failure(script, step, 0, failed[1], outcome, statement) from None
+                raise _failure(script, step, 0, failed[1], outcome, statement, kept) from None
             kept.append(statement)
         if conn.info.transaction_status != pq.TransactionStatus.IDLE:
             rollback_if_open(conn)
             raise MigrationFailed(f"{script.name} ends inside a transaction it opened and never committed; that "
-                                  f"transaction was rolled back: {kept_statements(kept)}; {still}. End the file with "
-                                  "COMMIT")  # fmt: skip
+                                  f"transaction was rolled back, and statements outside it (lines "
+                                  f"{', '.join(str(k.line) for k in kept)}) may have been kept; {still}. End the "
+                                  "transaction with COMMIT",
+                                  details={"statements_kept": [k.line for k in kept]})  # fmt: skip
         conn.execute(b"BEGIN")
         _unrecord_and_commit(conn, table, step, script, kept_statements(kept))
     except KeyboardInterrupt as stop:

@@ -71,6 +71,8 @@ def test_a_failing_down_file_is_rolled_back_with_its_step_and_keeps_the_record(d
                        "0003_index.sql is still applied, and no later step ran")  # fmt: skip
     assert query(dsn, "SELECT count(*) FROM pg_indexes WHERE indexname = 'things_k'") == [(1,)]
     assert query(dsn, "SELECT version FROM runner_migrations ORDER BY version") == [(1,), (2,), (3,)]
+    failed = "SELECT name, outcome, error IS NOT NULL FROM runner_migrations_history WHERE action = 'rollback'"
+    assert query(dsn, failed) == [("0003_index.sql", "failed", True)]
 
 
 def test_what_a_rollback_refuses_it_refuses_before_anything_runs(dsn: str, tmp_path: Path) -> None:
@@ -424,7 +426,8 @@ def test_a_step_another_runner_undid_meanwhile_is_named_as_such(dsn: str, tmp_pa
     assert_clean_error(subprocess.CompletedProcess(argv, second.returncode, "", second_err), 3,
                        "0003_index.sql was rolled back by another runner meanwhile")  # fmt: skip
     assert query(dsn, "SELECT version FROM runner_migrations ORDER BY version") == [(1,), (2,)]
-    assert query(dsn, "SELECT count(*) FROM runner_migrations_history WHERE action = 'rollback'") == [(1,)]
+    undone = "SELECT outcome FROM runner_migrations_history WHERE action = 'rollback' ORDER BY id"
+    assert query(dsn, undone) == [("ok",), ("failed",)]
 
 
 def test_a_no_transaction_down_file_that_leaves_a_transaction_open_is_not_recorded(dsn: str, tmp_path: Path) -> None:
@@ -465,3 +468,34 @@ def test_a_rollback_over_tenant_schemas_previews_asks_once_and_undoes_each_in_it
     write(tmp_path, "pyproject.toml", "[tool.runner]\nrollback = false\n")
     assert_clean_error(runner_cli("rollback", "--schemas", "tenant_*", "--yes", "--dir", folder, cwd=tmp_path,
                                   env=env), 1, "rollback is turned off for this target")  # fmt: skip
+
+
+def test_a_change_made_outside_runner_stays_drift_after_a_rollback_and_a_redo(dsn: str, tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    api.migrate(dsn, folder)
+    query(dsn, "CREATE TABLE by_hand (id int)")
+    for command in ("rollback", "redo"):
+        done = runner_cli(command, "--yes", "--dsn", dsn, "--dir", folder)
+        assert done.returncode == 0 and "changed outside runner: table by_hand" in done.stderr, done.stderr
+        verify = runner_cli("verify", "--dsn", dsn, "--dir", folder)
+        assert verify.returncode == 1 and "by_hand" in verify.stdout, verify.stdout + verify.stderr
+        assert "things_k" not in verify.stdout  # what the down file (and redo) changed is runner's own work
+        if command == "rollback":
+            assert runner_cli("migrate", "--dsn", dsn, "--dir", folder).returncode == 0
+
+
+def test_a_no_transaction_down_file_that_kept_statements_is_not_tried_again(dsn: str, tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    write(folder / "down", "0003_index.sql", "-- runner: no-transaction\nINSERT INTO undone VALUES (1);\n"
+                                             "DROP INDEX things_k;\n")  # fmt: skip
+    api.migrate(dsn, folder)
+    query(dsn, "CREATE TABLE undone (n int)")
+    with psycopg.connect(dsn, autocommit=True) as holder:
+        holder.execute("BEGIN; LOCK TABLE things IN ACCESS SHARE MODE")
+        failed = runner_cli("rollback", "--yes", "--lock-timeout", "100ms", "--retries", "2", "--dsn", dsn,
+                            "--dir", folder)  # fmt: skip
+        holder.execute("COMMIT")
+    said = assert_clean_error(failed, 3, "down/0003_index.sql failed in the statement at line 3",
+                              "the statement(s) at line(s) 2 had already run and were kept")  # fmt: skip
+    assert "retrying" not in failed.stderr, said
+    assert query(dsn, "SELECT count(*) FROM undone") == [(1,)]

@@ -347,9 +347,12 @@ class Run:
         return {**self.settings.variables, **check(given, "--set")}
 
     def notes(self, event: api.Event) -> None:
-        """The ``on_event`` of a command that shows only notes."""
+        """The ``on_event`` of a command that shows only notes (and a change made outside runner, which a
+        command that changes the schema warns of, as migrate does)."""
         if isinstance(event, api.Note):
             self.out.note(event.text)
+        elif isinstance(event, api.SchemaWarning):
+            self.out.warn(f"changed outside runner: {event.difference.describe()}")
 
     def lines(self, lines: Iterable[str]) -> None:
         """Print the answer, unless --json asked for the document alone."""
