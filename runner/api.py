@@ -1029,6 +1029,7 @@ def _undo_all(
     still covers (unless the lock or the connection is gone). A change made outside runner before this run is
     warned of, as migrate does, and stays drift: only what the down files changed is recorded."""
     conn, target = run.conn, run.target
+    conn.prepare_threshold = None  # the reset after each down file deallocates prepared statements (apply.RESET)
     with _database_errors("setting up the session"):
         history.ensure(conn, target)
         before = _schema_check(conn, target)

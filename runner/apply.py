@@ -44,7 +44,7 @@ _CLAIM = slice(0, 0)  # a failure in the claim sent ahead of a big file, before 
 # Sent after every file, inside its transaction: whatever session state the file changed
 # (SET, SET ROLE, temporary tables, prepared statements, cursors, LISTEN) is gone before the
 # tracking row is written, and the next file starts from a clean session.
-_RESET = (
+RESET = (
     "RESET ALL;\nRESET SESSION AUTHORIZATION;\nRESET ROLE;\nDISCARD TEMP;\nDISCARD SEQUENCES;\n"
     "DEALLOCATE ALL;\nCLOSE ALL;\nUNLISTEN *;\n"
 )
@@ -195,7 +195,7 @@ class Session:
             baseline.update(_CLIENT_CHECK)
         conn.prepare_threshold = None  # the reset deallocates prepared statements
         self._baseline = settings_sql(baseline)
-        self._tail = _RESET + self._baseline
+        self._tail = RESET + self._baseline
         self._tail_results = self._tail.count(";")
         if self._baseline:
             self._send(self._baseline)

@@ -20,16 +20,21 @@ from psycopg import pq, sql
 from psycopg.pq.abc import PGresult
 
 from runner import history, squash, tracking
-from runner.apply import error_field, first_error, kept_statements, rollback_if_open, round_trip, settings_sql
+from runner.apply import (
+    RESET,
+    error_field,
+    first_error,
+    kept_statements,
+    rollback_if_open,
+    round_trip,
+    settings_sql,
+)
 from runner.errors import BadInput, Interrupted, LockLost, MigrationFailed, Refused, Terminated
 from runner.files import Migration
 from runner.locate import SEPARATOR, Location, locate
 from runner.lock import Held
 from runner.plan import Entry, Plan, State
 from runner.preflight import Script, Statement
-
-# Sent after the down file, as after a migration (apply._RESET): the session it leaves is a clean one.
-_RESET = "RESET ALL;\nRESET SESSION AUTHORIZATION;\nRESET ROLE;\nDISCARD TEMP;\nDISCARD SEQUENCES;\n"
 
 
 @dataclass(frozen=True)
@@ -171,7 +176,7 @@ def _unrecord_and_commit(
 ) -> None:  # fmt: skip
     """After the down file, in its transaction: the record's removal, its history row, COMMIT. The removal fails
     (division by zero) when the record is gone: another runner, whose lock was lost, rolled the step back."""
-    failed = first_error(round_trip(conn, _RESET.encode() + _unrecord(conn, table, step) + b";\nCOMMIT"))
+    failed = first_error(round_trip(conn, RESET.encode() + _unrecord(conn, table, step) + b";\nCOMMIT"))
     if failed is None:
         return
     rollback_if_open(conn)
@@ -249,5 +254,5 @@ def _run_each(
         raise LockLost(f"{lost}; {script.name} (no transaction) stopped: {kept_statements(kept)}; {still}") from None
     finally:
         if not (conn.broken or conn.closed) and conn.pgconn.status == pq.ConnStatus.OK:
-            conn.execute(_RESET.encode())  # the SET SESSION settings, and whatever the file set
+            conn.execute(RESET.encode())  # the SET SESSION settings, and whatever the file set
     return RolledBack(record.version, step.name, script.name, (time.perf_counter() - started) * 1000)
