@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -26,6 +27,13 @@ FILES = {
                        "ALTER TABLE things DROP COLUMN IF EXISTS k;\nDROP TYPE IF EXISTS kind;\n"),
     "0003_index.sql": ("CREATE INDEX IF NOT EXISTS things_k ON things (k);\n", "DROP INDEX IF EXISTS things_k;\n"),
 }  # fmt: skip
+
+
+def started(folder: Path, dsn: str, *args: str, **popen: Any) -> subprocess.Popen[str]:
+    """`runner rollback --yes ARGS` in a process of its own, to signal or race."""
+    argv = [sys.executable, "-m", "runner", "rollback", "--yes", *args, "--dsn", dsn, "--dir", str(folder)]
+    return subprocess.Popen(argv, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **popen)  # fmt: skip
 
 
 def project(tmp_path: Path) -> Path:
@@ -118,9 +126,7 @@ def test_ctrl_c_during_a_down_file_rolls_its_step_back(dsn: str, tmp_path: Path)
     folder = project(tmp_path)
     write(folder / "down", "0003_index.sql", "DROP INDEX things_k;\nSELECT pg_sleep(60);\n")
     api.migrate(dsn, folder)
-    argv = [sys.executable, "-m", "runner", "rollback", "--yes", "--dsn", dsn, "--dir", str(folder)]
-    proc = subprocess.Popen(argv, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    proc = started(folder, dsn, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         sleeping = "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep'"
         eventually(lambda: query(dsn, sleeping), "the down file to reach its pause")
@@ -138,9 +144,7 @@ def test_two_runners_rolling_back_at_once_undo_each_step_once(dsn: str, tmp_path
     folder = project(tmp_path)
     write(folder / "down", "0003_index.sql", "SELECT pg_sleep(0.5);\nDROP INDEX IF EXISTS things_k;\n")
     api.migrate(dsn, folder)
-    argv = [sys.executable, "-m", "runner", "rollback", "--to", "1", "--yes", "--dsn", dsn, "--dir", str(folder)]
-    procs = [subprocess.Popen(argv, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]  # fmt: skip
+    procs = [started(folder, dsn, "--to", "1") for _ in range(2)]
     results = [(p.wait(timeout=60), p.stdout.read() if p.stdout else "") for p in procs]
     assert [code for code, _ in results] == [0, 0], results
     assert query(dsn, "SELECT version FROM runner_migrations") == [(1,)]
@@ -255,10 +259,7 @@ def test_a_down_file_that_gives_up_on_a_lock_is_retried_like_a_migration(dsn: st
         holder.execute("BEGIN; LOCK TABLE things IN ACCESS SHARE MODE")  # DROP INDEX waits on it
         once = runner_cli("rollback", "--yes", "--lock-timeout", "100ms", "--dsn", dsn, "--dir", folder)
         assert_clean_error(once, 3, "down/0003_index.sql failed", "lock timeout", "0003_index.sql is still applied")
-        argv = [sys.executable, "-m", "runner", "rollback", "--yes", "--lock-timeout", "100ms", "--retries", "5",
-                "--dsn", dsn, "--dir", str(folder)]  # fmt: skip
-        proc = subprocess.Popen(argv, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)  # fmt: skip
+        proc = started(folder, dsn, "--lock-timeout", "100ms", "--retries", "5")
         wait_for_backend(dsn, proc, "DROP INDEX")
         time.sleep(1.5)  # the first try or two give up on the lock meanwhile
         holder.execute("COMMIT")
@@ -273,8 +274,7 @@ def test_a_lost_connection_during_a_down_file_keeps_the_step_whole(dsn: str, tmp
     folder = project(tmp_path)
     write(folder / "down", "0003_index.sql", "DROP INDEX things_k;\nSELECT pg_sleep(60);\n")
     api.migrate(dsn, folder)
-    argv = [sys.executable, "-m", "runner", "rollback", "--yes", "--dsn", dsn, "--dir", str(folder)]
-    proc = subprocess.Popen(argv, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = started(folder, dsn)
     try:
         pid = eventually(lambda: running_backend(dsn), "the down file to reach its pause")
         query(dsn, "SELECT pg_terminate_backend(%s)", (pid,))
@@ -294,8 +294,7 @@ def test_a_rollback_that_loses_its_lock_stops_before_the_next_step_and_says_what
     folder = project(tmp_path)
     write(folder / "down", "0003_index.sql", "SELECT pg_sleep(1);\nDROP INDEX IF EXISTS things_k;\n")
     api.migrate(dsn, folder)
-    argv = [sys.executable, "-m", "runner", "rollback", "--to", "0", "--yes", "--dsn", dsn, "--dir", str(folder)]
-    proc = subprocess.Popen(argv, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = started(folder, dsn, "--to", "0")
     try:
         wait_for_backend(dsn, proc)
         holder = eventually(lambda: _holder_of(dsn, proc), "the runner's lock session")
@@ -303,7 +302,7 @@ def test_a_rollback_that_loses_its_lock_stops_before_the_next_step_and_says_what
         out, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
-    said = assert_clean_error(subprocess.CompletedProcess(argv, proc.returncode, out, err), 4,
+    said = assert_clean_error(subprocess.CompletedProcess(proc.args, proc.returncode, out, err), 4,
                               "lost the migration lock", "Stopped: this run rolled back 0003_index.sql; "
                               "0002_kinds.sql and 1 later step(s) were not rolled back by it")  # fmt: skip
     assert "Traceback" not in said
@@ -407,23 +406,17 @@ def test_a_step_another_runner_undid_meanwhile_is_named_as_such(dsn: str, tmp_pa
     folder = project(tmp_path)
     write(folder / "down", "0003_index.sql", "SELECT pg_sleep(3);\nDROP INDEX IF EXISTS things_k;\n")
     api.migrate(dsn, folder)
-    argv = [sys.executable, "-m", "runner", "rollback", "--yes", "--dsn", dsn, "--dir", str(folder)]
-
-    def start() -> subprocess.Popen[str]:
-        return subprocess.Popen(argv, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)  # fmt: skip
-
-    first = start()
+    first = started(folder, dsn)
     try:
         wait_for_backend(dsn, first)
         holder = eventually(lambda: _holder_of(dsn, first), "the first runner's lock session")
         query(dsn, "SELECT pg_terminate_backend(%s)", (holder,))  # its lock is free: a second runner takes it
-        second = start()
+        second = started(folder, dsn)
         (_, first_err), (_, second_err) = first.communicate(timeout=60), second.communicate(timeout=60)
     finally:
         first.kill()
     assert first.returncode == 4 and "this run rolled back 0003_index.sql" in first_err, first_err
-    assert_clean_error(subprocess.CompletedProcess(argv, second.returncode, "", second_err), 3,
+    assert_clean_error(subprocess.CompletedProcess(second.args, second.returncode, "", second_err), 3,
                        "0003_index.sql was rolled back by another runner meanwhile")  # fmt: skip
     assert query(dsn, "SELECT version FROM runner_migrations ORDER BY version") == [(1,), (2,)]
     undone = "SELECT outcome FROM runner_migrations_history WHERE action = 'rollback' ORDER BY id"
