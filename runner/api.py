@@ -361,13 +361,26 @@ def migrate(
             if entry.unmarked and any(s.migration is entry.file for s in scripts):
                 emit(Note(f"{entry.name} was {entry.detail}"))
         emit(Starting(len(scripts)))
-        done = _apply_all(run, settings, scripts, retries, emit) if scripts else []
+        try:
+            done = _apply_all(run, settings, scripts, retries, emit) if scripts else []
+        except (RunnerError, KeyboardInterrupt) as stopped:
+            _record_kept(run, stopped, before)
+            raise
         applied = [d for d in done if isinstance(d, Applied)]
         if applied or not schema.exists(conn, target.companion(schema.SUFFIX).identifier):
             _stopped_if_lost(run.lock, applied, [])
             _record_schema(conn, target, before, raced=lambda: _stopped_if_lost(run.lock, applied, []))
         written = _rewrite(conn, target, directory, schema_file, emit) if applied and schema_file else None
     return MigrateResult(plan, applied, warnings, [d for d in done if isinstance(d, Skipped)], written)
+
+
+def _record_kept(run: _Locked, stopped: BaseException, before: _SchemaCheck) -> None:
+    """After a run a failure stopped: the files it applied before that one did the files' work, not drift, so the
+    schema is recorded for them (not after a lost lock: the runner holding it now records it)."""
+    applied = [a for a in getattr(stopped, "applied", []) if isinstance(a, Applied)]
+    if applied and not isinstance(stopped, LockLost) and not (run.conn.broken or run.conn.closed):
+        with suppress(RunnerError, psycopg.Error):
+            _record_schema(run.conn, run.target, before)
 
 
 def _tenant_path(run: _Locked, settings: dict[str, str]) -> None:
@@ -1131,9 +1144,7 @@ def redo(
             applied = [a for a in getattr(stopped, "applied", []) if isinstance(a, Applied)]
             then = f"applied {_listed([a.name for a in applied])} again; then " if applied else "then "
             stopped.args = (f"rolled back {step.name} ({undone.down}); {then}{stopped.args[0]}",)
-            if applied and not isinstance(stopped, LockLost) and not (run.conn.broken or run.conn.closed):
-                with suppress(RunnerError, psycopg.Error):  # what was applied again is the files' work, not drift
-                    _record_schema(run.conn, run.target, before)
+            _record_kept(run, stopped, before)
             raise
         applied = [d for d in done if isinstance(d, Applied)]
         _record_schema(run.conn, run.target, before, raced=lambda: _stopped_if_lost(run.lock, applied, []))

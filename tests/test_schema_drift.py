@@ -216,3 +216,16 @@ def test_diff_compares_two_live_databases(dsn: str, other: str, project: Path) -
     assert doc["same"] is False and len(doc["differences"]) == 2
     unreachable = runner_cli("diff", "--dsn", runner_db, "--against", "postgresql://x@127.0.0.1:1/x")
     assert_clean_error(unreachable, 5, "x@127.0.0.1:1/x")
+
+
+def test_the_files_applied_before_a_failing_one_are_no_drift(dsn: str, migrations: Path) -> None:
+    write(migrations, "0001_a.sql", "CREATE TABLE IF NOT EXISTS a (id int);\n")
+    assert runner_cli("migrate", "--dsn", dsn, "--dir", migrations).returncode == 0
+    write(migrations, "0002_b.sql", "CREATE TABLE IF NOT EXISTS b (id int);\n")
+    write(migrations, "0003_c.sql", "SELECT 1 / 0;\n")
+    assert runner_cli("migrate", "--dsn", dsn, "--dir", migrations).returncode == 3
+    verify = runner_cli("verify", "--dsn", dsn, "--dir", migrations)
+    assert verify.returncode == 0 and "table b" not in verify.stdout, verify.stdout  # 0002 applied it: no drift
+    write(migrations, "0003_c.sql", "SELECT 1;\n")
+    assert runner_cli("migrate", "--dsn", dsn, "--dir", migrations).returncode == 0
+    assert runner_cli("verify", "--dsn", dsn, "--dir", migrations).returncode == 0
