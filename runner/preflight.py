@@ -35,7 +35,7 @@ from runner.files import CHECKSUM_ALGORITHM, FileChanged, FileView, Migration, c
 
 # The words a refused statement or a transaction control needs: a file with none of them needs no parsing.
 _WORDS = frozenset(b"begin start commit end rollback abort savepoint release prepare concurrently vacuum database "
-                   b"system tablespace cluster stdin".split())  # fmt: skip
+                   b"system tablespace cluster stdin cascade".split())  # fmt: skip
 # Letters lower-cased, digits and _ kept, every other byte a space: what is left splits into words as regex \b would.
 _WORD_BYTES = bytes(b | 0x20 if 65 <= b <= 90 or 97 <= b <= 122 else b if 48 <= b <= 57 or b == 95 else 32
                     for b in range(256))  # fmt: skip
@@ -382,6 +382,15 @@ def _check(migration: Migration, statement: Statement, node: object, tables: Seq
 
 
 def _refuse_own_tables(migration: Migration, statement: Statement, node: object, tables: Sequence[Table]) -> None:
+    from pglast import ast, enums
+
+    if isinstance(node, ast.DropStmt) and node.removeType == enums.ObjectType.OBJECT_SCHEMA and \
+            node.behavior == enums.DropBehavior.DROP_CASCADE:  # fmt: skip
+        for name in node.objects:
+            table = next((t for t in tables if t.schema == name.sval), None)
+            if table is not None:
+                raise BadInput(f"{migration.path}, line {statement.line}: DROP SCHEMA {name.sval} CASCADE drops "
+                               f"{table}, one of runner's own tables; " + _OWN_TABLE_HINT)  # fmt: skip
     for what, names in _changed_tables(node):
         table = _own_table(names, tables)
         if table is not None:

@@ -228,6 +228,14 @@ def test_a_file_that_changes_runners_own_tables_is_refused_naming_the_line(
     assert "runner unmark" in message and "runner mark" in message and "runner accept" in message
 
 
+@pytest.mark.parametrize("header", ["", "-- runner: no-transaction\n"])
+def test_a_file_that_drops_the_schema_of_runners_tables_is_refused(tmp_path: Path, header: str) -> None:
+    with pytest.raises(BadInput) as refused:
+        prepare(read_migration(write(tmp_path, "0001_case.sql", header + "DROP SCHEMA IF EXISTS public CASCADE;\n"), 1),
+                OWN)  # fmt: skip
+    assert "DROP SCHEMA public CASCADE drops public.runner_migrations, one of runner's own tables" in str(refused.value)
+
+
 NOT_OWN_TABLES = {
     "reads": "SELECT count(*) FROM runner_migrations;\nCREATE VIEW applied AS SELECT * FROM runner_migrations;\n",
     "another-schema": "DELETE FROM archive.runner_migrations;\n",
@@ -235,6 +243,7 @@ NOT_OWN_TABLES = {
     "a-longer-name": "DROP TABLE runner_migrations_old;\n",
     "in-comments-and-strings": "-- DELETE FROM runner_migrations;\nSELECT 'TRUNCATE runner_migrations';\n",
     "dynamic-sql": "DO $$ BEGIN EXECUTE 'DELETE FROM runner_migrations'; END $$;\n",  # not seen: the README says so
+    "another-schema-dropped": "DROP SCHEMA archive CASCADE;\n",
 }
 
 
