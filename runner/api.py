@@ -1022,7 +1022,6 @@ def rollback(
         _tenant_path(run, settings)
         chosen = undo.steps(run.plan, to, force)
         scripts = [prepare(step.down, _own(run.target), values) for step in chosen]
-        undo.refuse_big(scripts)
         if dry_run or not chosen:
             return RollbackResult(run.plan, [s.name for s in chosen])
         if confirm is not None:
@@ -1129,7 +1128,6 @@ def redo(
         if step.entry.file is None:
             raise BadInput(f"{step.name}: its file is gone, so it cannot be applied again; nothing was rolled back")
         down_script = prepare(step.down, _own(run.target), values)
-        undo.refuse_big([down_script])
         again = [prepare(step.entry.file, _own(run.target), values)]
         again += [prepare(e.file, _own(run.target), values) for e in run.plan.entries if e.repeatable and e.file]
         if confirm is not None:

@@ -128,7 +128,7 @@ def settings_sql(settings: Mapping[str, str], scope: str = "") -> str:
     return "".join(f"SET {scope}{name} = {value};\n" for name, value in quoted.items())
 
 
-def _in_file(where: Location, body: bytes | FileView, start: int) -> Location:
+def in_file(where: Location, body: bytes | FileView, start: int) -> Location:
     """A place in the part of ``body`` that begins at byte ``start``, as a place in the whole file."""
     if not start:
         return where
@@ -447,7 +447,7 @@ class Session:
             opened = unterminated(text)  # the server saw the string end inside runner's own statements
             if opened is not None:
                 where, message = opened
-        where = _in_file(where, script.body, part.start)
+        where = in_file(where, script.body, part.start)
         if sqlstate == _SYNTAX_ERROR and message.startswith("unterminated"):
             message = message.split(" at or near ")[0]  # what follows quotes runner's own statements
         message = " ".join(message.split())  # one line, whatever the server quoted

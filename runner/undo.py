@@ -24,6 +24,7 @@ from runner.apply import (
     RESET,
     error_field,
     first_error,
+    in_file,
     kept_statements,
     rollback_if_open,
     round_trip,
@@ -116,22 +117,31 @@ def run(
     """One step, in one transaction: the down file, the deletion of the record, and a history row. A down file
     marked ``-- runner: no-transaction`` runs a statement at a time instead (_run_each).
 
-    The down file travels alone in its message, so the server's line numbers are the file's, and only once it
-    succeeded does runner send the record's removal and the COMMIT: what the server does is what runner saw.
+    The down file travels alone in its message (a big one in parts, as migrate sends it), so the server's line
+    numbers are the file's, and only once it succeeded does runner send the record's removal and the COMMIT:
+    what the server does is what runner saw.
     """
     if script.no_transaction:
         return _run_each(conn, table, step, script, settings, lock)
-    assert isinstance(script.body, bytes)  # a big one was refused before anything ran (refuse_big)
     record = step.entry.record
     assert record is not None and record.version is not None
+    # Where strings end depends on this setting when a string has a backslash before a quote (a big file's cuts).
+    standard_strings = conn.info.parameter_status("standard_conforming_strings") != "off"
     started = time.perf_counter()
     try:
         conn.execute(b"BEGIN;\n" + settings_sql({**settings, **script.settings}, "LOCAL ").encode())
-        failed = first_error(round_trip(conn, script.body + SEPARATOR.encode()))  # COPY ... TO STDOUT drained
-        if failed:
-            rollback_if_open(conn)
-            raise _failure(script, step, *failed, "It was rolled back: {still}, and no later step ran")
+        for part in script.parts(standard_strings):  # the whole file, or a big one's parts (preflight.Script.parts)
+            ended = SEPARATOR.encode() if script.cuts is None else b""
+            failed = first_error(round_trip(conn, part.data + ended))  # COPY ... TO STDOUT drained
+            if failed:
+                rollback_if_open(conn)
+                raise _failure(
+                    script, step, *failed, "It was rolled back: {still}, and no later step ran", part=part.where
+                )
         _unrecord_and_commit(conn, table, step, script, "nothing of it was kept")
+    except MigrationFailed:  # a big file that changed while it was sent, too
+        rollback_if_open(conn)
+        raise
     except KeyboardInterrupt as stop:
         rollback_if_open(conn)
         cause = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
@@ -148,19 +158,21 @@ def _failure(
     outcome: str,
     statement: Statement | None = None,
     kept: Sequence[Statement] = (),
+    part: slice | None = None,
 ) -> MigrationFailed:
     """Where in the down file the server failed (in ``statement``, of a no-transaction one), and what that left
     (``outcome``, with ``{still}``)."""
     sqlstate = error_field(result, pq.DiagnosticField.SQLSTATE) or "?????"
     message = " ".join((error_field(result, pq.DiagnosticField.MESSAGE_PRIMARY) or "unknown error").split())
     position = error_field(result, pq.DiagnosticField.STATEMENT_POSITION)
-    text = script.body.decode("utf-8") if isinstance(script.body, bytes) else ""
     offset = int(position) if position else None
     if statement is not None:
+        text = script.body.decode("utf-8") if isinstance(script.body, bytes) else ""
         where = locate(text, offset and offset + statement.start, None)
         where = where if where.line is not None else Location(statement_line=statement.line)
-    else:
-        where = locate(text, offset, index)
+    else:  # in the message that held ``part`` of the file
+        part = part or slice(0, len(script.body))
+        where = in_file(locate(script.body[part].decode("utf-8"), offset, index), script.body, part.start)
     place = f" {where.describe()}" if where.describe() else ""
     still = f"{step.name} is still {'recorded as ' if script.no_transaction else ''}applied"
     outcome = outcome.replace("{still}", still)  # not str.format: a file name may hold braces
@@ -188,15 +200,6 @@ def _unrecord_and_commit(
     message = error_field(failed[1], pq.DiagnosticField.MESSAGE_PRIMARY) or "unknown error"
     raise MigrationFailed(f"{script.name} ran, but removing the record of {step.name} failed: {message} (SQLSTATE "
                           f"{sqlstate}); {kept}, and {step.name} is still applied", details=details)  # fmt: skip
-
-
-def refuse_big(scripts: list[Script]) -> None:
-    """Before anything runs: a down file over 1 MB is sent in parts, which only migrate does (not yet here)."""
-    for script in scripts:
-        if script.cuts is not None or not isinstance(script.body, bytes):
-            raise BadInput(f"{script.name}: a down file over 1 MB cannot be rolled back by runner yet; run it by "
-                           "hand with `runner db shell`, then `runner unmark` its migration. Nothing was rolled back"
-                           )  # fmt: skip
 
 
 def _unrecord(conn: psycopg.Connection, table: tracking.TrackingTable, step: Step) -> bytes:

@@ -330,13 +330,20 @@ def test_a_no_transaction_down_file_runs_a_statement_at_a_time_then_drops_the_re
     assert query(dsn, "SELECT max(version) FROM runner_migrations") == [(3,)]
 
 
-def test_a_down_file_over_1_mb_is_refused_before_any_step_runs(dsn: str, tmp_path: Path) -> None:
+def test_a_down_file_over_1_mb_is_sent_in_parts_as_a_big_migration_is(dsn: str, tmp_path: Path) -> None:
     folder = project(tmp_path)
+    filler = ("SELECT 1; -- " + "x" * 990 + "\n") * 1100  # 1.1 MB: over the size a file travels whole
+    write(folder / "down", "0003_index.sql", filler + "DROP INDEX things_k;\nSELECT 1 / 0;\n")
     api.migrate(dsn, folder)
-    write(folder / "down", "0002_kinds.sql", FILES["0002_kinds.sql"][1] + "-- padding\n" * 110_000)
-    assert_clean_error(runner_cli("rollback", "--to", "0", "--yes", "--force", "--dsn", dsn, "--dir", folder), 2,
-                       "down/0002_kinds.sql: a down file over 1 MB cannot be rolled back by runner yet")  # fmt: skip
-    assert query(dsn, "SELECT count(*) FROM runner_migrations") == [(3,)]
+    failed = runner_cli("rollback", "--yes", "--dsn", dsn, "--dir", folder)
+    assert_clean_error(failed, 3, "down/0003_index.sql failed in the statement at line 1102: division by zero",
+                       "0003_index.sql is still applied")  # fmt: skip
+    assert query(dsn, "SELECT count(*) FROM pg_indexes WHERE indexname = 'things_k'") == [(1,)]
+    write(folder / "down", "0003_index.sql", filler + "DROP INDEX things_k;\n")
+    done = runner_cli("rollback", "--yes", "--force", "--dsn", dsn, "--dir", folder)
+    assert done.returncode == 0 and "Rolled back: 0003_index.sql" in done.stdout, done.stderr
+    assert query(dsn, "SELECT count(*) FROM pg_indexes WHERE indexname = 'things_k'") == [(0,)]
+    assert query(dsn, "SELECT max(version) FROM runner_migrations") == [(2,)]
 
 
 def test_what_a_down_file_sends_back_and_where_it_fails_are_read_as_migrate_reads_them(
