@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from runner import api
+from runner import api, report
 from runner.cli import EPILOG, Answer, _run, app
 from runner.cli.options import (
     Connection,
@@ -145,7 +145,7 @@ def redo(
             run.lines(["Nothing to redo: no migration is applied"])
             return 0, {"redone": None}
         run.lines([f"Rolled back: {undone.name} ({undone.duration_ms:.0f} ms, {undone.down})",
-                   *(f"Completed: {a.name} ({a.duration_ms:.0f} ms)" for a in done.migrated.applied)])  # fmt: skip
+                   *map(report.progress_line, done.migrated.applied)])  # fmt: skip
         return 0, {"redone": undone.name}
 
     _run(context, shown, work)
