@@ -1011,8 +1011,8 @@ def rollback(
     repeatable files' records are forgotten after a rollback, so the next migrate runs them again: they are
     written to be run again, and what they made may have gone with the migrations undone. ``schema_file``
     is written again afterwards, as migrate writes it. ``confirm`` is called with the names of the migrations
-    to undo, under the lock, before anything runs: it raises to stop (the CLI asks there), and what it was
-    shown is what runs.
+    to undo (none, too), under the lock, before anything runs: it raises to stop (the CLI asks there), and
+    what it was shown is what runs.
     """
 
     values = check_variables(variables or {}, "variables:")
@@ -1022,10 +1022,10 @@ def rollback(
         _tenant_path(run, settings)
         chosen = undo.steps(run.plan, to, force)
         scripts = [prepare(step.down, _own(run.target), values) for step in chosen]
+        if confirm is not None and not dry_run:  # with no step too: a caller that previewed some learns they went
+            confirm([s.name for s in chosen])
         if dry_run or not chosen:
             return RollbackResult(run.plan, [s.name for s in chosen])
-        if confirm is not None:
-            confirm([s.name for s in chosen])
         done = _undo_all(run, chosen, scripts, settings, retries, emit)
         if schema_file is not None:  # as after a migrate: the schema changed
             _rewrite(run.conn, run.target, directory, schema_file, emit)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, replace
@@ -154,15 +154,18 @@ def _ahead(parts: Iterator[Part]) -> Generator[Part, None, None]:
             yield part
 
 
-def _lines(statements: list[Statement]) -> str:
+def lines_of(statements: Sequence[Statement], shown: int = 5) -> str:
+    """``2, 3, 5``; past ``shown`` statements, ``2 to 16001`` (a big file's would fill a screen)."""
+    if len(statements) > shown:
+        return f"{statements[0].line} to {statements[-1].line}"
     return ", ".join(str(s.line) for s in statements)
 
 
-def kept_statements(statements: list[Statement]) -> str:
+def kept_statements(statements: Sequence[Statement]) -> str:
     """What of a no-transaction file stays after it stopped: statements that ran cannot be undone."""
     if not statements:
         return "nothing ran"
-    return f"the statement(s) at line(s) {_lines(statements)} had already run and were kept"
+    return f"the statement(s) at line(s) {lines_of(statements)} had already run and were kept"
 
 
 def _rows(script: Script) -> ModuleType:
@@ -315,6 +318,15 @@ class Session:
                     results = round_trip(self.conn, part.data)
                     if first_error(results) is not None:
                         return results, part.where, ran
+                    if self.conn.info.transaction_status != pq.TransactionStatus.INTRANS:
+                        raise MigrationFailed(
+                            f"{script.name} ended runner's transaction before its byte {part.where.stop} (a COMMIT or "
+                            "ROLLBACK runner's checks did not see: the file changed while it was sent, or the server "
+                            "has standard_conforming_strings off): what ran of it before that may have been kept, "
+                            "and it was not recorded. Check the database against the file",
+                            details={"file": str(script.migration.path), "version": script.migration.version,
+                                     "statements_kept": ["unknown"]},
+                        )  # fmt: skip
                     ran += len(results)
         except MigrationFailed:  # the file changed while it was sent
             self._rollback_if_open()
@@ -360,7 +372,7 @@ class Session:
             self._send("ROLLBACK")
             raise MigrationFailed(
                 f"{script.name} ends inside a transaction it opened and never committed; that transaction was rolled "
-                f"back and the file was not recorded. Statements outside it (lines {_lines(kept)}) may have been "
+                f"back and the file was not recorded. Statements outside it (lines {lines_of(kept)}) may have been "
                 "kept: end the file with COMMIT",
                 details={"file": str(script.migration.path), "version": script.migration.version},
             )

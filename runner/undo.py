@@ -26,6 +26,7 @@ from runner.apply import (
     first_error,
     in_file,
     kept_statements,
+    lines_of,
     rollback_if_open,
     round_trip,
     settings_sql,
@@ -133,11 +134,14 @@ def run(
         for part in script.parts(standard_strings):  # the whole file, or a big one's parts (preflight.Script.parts)
             ended = SEPARATOR.encode() if script.cuts is None else b""
             failed = first_error(round_trip(conn, part.data + ended))  # COPY ... TO STDOUT drained
+            if conn.info.transaction_status == pq.TransactionStatus.IDLE:  # failed or not, its COMMIT came first
+                raise _left_transaction(script, step, part.where.stop)
             if failed:
                 rollback_if_open(conn)
-                raise _failure(
-                    script, step, *failed, "It was rolled back: {still}, and no later step ran", part=part.where
-                )
+                outcome = "It was rolled back: {still}, and no later step ran"
+                raise _failure(script, step, *failed, outcome, part=part.where)
+            if conn.info.transaction_status != pq.TransactionStatus.INTRANS:
+                raise _left_transaction(script, step, part.where.stop)
         _unrecord_and_commit(conn, table, step, script, "nothing of it was kept")
     except MigrationFailed:  # a big file that changed while it was sent, too
         rollback_if_open(conn)
@@ -181,6 +185,17 @@ def _failure(
                                     "line": where.line or where.statement_line, "sqlstate": sqlstate,
                                     "server_message": message,  # a file that kept statements is not tried again
                                     "statements_kept": [s.line for s in kept]})  # fmt: skip
+
+
+def _left_transaction(script: Script, step: Step, sent: int) -> MigrationFailed:
+    """The file ended the step's transaction though the checks found no COMMIT or ROLLBACK in it: it changed while
+    it was sent, or the server reads its strings otherwise (standard_conforming_strings off). Runner cannot say
+    what of it was kept."""
+    return MigrationFailed(f"{script.name} ended the step's transaction before its byte {sent} (a COMMIT or ROLLBACK "
+                           "runner's checks did not see: the file changed while it was sent, or the server has "
+                           "standard_conforming_strings off): what ran of it before that may have been kept, and "
+                           f"{step.name} is still applied. Check the database against the down file",
+                           details={"file": str(script.migration.path), "statements_kept": ["unknown"]})  # fmt: skip
 
 
 def _unrecord_and_commit(
@@ -243,7 +258,7 @@ def _run_each(
             rollback_if_open(conn)
             raise MigrationFailed(f"{script.name} ends inside a transaction it opened and never committed; that "
                                   f"transaction was rolled back, and statements outside it (lines "
-                                  f"{', '.join(str(k.line) for k in kept)}) may have been kept; {still}. End the "
+                                  f"{lines_of(kept)}) may have been kept; {still}. End the "
                                   "transaction with COMMIT",
                                   details={"statements_kept": [k.line for k in kept]})  # fmt: skip
         conn.execute(b"BEGIN")

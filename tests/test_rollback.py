@@ -221,6 +221,8 @@ def test_what_the_confirmation_is_shown_is_what_runs_and_a_no_runs_nothing(dsn: 
         runner.rollback(dsn, folder, to=1, confirm=no)
     assert shown == [["0003_index.sql", "0002_kinds.sql"]]
     assert query(dsn, "SELECT count(*) FROM runner_migrations") == [(3,)]
+    assert runner.rollback(dsn, folder, to=3, confirm=shown.append).rolled_back == []
+    assert shown[-1] == []  # asked with no step too: a caller that previewed some learns they are gone
     redone = runner.redo(dsn, folder, confirm=shown.append)
     assert redone.rolled_back is not None and redone.rolled_back.name == "0003_index.sql"
     assert redone.migrated is not None and [a.name for a in redone.migrated.applied] == ["0003_index.sql"]
@@ -499,3 +501,40 @@ def test_a_no_transaction_down_file_that_kept_statements_is_not_tried_again(dsn:
                               "the statement(s) at line(s) 2 had already run and were kept")  # fmt: skip
     assert "retrying" not in failed.stderr, said
     assert query(dsn, "SELECT count(*) FROM undone") == [(1,)]
+
+
+def test_a_down_file_that_ends_its_transaction_behind_the_checks_is_reported_truthfully(
+    dsn: str, tmp_path: Path
+) -> None:
+    folder = project(tmp_path)
+    write(folder / "down", "0003_index.sql", "DROP INDEX things_k;\nSELECT 'A\\' AS x, ' ; COMMIT; -- ';\n"
+                                             "SELECT 1 / 0;\n")  # fmt: skip
+    api.migrate(dsn, folder)
+    off = dsn + " options='-c standard_conforming_strings=off'"  # the server reads the string another way
+    failed = runner_cli("rollback", "--yes", "--dsn", off, "--dir", folder)
+    assert_clean_error(failed, 3, "down/0003_index.sql ended the step's transaction", "may have been kept",
+                       "0003_index.sql is still applied")  # fmt: skip
+    assert query(dsn, "SELECT max(version) FROM runner_migrations") == [(3,)]
+
+
+def test_a_fleet_rollback_stopped_by_a_failing_target_names_the_ones_it_did_not_start(dsn: str, tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    query(dsn, "CREATE SCHEMA tenant_a; CREATE SCHEMA tenant_b; CREATE SCHEMA tenant_c")
+    env = cli_env(DATABASE_URL=dsn)
+    assert runner_cli("migrate", "--schemas", "tenant_*", "--dir", folder, env=env).returncode == 0
+    query(dsn, "CREATE VIEW tenant_b.kinds AS SELECT k FROM tenant_b.things")  # 0002's down file fails there
+    database = dsn.rpartition("dbname=")[2].split()[0]
+    for extra in ([], ["--json"]):
+        done = runner_cli("rollback", "--schemas", "tenant_*", "--to", "1", "--yes", "--jobs", "1", "--dir", folder,
+                          *extra, env=env)  # fmt: skip
+        assert done.returncode == 3 and "Traceback" not in done.stderr, done.stdout + done.stderr
+        if extra:
+            document = json.loads(done.stdout)
+            assert [t["started"] for t in document["targets"]] == [True, True, False]
+        else:
+            first, second = done.stdout.splitlines()[:2]
+            assert first == f"{database}/tenant_a: rolled back 0003_index.sql, 0002_kinds.sql"
+            assert second.startswith(f"{database}/tenant_b: error (exit 3): rolled back 0003_index.sql; then "
+                                     "down/0002_kinds.sql failed")  # fmt: skip
+            assert "1 not started" in done.stdout
+    assert query(dsn, "SELECT count(*) FROM tenant_c.runner_migrations") == [(3,)]

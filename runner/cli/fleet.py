@@ -226,7 +226,7 @@ def rollback(run: Run, options: Fleet, dsns: list[str] | None, *, dry_run: bool,
         if dry_run or preview.code or not any(shown.values()):
             kinds = _kinds(preview, lambda r: "would roll back" if r.steps else "nothing to roll back",
                            ("would roll back", "nothing to roll back"))  # fmt: skip
-            run.lines([_ended(o, would) for o in preview.outcomes] + _summary(preview, kinds))
+            run.lines([_ended(o, would) for o in preview.outcomes if o.started] + _summary(preview, kinds))
             return preview.code, _doc(preview, lambda r: {"would_roll_back": r.steps}, kinds)
         asked = [f"{name} ({', '.join(steps)})" for name, steps in shown.items() if steps]
         ask(asked[:5] + ([f"{len(asked) - 5} more target(s)"] if len(asked) > 5 else []))
@@ -242,6 +242,6 @@ def rollback(run: Run, options: Fleet, dsns: list[str] | None, *, dry_run: bool,
     kinds = _kinds(result, lambda r: "rolled back" if r.rolled_back else "nothing to roll back",
                    ("rolled back", "nothing to roll back"))  # fmt: skip
     lines = [_ended(o, lambda r: f"rolled back {', '.join(x.name for x in r.rolled_back)}" if r.rolled_back
-                    else "nothing to roll back") for o in result.outcomes]  # fmt: skip
+                    else "nothing to roll back") for o in result.outcomes if o.started]  # fmt: skip
     run.lines(lines + _summary(result, kinds))
     return result.code, _doc(result, lambda r: {"rolled_back": [x.name for x in r.rolled_back]}, kinds)

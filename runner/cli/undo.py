@@ -39,7 +39,7 @@ def _allowed(run: Run, yes: bool, what: str, command: str = "rollback") -> Calla
                       "rollback = false); nothing was rolled back")  # fmt: skip
 
     def confirm(steps: list[str]) -> None:
-        if yes:
+        if yes or not steps:
             return
         if not sys.stdin.isatty():
             raise BadInput(f"runner {command} runs down files and deletes records, and there is no terminal to "
