@@ -160,12 +160,16 @@ def _refuse_drift(plan: Plan, strict: bool, allow_out_of_order: bool) -> None:
         )
 
 
-def _settings(lock_timeout: str | None, statement_timeout: str | None) -> dict[str, str]:
+def _settings(database: Database, lock_timeout: str | None, statement_timeout: str | None) -> dict[str, str]:
+    """What each file (or down file) starts from, sent again after the reset that follows each one."""
     given = {
         "lock_timeout": ("--lock-timeout", lock_timeout),
         "statement_timeout": ("--statement-timeout", statement_timeout),
     }
-    return {name: directives.setting_value(value, option) for name, (option, value) in given.items() if value}
+    settings = {name: directives.setting_value(value, option) for name, (option, value) in given.items() if value}
+    if isinstance(database, psycopg.Connection):  # RESET ALL takes it back to the encoding it was opened with
+        settings["client_encoding"] = "UTF8"
+    return settings
 
 
 _Done = TypeVar("_Done")
@@ -344,9 +348,7 @@ def migrate(
     (runner dump) once files are applied; a failure to write it is a warning, since the files are applied.
     """
     values = check_variables(variables or {}, "variables:")
-    settings = _settings(lock_timeout, statement_timeout)
-    if isinstance(database, psycopg.Connection):  # RESET ALL takes it back to the encoding it was opened with
-        settings["client_encoding"] = "UTF8"
+    settings = _settings(database, lock_timeout, statement_timeout)
     emit = on_event or (lambda event: None)
     with _locked(database, directory, table, lock_wait, wait_for_db, on_event) as run:
         conn, target, plan = run.conn, run.target, run.plan
@@ -1016,7 +1018,7 @@ def rollback(
     """
 
     values = check_variables(variables or {}, "variables:")
-    settings = _settings(lock_timeout, statement_timeout)
+    settings = _settings(database, lock_timeout, statement_timeout)
     emit = on_event or (lambda event: None)
     with _locked(database, directory, table, lock_wait, 0, on_event, create=False) as run:
         _tenant_path(run, settings)
@@ -1117,7 +1119,7 @@ def redo(
     file, the migration (and the repeatable files, which run again after it) as migrate would check them. Only
     that one migration is applied again, whatever else is pending. A failure after the rollback says so."""
     values = check_variables(variables or {}, "variables:")
-    settings = _settings(lock_timeout, statement_timeout)
+    settings = _settings(database, lock_timeout, statement_timeout)
     emit = on_event or (lambda event: None)
     with _locked(database, directory, table, lock_wait, 0, on_event, create=False) as run:
         _tenant_path(run, settings)

@@ -142,7 +142,7 @@ def run(
                 raise _failure(script, step, *failed, outcome, part=part.where)
             if conn.info.transaction_status != pq.TransactionStatus.INTRANS:
                 raise _left_transaction(script, step, part.where.stop)
-        _unrecord_and_commit(conn, table, step, script, "nothing of it was kept")
+        _unrecord_and_commit(conn, table, step, script, "nothing of it was kept", settings)
     except MigrationFailed:  # a big file that changed while it was sent, too
         rollback_if_open(conn)
         raise
@@ -198,12 +198,19 @@ def _left_transaction(script: Script, step: Step, sent: int) -> MigrationFailed:
                            details={"file": str(script.migration.path), "statements_kept": ["unknown"]})  # fmt: skip
 
 
+def _reset(settings: Mapping[str, str]) -> bytes:
+    """After a down file, as after a migration (apply.Session's tail): a clean session, then the run's settings
+    again (an application's connection is UTF-8 only by them), for runner's own statements and the next step."""
+    return (RESET + settings_sql(settings)).encode()
+
+
 def _unrecord_and_commit(
-    conn: psycopg.Connection, table: tracking.TrackingTable, step: Step, script: Script, kept: str
+    conn: psycopg.Connection, table: tracking.TrackingTable, step: Step, script: Script, kept: str,
+    settings: Mapping[str, str],
 ) -> None:  # fmt: skip
     """After the down file, in its transaction: the record's removal, its history row, COMMIT. The removal fails
     (division by zero) when the record is gone: another runner, whose lock was lost, rolled the step back."""
-    failed = first_error(round_trip(conn, RESET.encode() + _unrecord(conn, table, step) + b";\nCOMMIT"))
+    failed = first_error(round_trip(conn, _reset(settings) + _unrecord(conn, table, step) + b";\nCOMMIT"))
     if failed is None:
         return
     rollback_if_open(conn)
@@ -262,7 +269,7 @@ def _run_each(
                                   "transaction with COMMIT",
                                   details={"statements_kept": [k.line for k in kept]})  # fmt: skip
         conn.execute(b"BEGIN")
-        _unrecord_and_commit(conn, table, step, script, kept_statements(kept))
+        _unrecord_and_commit(conn, table, step, script, kept_statements(kept), settings)
     except KeyboardInterrupt as stop:
         rollback_if_open(conn)
         cause = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
@@ -272,5 +279,5 @@ def _run_each(
         raise LockLost(f"{lost}; {script.name} (no transaction) stopped: {kept_statements(kept)}; {still}") from None
     finally:
         if not (conn.broken or conn.closed) and conn.pgconn.status == pq.ConnStatus.OK:
-            conn.execute(RESET.encode())  # the SET SESSION settings, and whatever the file set
+            conn.execute(_reset(settings))  # the file's settings, and whatever it set
     return RolledBack(record.version, step.name, script.name, (time.perf_counter() - started) * 1000)

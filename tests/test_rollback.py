@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
 import runner
 from runner import api
@@ -538,3 +539,20 @@ def test_a_fleet_rollback_stopped_by_a_failing_target_names_the_ones_it_did_not_
                                      "down/0002_kinds.sql failed")  # fmt: skip
             assert "1 not started" in done.stdout
     assert query(dsn, "SELECT count(*) FROM tenant_c.runner_migrations") == [(3,)]
+
+
+def test_a_rollback_on_an_applications_connection_sends_every_step_as_utf8_and_hands_it_back(
+    dsn: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "sql"
+    write(folder, "1_a.sql", "CREATE TABLE a (id int);\n")
+    write(folder, "2_b.sql", "CREATE TABLE b (id int);\n")
+    write(folder / "down", "2_b.sql", "DROP TABLE b;\n")
+    write(folder / "down", "1_a.sql", "CREATE TABLE noted AS SELECT 'café' AS note;\nDROP TABLE a;\n")
+    api.migrate(dsn, folder)
+    with psycopg.connect(make_conninfo(dsn, client_encoding="LATIN1")) as conn:
+        conn.commit()
+        assert [r.name for r in runner.rollback(conn, folder, to=0).rolled_back] == ["2_b.sql", "1_a.sql"]
+        assert conn.info.parameter_status("client_encoding") == "LATIN1"
+        assert conn.execute("SELECT %s::int", (2,), prepare=True).fetchone() == (2,)
+    assert query(dsn, "SELECT note FROM noted") == [("café",)]  # the second step too was read as UTF-8
