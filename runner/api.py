@@ -376,13 +376,14 @@ def migrate(
     return MigrateResult(plan, applied, warnings, [d for d in done if isinstance(d, Skipped)], written)
 
 
-def _record_kept(run: _Locked, stopped: BaseException, before: _SchemaCheck) -> None:
+def _record_kept(run: _Locked, stopped: BaseException, before: _SchemaCheck) -> list[Applied]:
     """After a run a failure stopped: the files it applied before that one did the files' work, not drift, so the
-    schema is recorded for them (not after a lost lock: the runner holding it now records it)."""
+    schema is recorded for them (not after a lost lock: the runner holding it now records it). Those files."""
     applied = [a for a in getattr(stopped, "applied", []) if isinstance(a, Applied)]
     if applied and not isinstance(stopped, LockLost) and not (run.conn.broken or run.conn.closed):
         with suppress(RunnerError, psycopg.Error):
             _record_schema(run.conn, run.target, before)
+    return applied
 
 
 def _tenant_path(run: _Locked, settings: dict[str, str]) -> None:
@@ -1127,8 +1128,7 @@ def redo(
         if not chosen:
             return RedoResult(None)
         [step] = chosen
-        if step.entry.file is None:
-            raise BadInput(f"{step.name}: its file is gone, so it cannot be applied again; nothing was rolled back")
+        assert step.entry.file is not None  # undo.steps refuses a migration whose file is gone
         down_script = prepare(step.down, _own(run.target), values)
         again = [prepare(step.entry.file, _own(run.target), values)]
         again += [prepare(e.file, _own(run.target), values) for e in run.plan.entries if e.repeatable and e.file]
@@ -1138,15 +1138,13 @@ def redo(
         with _database_errors("reading the schema"):
             before = _schema_check(run.conn, run.target)
         try:
-            done = _apply_all(run, settings, again, retries, emit)
-            _stopped_if_lost(run.lock, [d for d in done if isinstance(d, Applied)], [])
+            applied = [d for d in _apply_all(run, settings, again, retries, emit) if isinstance(d, Applied)]
+            _stopped_if_lost(run.lock, applied, [])
         except (RunnerError, KeyboardInterrupt) as stopped:
-            applied = [a for a in getattr(stopped, "applied", []) if isinstance(a, Applied)]
-            then = f"applied {_listed([a.name for a in applied])} again; then " if applied else "then "
+            kept = _record_kept(run, stopped, before)
+            then = f"applied {_listed([a.name for a in kept])} again; then " if kept else "then "
             stopped.args = (f"rolled back {step.name} ({undone.down}); {then}{stopped.args[0]}",)
-            _record_kept(run, stopped, before)
             raise
-        applied = [d for d in done if isinstance(d, Applied)]
         _record_schema(run.conn, run.target, before, raced=lambda: _stopped_if_lost(run.lock, applied, []))
         written = _rewrite(run.conn, run.target, directory, schema_file, emit) if schema_file else None
     return RedoResult(undone, MigrateResult(run.plan, applied, [], [], written))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -24,6 +24,7 @@ from runner.cli.options import (
     uses,
 )
 from runner.errors import BadInput, Refused
+from runner.undo import RolledBack
 
 Force = Annotated[bool, typer.Option("--force", help="Roll back a migration (or down file) edited since it was "
                                                      "applied.")]  # fmt: skip
@@ -54,13 +55,21 @@ def _allowed(run: Run, yes: bool, what: str, command: str = "rollback") -> Calla
     return confirm
 
 
-def _rollback(run: Run, sets: list[str] | None, **how: object) -> api.RollbackResult:
-    """api.rollback with this command's settings."""
+def _session(run: Run, sets: list[str] | None) -> dict[str, Any]:
+    """The keywords of api.rollback and api.redo (and a fleet's rollback) that this command's settings give."""
     s = run.settings
-    return api.rollback(*run.target, lock_wait=s.lock_wait, lock_timeout=s.lock_timeout,
-                        statement_timeout=s.statement_timeout, retries=s.retries, variables=run.variables(sets),
-                        schema_file=None if how.get("dry_run") else project_schema_file(s),
-                        on_event=run.notes, **how)  # type: ignore[arg-type]  # fmt: skip
+    return {"lock_wait": s.lock_wait, "lock_timeout": s.lock_timeout, "statement_timeout": s.statement_timeout,
+            "retries": s.retries, "variables": run.variables(sets)}  # fmt: skip
+
+
+def _line(step: RolledBack) -> str:
+    return f"Rolled back: {step.name} ({step.duration_ms:.0f} ms, {step.down})"
+
+
+def _rollback(run: Run, sets: list[str] | None, **how: Any) -> api.RollbackResult:
+    """api.rollback with this command's settings."""
+    schema_file = None if how.get("dry_run") else project_schema_file(run.settings)
+    return api.rollback(*run.target, schema_file=schema_file, on_event=run.notes, **(_session(run, sets) | how))
 
 
 @app.command(epilog=EPILOG)
@@ -93,12 +102,9 @@ def rollback(
         if targets.chosen(where.dsn):
             from runner.cli import fleet  # threads and targets: only a fleet run needs them
 
-            s = run.settings
             ask = (lambda shown: None) if dry_run else _allowed(run, yes, "Rolling back on")
             return fleet.rollback(run, targets, where.dsn, dry_run=dry_run, ask=ask, to=to, force=force,
-                                  lock_wait=s.lock_wait, lock_timeout=s.lock_timeout,
-                                  statement_timeout=s.statement_timeout, retries=s.retries,
-                                  variables=run.variables(sets))  # fmt: skip
+                                  **_session(run, sets))  # fmt: skip
         if dry_run:
             planned = _rollback(run, sets, to=to, force=force, dry_run=True)
             run.lines([f"Would roll back {name}" for name in planned.steps] or ["Nothing to roll back"])
@@ -107,8 +113,7 @@ def rollback(
         if not done.steps:
             run.lines(["Nothing to roll back"])
             return 0, {"rolled_back": []}
-        run.lines([*(f"Rolled back: {r.name} ({r.duration_ms:.0f} ms, {r.down})" for r in done.rolled_back),
-                   f"Rolled back {len(done.rolled_back)} migration(s)"])  # fmt: skip
+        run.lines([*map(_line, done.rolled_back), f"Rolled back {len(done.rolled_back)} migration(s)"])
         return 0, {"rolled_back": [r.name for r in done.rolled_back]}
 
     _run(context, shown, work)
@@ -135,17 +140,19 @@ def redo(
     """
 
     def work(run: Run) -> Answer:
-        s = run.settings
-        done = api.redo(*run.target, force=force, lock_wait=s.lock_wait, lock_timeout=s.lock_timeout,
-                        statement_timeout=s.statement_timeout, retries=s.retries, variables=run.variables(sets),
-                        schema_file=project_schema_file(s), confirm=_allowed(run, yes, "Redoing", "redo"),
-                        on_event=run.notes)  # fmt: skip
+        done = api.redo(
+            *run.target,
+            force=force,
+            schema_file=project_schema_file(run.settings),
+            confirm=_allowed(run, yes, "Redoing", "redo"),
+            on_event=run.notes,
+            **_session(run, sets),
+        )
         undone = done.rolled_back
         if undone is None or done.migrated is None:
             run.lines(["Nothing to redo: no migration is applied"])
             return 0, {"redone": None}
-        run.lines([f"Rolled back: {undone.name} ({undone.duration_ms:.0f} ms, {undone.down})",
-                   *map(report.progress_line, done.migrated.applied)])  # fmt: skip
+        run.lines([_line(undone), *map(report.progress_line, done.migrated.applied)])
         return 0, {"redone": undone.name}
 
     _run(context, shown, work)
