@@ -33,7 +33,7 @@ from runner.apply import (
 )
 from runner.errors import BadInput, Interrupted, LockLost, MigrationFailed, Refused, Terminated
 from runner.files import Migration
-from runner.locate import SEPARATOR, Location, locate
+from runner.locate import SEPARATOR, Location, locate, statement_offsets
 from runner.lock import Held
 from runner.plan import Entry, Plan, State
 from runner.preflight import Script, Statement
@@ -102,13 +102,7 @@ def _blank(down: Migration) -> bool:
     """Comments and semicolons only, as `runner new` writes it: run, it would undo nothing and drop the record."""
     if not isinstance(down.sql, bytes):
         return False  # over 1 MB: not a file of comments
-    from pglast import parser
-
-    try:
-        tokens = parser.scan(down.text())
-    except Exception:  # pglast.parser.ParseError: not blank, and the server will say what is wrong
-        return False
-    return all(t.name in ("SQL_COMMENT", "C_COMMENT", "ASCII_59") for t in tokens)
+    return statement_offsets(down.text()) == []  # None: pglast cannot parse it, and the server will say why
 
 
 def run(
