@@ -38,6 +38,7 @@ _SYNTAX_ERROR = "42601"
 LOCK_NOT_AVAILABLE = "55P03"  # the SQLSTATE of a lock_timeout
 _QUERY_CANCELED = "57014"
 _CLAIM_POLL_S = 0.2
+_SETTLE_S = 5.0  # as long as psycopg gives a cancel of its own
 _WHOLE = slice(0, None)
 _CLAIM = slice(0, 0)  # a failure in the claim sent ahead of a big file, before any of it
 
@@ -86,21 +87,38 @@ def round_trip(conn: psycopg.Connection, message: bytes) -> list[PGresult]:
     Ctrl-C (it cancels the running statement on the server).
     """
     pgconn = conn.pgconn
-    pgconn.send_query(message)
-    results: list[PGresult] = conn.wait(generators.execute(pgconn))
-    while results and results[-1].status in (_Status.COPY_IN, _Status.COPY_OUT, _Status.COPY_BOTH):
-        if results[-1].status == _Status.COPY_OUT:  # COPY ... TO STDOUT: drain and drop the data
-            while pgconn.get_copy_data(0)[0] > 0:
-                pass
-        else:  # COPY ... FROM STDIN: refused before sending, but a file may still reach it (EXECUTE of a string)
-            pgconn.put_copy_end(b"COPY FROM STDIN is a psql feature; runner has no data to send")
-        results[-1:] = conn.wait(generators.execute(pgconn))
+    try:
+        pgconn.send_query(message)
+        results: list[PGresult] = conn.wait(generators.execute(pgconn))
+        while results and results[-1].status in (_Status.COPY_IN, _Status.COPY_OUT, _Status.COPY_BOTH):
+            if results[-1].status == _Status.COPY_OUT:  # COPY ... TO STDOUT: drain and drop the data
+                while pgconn.get_copy_data(0)[0] > 0:
+                    pass
+            else:  # COPY FROM STDIN: refused before sending, but a file may still reach it (EXECUTE of a string)
+                pgconn.put_copy_end(b"COPY FROM STDIN is a psql feature; runner has no data to send")
+            results[-1:] = conn.wait(generators.execute(pgconn))
+    except KeyboardInterrupt:
+        _settle(conn)
+        raise
     if pgconn.status == pq.ConnStatus.BAD:  # the server ended the session: a lost connection, not a failed file
         failed = first_error(results)
         raise psycopg.OperationalError(
             (error_field(failed[1], _Field.MESSAGE_PRIMARY) if failed else None) or "connection lost"
         )
     return results
+
+
+def _settle(conn: psycopg.Connection) -> None:
+    """A Ctrl-C that lands outside psycopg's wait (just after the message was sent) escapes psycopg's own
+    cancel: the statement runs on and the connection stays busy, so neither a ROLLBACK nor a look at what was
+    recorded could be sent on it. Cancel the statement and read the rest of the results."""
+    if conn.pgconn.transaction_status != pq.TransactionStatus.ACTIVE:
+        return
+    try:
+        conn.cancel_safe(timeout=_SETTLE_S)
+        conn.wait(generators.execute(conn.pgconn), timeout=_SETTLE_S)
+    except psycopg.Error:
+        pass  # the outcome stays unknown, and the report says so
 
 
 def _gave_up_waiting(result: PGresult) -> bool:

@@ -28,13 +28,16 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import psycopg
 import pytest
 from helpers import ROOT, assert_clean_error, cli_env, query, remove_embedded, runner_cli, write
+from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from runner import embedded
+from runner.apply import round_trip
 
 T = TypeVar("T")
 
@@ -292,6 +295,33 @@ def test_a_signal_cancels_the_statement_rolls_the_file_back_and_frees_the_lock(
     wait_until_lock_free(dsn)
     assert_only_the_first_file_kept(dsn)
     assert_next_run_applies_it(dsn, migrations)
+
+
+class _InterruptedBeforeWaiting(psycopg.Connection):
+    """A Ctrl-C that arrives in the instant between sending a message and waiting for its results."""
+
+    armed = True
+
+    def wait(self, *args: Any, **kwargs: Any) -> Any:
+        if self.armed:
+            self.armed = False
+            signal.raise_signal(signal.SIGINT)
+        return super().wait(*args, **kwargs)
+
+
+def test_a_ctrl_c_just_after_the_message_was_sent_still_cancels_the_statement(dsn: str) -> None:
+    """psycopg cancels a statement on a Ctrl-C only while it waits for it; round_trip cancels one that came
+    earlier, so the file can still be rolled back and its record looked up on the same connection."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with _InterruptedBeforeWaiting.connect(dsn, autocommit=True) as conn:
+            with pytest.raises(KeyboardInterrupt):
+                round_trip(conn, b"BEGIN; CREATE TABLE t (id int); SELECT pg_sleep(60); COMMIT;")
+            assert conn.info.transaction_status == pq.TransactionStatus.INERROR, "the statement was cancelled"
+            conn.execute("ROLLBACK")
+            assert conn.execute("SELECT to_regclass('t')").fetchone() == (None,)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.mark.parametrize(
