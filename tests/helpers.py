@@ -7,6 +7,7 @@ import os
 import pty
 import select
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -82,11 +83,12 @@ def _terminal(columns: int) -> tuple[int, int]:
 
 
 def on_terminals(*args: str | Path, cwd: Path, env: dict[str, str], split: bool = False, columns: int = 120,
-                 answer: str | None = None, timeout: float = 120) -> tuple[int, str, str]:  # fmt: skip
+                 answer: str | signal.Signals | None = None, timeout: float = 120) -> tuple[int, str, str]:  # fmt: skip
     """Run the real command with stdout and stderr on a pseudo-terminal ``columns`` wide (each its own with
     ``split``, else one, as in a terminal window); its exit code, and what each terminal showed.
 
-    With ``answer``, stdin is that terminal too, and ``answer`` is typed when a ``[y/N]`` question shows.
+    With ``answer``, stdin is that terminal too, and ``answer`` is typed when a ``[y/N]`` question shows (a
+    signal is sent instead, as Ctrl-C in the terminal would).
     """
     out_main, out_side = _terminal(columns)
     err_main, err_side = _terminal(columns) if split else (out_main, out_side)
@@ -109,7 +111,10 @@ def on_terminals(*args: str | Path, cwd: Path, env: dict[str, str], split: bool 
             else:
                 open_ends.discard(end)
             if answer is not None and b"[y/N]" in seen[end]:
-                os.write(out_main, answer.encode() + b"\n")
+                if isinstance(answer, signal.Signals):
+                    process.send_signal(answer)
+                else:
+                    os.write(out_main, answer.encode() + b"\n")
                 answer = None
     code = process.wait(timeout=max(deadline - time.monotonic(), 1))
     for end in seen:

@@ -17,7 +17,7 @@ from psycopg.conninfo import make_conninfo
 import runner
 from runner import api
 from runner.errors import Refused
-from tests.helpers import ROOT, assert_clean_error, cli_env, query, runner_cli, write
+from tests.helpers import ROOT, assert_clean_error, cli_env, on_terminals, query, runner_cli, write
 from tests.test_dump import schema_only, seed
 from tests.test_faults import eventually, running_backend, wait_for_backend
 from tests.test_lock import _holder_of
@@ -228,6 +228,24 @@ def test_what_the_confirmation_is_shown_is_what_runs_and_a_no_runs_nothing(dsn: 
     assert redone.rolled_back is not None and redone.rolled_back.name == "0003_index.sql"
     assert redone.migrated is not None and [a.name for a in redone.migrated.applied] == ["0003_index.sql"]
     assert shown[-1] == ["0003_index.sql"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "code", "said"),
+    [("n", 1, "error: not confirmed: nothing was rolled back"), ("y", 0, "Rolled back 1 migration(s)"),
+     (signal.SIGINT, 130, "[y/N]: \r\nerror: interrupted (Ctrl-C) at the question: nothing was rolled back")],
+    ids=["no", "yes", "ctrl-c"],
+)  # fmt: skip
+def test_on_a_terminal_rollback_asks_first_and_a_ctrl_c_there_is_an_interrupt(
+    dsn: str, tmp_path: Path, answer: str | signal.Signals, code: int, said: str
+) -> None:
+    folder = project(tmp_path)
+    api.migrate(dsn, folder)
+    got, shown, _ = on_terminals("rollback", "--dsn", dsn, "--dir", folder, cwd=ROOT, env=cli_env(NO_COLOR="1"),
+                                 answer=answer)  # fmt: skip
+    assert got == code and "Rolling back 0003_index.sql: go on? [y/N]" in shown and said in shown, shown
+    assert "Traceback" not in shown
+    assert query(dsn, "SELECT count(*) FROM runner_migrations") == [(2 if answer == "y" else 3,)]
 
 
 def test_squash_deletes_the_down_files_of_the_migrations_it_replaces(dsn: str, tmp_path: Path) -> None:

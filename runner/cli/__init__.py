@@ -84,6 +84,21 @@ def _run(context: typer.Context, shown: Printing | Output, work: Callable[[Run],
     raise typer.Exit(code)
 
 
+def confirmed(question: str, nothing: str) -> bool:
+    """y/N on the terminal; end of input is a no. click turns Ctrl-C into the same Abort, which would exit 1 as a
+    no: it is an interrupt (130, or 143 for SIGTERM), and ``nothing`` says that nothing was done."""
+    try:
+        return typer.confirm(question, default=False, err=True)
+    except typer.Abort as abort:
+        stop = abort.__context__
+        if isinstance(stop, KeyboardInterrupt):
+            say("", err=True)  # the error starts a line of its own, not after the question
+            terminated = isinstance(stop, Terminated)
+            raise Interrupted(f"interrupted ({'SIGTERM' if terminated else 'Ctrl-C'}) at the question: {nothing}",
+                              terminated=terminated) from None  # fmt: skip
+        return False
+
+
 def _version(given: bool) -> None:
     if given:
         import importlib.metadata  # only here: it costs every other run of the command about 25 ms

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from runner import api, config
-from runner.cli import EPILOG, Answer, _run, app
+from runner.cli import EPILOG, Answer, _run, app, confirmed
 from runner.cli.options import Connection, Only, Printing, Run, uses
 from runner.progress import Output, say
 
@@ -151,7 +151,7 @@ def destroy(
         if not yes and not sys.stdin.isatty():
             raise BadInput(f"`runner db destroy` deletes the embedded PostgreSQL in {found.where} with all its data, "
                            "and there is no terminal to confirm it on; pass --yes to delete it")  # fmt: skip
-        if not yes and not _confirmed(question):
+        if not yes and not confirmed(question, "nothing was deleted"):
             raise Refused("not confirmed: nothing was deleted")
         embedded.destroy()
         _said(run, f"Deleted the embedded PostgreSQL in {found.where}; "
@@ -159,10 +159,3 @@ def destroy(
         return 0, {"destroyed": True, "data": found.where}
 
     _run(context, shown, work)
-
-
-def _confirmed(question: str) -> bool:
-    try:
-        return typer.confirm(question, default=False, err=True)
-    except typer.Abort:  # Ctrl-C or end of input at the question
-        return False

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from runner import api, report
-from runner.cli import EPILOG, Answer, _run, app
+from runner.cli import EPILOG, Answer, _run, app, confirmed
 from runner.cli.options import (
     Connection,
     Fleet,
@@ -45,11 +45,7 @@ def _allowed(run: Run, yes: bool, what: str, command: str = "rollback") -> Calla
         if not sys.stdin.isatty():
             raise BadInput(f"runner {command} runs down files and deletes records, and there is no terminal to "
                            "confirm it on; pass --yes")  # fmt: skip
-        try:
-            confirmed = typer.confirm(f"{what} {', '.join(steps)}: go on?", default=False, err=True)
-        except typer.Abort:
-            confirmed = False
-        if not confirmed:
+        if not confirmed(f"{what} {', '.join(steps)}: go on?", "nothing was rolled back"):
             raise Refused("not confirmed: nothing was rolled back")
 
     return confirm
