@@ -37,6 +37,7 @@ _Field = pq.DiagnosticField
 _SYNTAX_ERROR = "42601"
 LOCK_NOT_AVAILABLE = "55P03"  # the SQLSTATE of a lock_timeout
 _QUERY_CANCELED = "57014"
+_DIVISION_BY_ZERO = "22012"
 _CLAIM_POLL_S = 0.2
 _SETTLE_S = 5.0  # as long as psycopg gives a cancel of its own
 _WHOLE = slice(0, None)
@@ -308,6 +309,8 @@ class Session:
                 if _gave_up_waiting(result):
                     return None
                 raise self._failure(script, result, claim_failed=True)
+            if self._recorded(script):  # the claim outlived the failure: the file committed it
+                raise self._ended_early(script)
             if part is None:
                 raise self._failure(script, result, after_file=True)
             raise self._failure(script, result, statement_index=index, part=part, shift=shift)
@@ -337,19 +340,31 @@ class Session:
                     if first_error(results) is not None:
                         return results, part.where, ran
                     if self.conn.info.transaction_status != pq.TransactionStatus.INTRANS:
-                        raise MigrationFailed(
-                            f"{script.name} ended runner's transaction before its byte {part.where.stop} (a COMMIT or "
-                            "ROLLBACK runner's checks did not see: the file changed while it was sent, or the server "
-                            "has standard_conforming_strings off): what ran of it before that may have been kept, "
-                            "and it was not recorded. Check the database against the file",
-                            details={"file": str(script.migration.path), "version": script.migration.version,
-                                     "statements_kept": ["unknown"]},
-                        )  # fmt: skip
+                        raise self._ended_early(script, f" before its byte {part.where.stop}")
                     ran += len(results)
         except MigrationFailed:  # the file changed while it was sent
             self._rollback_if_open()
             raise
         return round_trip(self.conn, after + b";\nCOMMIT"), None, ran
+
+    def _ended_early(self, script: Script, where: str = "") -> MigrationFailed:
+        """A COMMIT or ROLLBACK runner's checks did not see ended the file's transaction, and a COMMIT took the claim
+        with it: the record goes, since the file did not run as one transaction."""
+        migration = script.migration
+        forget = (repeatable.forget_statement(self.table, migration.name) if migration.version is None
+                  else tracking.forget_statement(self.table, migration.version))  # fmt: skip
+        try:
+            self._rollback_if_open()
+            self.conn.execute(forget)
+            recorded = "it was not recorded"
+        except psycopg.Error:
+            recorded = f"its record may be left: check `runner status`, and `runner unmark {script.name}` if it is"
+        return MigrationFailed(
+            f"{script.name} ended runner's transaction{where} (a COMMIT or ROLLBACK runner's checks did not see: the "
+            "file changed while it was sent, or the server has standard_conforming_strings off): what ran of it "
+            f"before that may have been kept, and {recorded}. Check the database against the file",
+            details={"file": str(migration.path), "version": migration.version, "statements_kept": ["unknown"]},
+        )
 
     def _rollback_if_open(self) -> None:
         rollback_if_open(self.conn)
@@ -484,6 +499,8 @@ class Session:
         if claim_failed:
             summary = (f"{script.name} did not run: writing its row into {self.table}, which comes first, failed: "
                        f"{message} (SQLSTATE {sqlstate})")  # fmt: skip
+        elif (after_file or where.after_file) and sqlstate == _DIVISION_BY_ZERO:  # runner's own divide only in
+            return self._ended_early(script)  # the timing, when the claim is gone or not of this transaction
         elif after_file or where.after_file:
             summary = f"{script.name} ran, but recording it in {self.table} failed: {message} (SQLSTATE {sqlstate})"
         else:

@@ -131,9 +131,7 @@ def unmark(conn: psycopg.Connection, table: TrackingTable, plan: Plan, wanted: l
     )
     changes = [Change("unmark", e.version, e.name, e.record.checksum if e.record else None, None) for e in entries]
     statements = [
-        repeatable.forget_statement(table, e.name)
-        if e.version is None
-        else sql.SQL("DELETE FROM {} WHERE version = {}").format(table.identifier, sql.Literal(e.version))
+        repeatable.forget_statement(table, e.name) if e.version is None else tracking.forget_statement(table, e.version)
         for e in entries
     ]
     _write(conn, table, changes, statements)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from helpers import assert_clean_error, query, runner_cli, write
+from psycopg.conninfo import make_conninfo
+
+import runner
+from runner import preflight
+from runner.errors import MigrationFailed
 
 
 def _migrate(dsn: str, folder: Path, *args: str):  # type: ignore[no-untyped-def]
@@ -196,3 +202,44 @@ def test_a_concurrent_index_left_invalid_by_an_earlier_run_is_not_reported_done(
     assert done.returncode == 0, done.stderr
     assert query(dsn, "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_id'::regclass") == [(True,)]
     assert _recorded(dsn) == [1, 2]
+
+
+# Read with standard_conforming_strings on (runner's checks), one string, then `; SELECT 2;`; read with it off (the
+# server, below), the string ends after `x, `: the COMMIT or ROLLBACK is a statement, and `--` starts a comment.
+HIDDEN_END = "SELECT 'A\\' AS x, ' ; {end}; -- ';\n"
+
+
+@pytest.mark.parametrize("then", ["SELECT 1 / 0;\n", "SELECT 1;\n"], ids=["then-fails", "then-succeeds"])
+@pytest.mark.parametrize("end", ["COMMIT", "ROLLBACK"])
+def test_a_file_that_ends_the_transaction_behind_the_checks_is_not_recorded(
+    dsn: str, migrations: Path, end: str, then: str
+) -> None:
+    """Had the claim committed with the first part of the file, the file would show as applied, though only that
+    part of it ran as one transaction (and, if a later statement failed, only that part ran at all)."""
+    write(migrations, "1_hidden.sql", "CREATE TABLE IF NOT EXISTS before_it (id int);\n" + HIDDEN_END.format(end=end)
+          + then)  # fmt: skip
+    failed = _migrate(make_conninfo(dsn, options="-c standard_conforming_strings=off"), migrations)
+    assert_clean_error(failed, 3, "1_hidden.sql ended runner's transaction (a COMMIT or ROLLBACK runner's checks "
+                                  "did not see", "may have been kept, and it was not recorded")  # fmt: skip
+    assert _recorded(dsn) == []
+    kept = query(dsn, "SELECT to_regclass('before_it') IS NOT NULL")
+    assert kept == [(end == "COMMIT",)], "what ran before a COMMIT is kept; the report says it may be"
+    again = _migrate(dsn, migrations)  # where strings are read as the checks read them, it runs as one transaction
+    assert again.returncode == (3 if "1 / 0" in then else 0), again.stderr
+
+
+def test_a_repeatable_or_big_file_that_ends_the_transaction_behind_the_checks_is_not_recorded(
+    dsn: str, migrations: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    off = make_conninfo(dsn, options="-c standard_conforming_strings=off")
+    write(migrations / "repeatable", "views.sql", HIDDEN_END.format(end="COMMIT"))
+    assert_clean_error(_migrate(off, migrations), 3, "repeatable/views.sql ended runner's transaction")
+    assert query(dsn, "SELECT count(*) FROM runner_migrations_repeatable") == [(0,)]
+
+    (migrations / "repeatable" / "views.sql").unlink()
+    monkeypatch.setattr(preflight, "ONE_MESSAGE_LIMIT", 500)  # files over 500 bytes are sent in parts
+    body = "".join(f"CREATE TABLE t{i} (id int);\n" for i in range(40)) + HIDDEN_END.format(end="COMMIT")
+    write(migrations, "1_big.sql", body + "SELECT 1 / 0;\n")
+    with pytest.raises(MigrationFailed, match="1_big.sql ended runner's transaction .* it was not recorded"):
+        runner.migrate(off, migrations)
+    assert _recorded(dsn) == []
