@@ -16,10 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from runner.api import (
-        MigrateResult,
-        RedoResult,
-        RollbackResult,
-        VerifyResult,
         dump,
         load,
         migrate,
@@ -29,12 +25,13 @@ if TYPE_CHECKING:
         verify,
     )
     from runner.errors import BadInput, ConnectionFailed, LockLost, LockTimeout, MigrationFailed, Refused, RunnerError
+    from runner.results import MigrateResult, RedoResult, RollbackResult, VerifyResult
 
 _WHERE = {
-    "MigrateResult": "runner.api",
-    "VerifyResult": "runner.api",
-    "RollbackResult": "runner.api",
-    "RedoResult": "runner.api",
+    "MigrateResult": "runner.results",
+    "VerifyResult": "runner.results",
+    "RollbackResult": "runner.results",
+    "RedoResult": "runner.results",
     "rollback": "runner.api",
     "redo": "runner.api",
     "dump": "runner.api",

@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 import psycopg
 from psycopg import sql
 
-from runner import api, db, tracking
+from runner import api, db, results, tracking
 from runner.errors import BadInput, ConnectionFailed, RunnerError, Terminated
 from runner.plan import Plan
 from runner.targets import Target
@@ -78,7 +78,7 @@ class TargetEvent:
     """An event of one target's run (a note, a warning, a file applied), tagged with its target."""
 
     target: Target
-    event: api.Event
+    event: results.Event
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class Stopping:
 
 FleetEvent = TargetEvent | TargetDone | Stopping
 OnFleetEvent = Callable[[FleetEvent], None]
-Verb = Callable[[Target, str, api.OnEvent], R]  # (target, its resolved DSN, its events) -> result
+Verb = Callable[[Target, str, results.OnEvent], R]  # (target, its resolved DSN, its events) -> result
 
 
 def table_of(target: Target, table: api.Table) -> api.Table:
@@ -346,7 +346,7 @@ def migrate(
     create_schema: bool = False,
     on_event: OnFleetEvent | None = None,
     **options: Any,
-) -> FleetResult[api.MigrateResult]:
+) -> FleetResult[results.MigrateResult]:
     """``runner.api.migrate`` on every target; ``options`` are its keyword arguments (strict, to, retries, ...).
 
     A tenant's schema must exist, unless ``create_schema`` (provisioning a new tenant) creates it first.
@@ -354,7 +354,7 @@ def migrate(
     variables = options.pop("variables", None)
     with _reader() as connection:
 
-        def verb(target: Target, url: str, events: api.OnEvent) -> api.MigrateResult:
+        def verb(target: Target, url: str, events: results.OnEvent) -> results.MigrateResult:
             if target.schema:
                 _tenant(connection(url), target, create_schema)
             values = values_of(target, variables)
@@ -374,13 +374,13 @@ def rollback(
     confirm: Callable[[Target, list[str]], None] | None = None,
     on_event: OnFleetEvent | None = None,
     **options: Any,
-) -> FleetResult[api.RollbackResult]:
+) -> FleetResult[results.RollbackResult]:
     """``runner.api.rollback`` on every target; ``options`` are its keyword arguments (to, force, dry_run, ...).
     ``confirm`` is asked per target, with the steps found there under its lock. A tenant's schema must exist."""
     variables = options.pop("variables", None)
     with _reader() as connection:
 
-        def verb(target: Target, url: str, events: api.OnEvent) -> api.RollbackResult:
+        def verb(target: Target, url: str, events: results.OnEvent) -> results.RollbackResult:
             if target.schema:
                 _tenant(connection(url), target, False)
             asked = None if confirm is None else (lambda steps: confirm(target, steps))
@@ -392,7 +392,7 @@ def rollback(
 
 
 def _read(
-    targets: Sequence[Target], call: Callable[[psycopg.Connection, Target, api.Table, api.OnEvent], R],
+    targets: Sequence[Target], call: Callable[[psycopg.Connection, Target, api.Table, results.OnEvent], R],
     table: api.Table,
     jobs: int | None, judge: Callable[[R], int], on_event: OnFleetEvent | None,
 ) -> FleetResult[R]:  # fmt: skip
@@ -413,7 +413,7 @@ def status(
 def verify(
     targets: Sequence[Target], directory: str | Path = api.DEFAULT_DIR, table: api.Table = None, *,
     strict: bool = False, jobs: int | None = None, on_event: OnFleetEvent | None = None,
-) -> FleetResult[api.VerifyResult]:  # fmt: skip
+) -> FleetResult[results.VerifyResult]:  # fmt: skip
     """``runner.api.verify`` of every target; a target with drift counts 1, as verify exits."""
     return _read(targets, lambda conn, _, t, events: api.verify(conn, directory, t, strict=strict, on_event=events),
                  table, jobs, lambda result: 0 if result.clean else 1, on_event)  # fmt: skip
@@ -422,11 +422,11 @@ def verify(
 def dry_run(
     targets: Sequence[Target], directory: str | Path = api.DEFAULT_DIR, table: api.Table = None, *,
     jobs: int | None = None, on_event: OnFleetEvent | None = None, **options: Any,
-) -> FleetResult[api.DryRun]:  # fmt: skip
+) -> FleetResult[results.DryRun]:  # fmt: skip
     """``runner.api.dry_run`` of every target: what migrate would run on each."""
     variables = options.pop("variables", None)
 
-    def call(conn: psycopg.Connection, target: Target, its: api.Table, events: api.OnEvent) -> api.DryRun:
+    def call(conn: psycopg.Connection, target: Target, its: api.Table, events: results.OnEvent) -> results.DryRun:
         return api.dry_run(conn, directory, its, variables=values_of(target, variables), on_event=events, **options)
 
     return _read(targets, call, table, jobs, lambda result: 0, on_event)

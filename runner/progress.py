@@ -15,8 +15,8 @@ from typing import Any, NamedTuple
 import typer
 
 from runner import report
-from runner.api import Applying, Starting
 from runner.apply import Applied, Skipped
+from runner.results import Applying, Starting
 
 
 def no_color() -> bool:

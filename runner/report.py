@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from runner.api import DryRun, MigrateResult, Starting, VerifyResult
 from runner.apply import Applied, Skipped
 from runner.errors import LockLost, MigrationFailed, RunnerError
 from runner.history import Event
 from runner.manual import Change
 from runner.plan import Entry, Plan, State, short
+from runner.results import DryRun, MigrateResult, Starting, VerifyResult
 from runner.schema import ADDED, DROPPED, Difference
 
 if TYPE_CHECKING:

@@ -53,7 +53,7 @@ def test_the_lock_is_held_on_the_given_connection(dsn: str, migrations: Path) ->
     with psycopg.connect(dsn, autocommit=True) as conn:
 
         def other_runner(event: object) -> None:
-            if isinstance(event, runner.api.Starting) and not seen:  # the lock is ours now
+            if isinstance(event, runner.results.Starting) and not seen:  # the lock is ours now
                 with pytest.raises(LockTimeout, match="the migration lock is held by server backend pid"):
                     runner.migrate(dsn, migrations, lock_wait=0.5)
                 seen.append(event)

@@ -18,7 +18,7 @@ from pglast import parser
 from psycopg.conninfo import make_conninfo
 
 import runner
-from runner import api, files, preflight
+from runner import api, files, preflight, results
 from runner.errors import MigrationFailed
 from runner.files import read_migration
 from runner.preflight import prepare
@@ -264,7 +264,7 @@ def test_a_big_file_edited_while_it_is_sent_is_rolled_back(
     edited = _tricky_file(60).replace("after comment", "edited!!!!!!!" if edit == "same-size" else "x")
 
     def meanwhile(event: object) -> None:
-        if isinstance(event, api.Applying):  # checked, and about to be sent
+        if isinstance(event, results.Applying):  # checked, and about to be sent
             path.write_text(edited)
 
     with pytest.raises(MigrationFailed, match="0001_big.sql changed while runner was sending it .* rolled back"):

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from runner import api, db, fleet, report, targets, tracking
+from runner import db, fleet, report, results, targets, tracking
 from runner.cli.options import Fleet, Run
 from runner.errors import BadInput, Refused
 from runner.fleet import FleetResult, Outcome
@@ -66,7 +66,7 @@ def _ended(outcome: Outcome[Any], done: Callable[[Any], str]) -> str:
     return f"{outcome.target.name}: {done(outcome.result)}"
 
 
-def _applied(result: api.MigrateResult) -> str:
+def _applied(result: results.MigrateResult) -> str:
     if not result.applied:
         return "up to date"
     warned = f", {len(result.warnings)} warning(s)" if result.warnings else ""
@@ -137,11 +137,11 @@ def migrate(run: Run, options: Fleet, dsns: list[str] | None, *, canary: int, ke
             elif isinstance(event, fleet.Stopping):
                 out.note(f"no new target starts: {event.reason}" + (
                     f"; waiting for {event.running} running" if event.running else ""))  # fmt: skip
-            elif isinstance(event.event, api.Note):
+            elif isinstance(event.event, results.Note):
                 out.detail(f"{event.target.name}: {event.event.text}")
-            elif isinstance(event.event, api.DriftWarning):
+            elif isinstance(event.event, results.DriftWarning):
                 out.warn(f"{event.target.name}: {report.warning_line(event.event.entry)}")
-            elif isinstance(event.event, api.SchemaWarning):
+            elif isinstance(event.event, results.SchemaWarning):
                 out.warn(f"{event.target.name}: changed outside runner: {event.event.difference.describe()}")
 
         progress.start(len(found), f"Migrating {len(found)} target(s)")
@@ -193,7 +193,7 @@ def plan(run: Run, options: Fleet, dsns: list[str] | None, each: bool, **given: 
     with chosen(run, options, dsns) as found:
         result = fleet.dry_run(found, run.target[1], run.settings.table, jobs=options.jobs, **given)
 
-    def judged(dry: api.DryRun) -> str:
+    def judged(dry: results.DryRun) -> str:
         if report.plan_failure(dry):
             return "would fail"
         if dry.warnings or dry.schema_warnings:
@@ -216,7 +216,7 @@ def rollback(run: Run, options: Fleet, dsns: list[str] | None, *, dry_run: bool,
     """A preview on every target first, asked once; then each target rolls back what its preview showed (what its
     lock finds there is checked against it), or nothing."""
 
-    def would(r: api.RollbackResult) -> str:
+    def would(r: results.RollbackResult) -> str:
         return f"would roll back {', '.join(r.steps)}" if r.steps else "nothing to roll back"
 
     with chosen(run, options, dsns) as found:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from runner import api, report
+from runner import api, report, results
 from runner.cli import EPILOG, Answer, _run, app
 from runner.cli.options import (
     Connection,
@@ -81,12 +81,12 @@ def migrate(
                                      variables=run.variables(pending.sets))  # fmt: skip
         with MigrateProgress.for_output(out) as progress:
 
-            def on_event(event: api.Event) -> None:
-                if isinstance(event, api.Note):
+            def on_event(event: results.Event) -> None:
+                if isinstance(event, results.Note):
                     out.note(event.text)
-                elif isinstance(event, api.DriftWarning):
+                elif isinstance(event, results.DriftWarning):
                     out.warn(report.warning_line(event.entry))
-                elif isinstance(event, api.SchemaWarning):
+                elif isinstance(event, results.SchemaWarning):
                     out.warn(f"changed outside runner: {event.difference.describe()}")
                 else:
                     progress(event)

@@ -22,7 +22,7 @@ from typing import Annotated, Any, NamedTuple, get_args, get_origin, get_type_hi
 
 import typer
 
-from runner import api, config
+from runner import config, results
 from runner.errors import BadInput
 from runner.progress import Output, say
 
@@ -346,12 +346,12 @@ class Run:
 
         return {**self.settings.variables, **check(given, "--set")}
 
-    def notes(self, event: api.Event) -> None:
+    def notes(self, event: results.Event) -> None:
         """The ``on_event`` of a command that shows only notes (and a change made outside runner, which a
         command that changes the schema warns of, as migrate does)."""
-        if isinstance(event, api.Note):
+        if isinstance(event, results.Note):
             self.out.note(event.text)
-        elif isinstance(event, api.SchemaWarning):
+        elif isinstance(event, results.SchemaWarning):
             self.out.warn(f"changed outside runner: {event.difference.describe()}")
 
     def lines(self, lines: Iterable[str]) -> None:

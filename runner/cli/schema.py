@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from runner import api
+from runner import api, results
 from runner.cli import EPILOG, Answer, _run, app
 from runner.cli.options import Connection, Printing, Run, Sets, project_schema_file, shown_path, uses
 from runner.errors import BadInput
@@ -72,7 +72,7 @@ def dump(
     _run(context, shown, work)
 
 
-def _check_lines(found: api.SchemaCheck, directory: Path) -> list[str]:
+def _check_lines(found: results.SchemaCheck, directory: Path) -> list[str]:
     if found.same:
         how = " (the same once the server reprints both: a load or a squash prints some expressions another way)" \
             if found.reprinted else ""  # fmt: skip

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from runner import api, report
+from runner import api, report, results
 from runner.cli import EPILOG, Answer, _run, app, confirmed
 from runner.cli.options import (
     Connection,
@@ -62,7 +62,7 @@ def _line(step: RolledBack) -> str:
     return f"Rolled back: {step.name} ({step.duration_ms:.0f} ms, {step.down})"
 
 
-def _rollback(run: Run, sets: list[str] | None, **how: Any) -> api.RollbackResult:
+def _rollback(run: Run, sets: list[str] | None, **how: Any) -> results.RollbackResult:
     """api.rollback with this command's settings."""
     schema_file = None if how.get("dry_run") else project_schema_file(run.settings)
     return api.rollback(*run.target, schema_file=schema_file, on_event=run.notes, **(_session(run, sets) | how))
