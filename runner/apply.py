@@ -40,6 +40,7 @@ _QUERY_CANCELED = "57014"
 _DIVISION_BY_ZERO = "22012"
 _CLAIM_POLL_S = 0.2
 _SETTLE_S = 5.0  # as long as psycopg gives a cancel of its own
+_CANCEL_AGAIN_S = 0.5
 _WHOLE = slice(0, None)
 _CLAIM = slice(0, 0)  # a failure in the claim sent ahead of a big file, before any of it
 
@@ -112,14 +113,29 @@ def round_trip(conn: psycopg.Connection, message: bytes) -> list[PGresult]:
 def _settle(conn: psycopg.Connection) -> None:
     """A Ctrl-C that lands outside psycopg's wait (just after the message was sent) escapes psycopg's own
     cancel: the statement runs on and the connection stays busy, so neither a ROLLBACK nor a look at what was
-    recorded could be sent on it. Cancel the statement and read the rest of the results."""
-    if conn.pgconn.transaction_status != pq.TransactionStatus.ACTIVE:
-        return
-    try:
-        conn.cancel_safe(timeout=_SETTLE_S)
-        conn.wait(generators.execute(conn.pgconn), timeout=_SETTLE_S)
-    except psycopg.Error:
-        pass  # the outcome stays unknown, and the report says so
+    recorded could be sent on it. Cancel the statement and read the rest of the results; again, since a cancel
+    that reaches the server before it starts the statement cancels nothing."""
+    deadline = time.monotonic() + _SETTLE_S
+    while conn.pgconn.transaction_status == pq.TransactionStatus.ACTIVE and time.monotonic() < deadline:
+        try:
+            conn.cancel_safe(timeout=_SETTLE_S)
+        except psycopg.Error:
+            return  # the outcome stays unknown, and the report says so
+        try:
+            conn.wait(generators.execute(conn.pgconn), timeout=_CANCEL_AGAIN_S)
+        except psycopg.OperationalError:  # not done yet (or the connection is gone, which ends the loop)
+            continue
+        except psycopg.Error:
+            return
+
+
+def _claim_xid(results: list[PGresult]) -> str | None:
+    """The id of the transaction the claim (the first result) wrote its row in: the last column of its row."""
+    claim = results[0] if results else None
+    if claim is None or claim.status != _Status.TUPLES_OK or not claim.ntuples:
+        return None
+    value = claim.get_value(0, claim.nfields - 1)
+    return value.decode() if value is not None else None
 
 
 def _gave_up_waiting(result: PGresult) -> bool:
@@ -218,6 +234,7 @@ class Session:
         conn.prepare_threshold = None  # the reset deallocates prepared statements
         self._baseline = settings_sql(baseline)
         self._tail = RESET + self._baseline
+        self._claimed: str | None = None  # the transaction id the claim of the file being applied returned
         self._tail_results = self._tail.count(";")
         if self._baseline:
             self._send(self._baseline)
@@ -283,9 +300,11 @@ class Session:
         after = (SEPARATOR + self._tail).encode() + self._finish(script)
         started = time.perf_counter()
         part: slice | None
+        self._claimed = None
         try:
             if script.cuts is None:
                 results, part, ran = round_trip(self.conn, claim + script.body + after), _WHOLE, None  # type: ignore[operator]
+                self._claimed = _claim_xid(results)
             else:  # joined to its record, a big file would be copied whole once more
                 results, part, ran = self._in_parts(script, claim, after)
         except KeyboardInterrupt as stop:
@@ -309,8 +328,8 @@ class Session:
                 if _gave_up_waiting(result):
                     return None
                 raise self._failure(script, result, claim_failed=True)
-            if self._recorded(script):  # the claim outlived the failure: the file committed it
-                raise self._ended_early(script)
+            if self._forget_claim(script):  # the claim outlived the failure: the file committed it
+                raise self._ended_early(script, forgotten=True)
             if part is None:
                 raise self._failure(script, result, after_file=True)
             raise self._failure(script, result, statement_index=index, part=part, shift=shift)
@@ -330,6 +349,7 @@ class Session:
         results = round_trip(self.conn, claim)
         if first_error(results) is not None:
             return results, _CLAIM, 0
+        self._claimed = _claim_xid(results)
         ran = 0
         # Where strings end depends on this setting when a string has a backslash before a quote.
         standard_strings = self.conn.info.parameter_status("standard_conforming_strings") != "off"
@@ -347,24 +367,36 @@ class Session:
             raise
         return round_trip(self.conn, after + b";\nCOMMIT"), None, ran
 
-    def _ended_early(self, script: Script, where: str = "") -> MigrationFailed:
-        """A COMMIT or ROLLBACK runner's checks did not see ended the file's transaction, and a COMMIT took the claim
-        with it: the record goes, since the file did not run as one transaction."""
+    def _ended_early(self, script: Script, where: str = "", forgotten: bool = False) -> MigrationFailed:
+        """A COMMIT or ROLLBACK runner's checks did not see ended the file's transaction: a COMMIT took the claim
+        with it, which goes, since the file did not run as one transaction (``forgotten``: it went already)."""
+        if not forgotten:
+            forgotten = self._forget_claim(script) is not None
+        recorded = "it was not recorded" if forgotten else (
+            f"its record may be left: check `runner status`, and `runner unmark {script.name}` if it is")  # fmt: skip
+        return MigrationFailed(
+            f"{script.name} ended runner's transaction{where} (a COMMIT or ROLLBACK runner's checks did not see: the "
+            "file changed while it was sent, or the server has standard_conforming_strings off): what ran of it "
+            f"before that may have been kept, and {recorded}. Check the database against the file",
+            details={"file": str(script.migration.path), "version": script.migration.version,
+                     "statements_kept": ["unknown"]},
+        )  # fmt: skip
+
+    def _forget_claim(self, script: Script) -> bool | None:
+        """Delete this run's claim of the file if it outlived its transaction: whether it did (None: unknown). Only
+        the row this run's transaction wrote: another runner that took the lock over may have applied the file
+        since, and its record stays."""
+        if self._claimed is None:
+            return False
         migration = script.migration
         forget = (repeatable.forget_statement(self.table, migration.name) if migration.version is None
                   else tracking.forget_statement(self.table, migration.version))  # fmt: skip
         try:
             self._rollback_if_open()
-            self.conn.execute(forget)
-            recorded = "it was not recorded"
+            ours = sql.SQL(" AND xmin::text = {}").format(sql.Literal(self._claimed))
+            return self.conn.execute(forget + ours).rowcount == 1
         except psycopg.Error:
-            recorded = f"its record may be left: check `runner status`, and `runner unmark {script.name}` if it is"
-        return MigrationFailed(
-            f"{script.name} ended runner's transaction{where} (a COMMIT or ROLLBACK runner's checks did not see: the "
-            "file changed while it was sent, or the server has standard_conforming_strings off): what ran of it "
-            f"before that may have been kept, and {recorded}. Check the database against the file",
-            details={"file": str(migration.path), "version": migration.version, "statements_kept": ["unknown"]},
-        )
+            return None
 
     def _rollback_if_open(self) -> None:
         rollback_if_open(self.conn)

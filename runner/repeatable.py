@@ -113,14 +113,15 @@ def claim_statement(conn: psycopg.Connection, target: TrackingTable, migration: 
     """The file's row with its new checksum, before it runs (see tracking.claim_statement).
 
     When another runner has recorded this very checksum meanwhile, nothing is written and the
-    claim fails: the upsert returns no row, so the count it divides by is zero.
+    claim fails: the upsert returns no row, so the count it divides by is zero. Its last column is
+    the id of the transaction that wrote the row, as tracking.claim_statement returns it.
     """
     upsert = sql.SQL(
         "INSERT INTO {} AS old (name, checksum, execution_ms) VALUES ({}, {}, 0) ON CONFLICT (name) DO UPDATE "
         "SET checksum = excluded.checksum, executed_at = excluded.executed_at, execution_ms = 0, "
-        "applied_by = excluded.applied_by WHERE old.checksum IS DISTINCT FROM excluded.checksum RETURNING 1"
+        "applied_by = excluded.applied_by WHERE old.checksum IS DISTINCT FROM excluded.checksum RETURNING xmin::text"
     ).format(table_of(target).identifier, sql.Literal(migration.name), sql.Literal(migration.checksum))
-    return sql.SQL("WITH claim AS ({}) SELECT 1 / count(*) FROM claim").format(upsert).as_bytes(conn)
+    return sql.SQL("WITH claim (xid) AS ({}) SELECT 1 / count(*), min(xid) FROM claim").format(upsert).as_bytes(conn)
 
 
 def timing_statement(

@@ -309,10 +309,10 @@ def claim_statement(conn: psycopg.Connection, table: TrackingTable, migration: M
 
     Sent first in the file's transaction, it claims the file: a second runner that reaches the same
     file waits on the row until the first commits, then fails here (unique_violation), before any of
-    the file runs.
+    the file runs. It returns the id of the transaction that wrote the row (see apply.Session._forget_claim).
     """
     values = literals(conn, *file_values(migration))
-    return b"INSERT INTO %b (%b, execution_ms) VALUES (%b, 0)" % (
+    return b"INSERT INTO %b (%b, execution_ms) VALUES (%b, 0) RETURNING xmin::text" % (
         table.identifier.as_bytes(conn),
         FILE_COLUMNS.encode(),
         values,

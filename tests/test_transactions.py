@@ -243,3 +243,19 @@ def test_a_repeatable_or_big_file_that_ends_the_transaction_behind_the_checks_is
     with pytest.raises(MigrationFailed, match="1_big.sql ended runner's transaction .* it was not recorded"):
         runner.migrate(off, migrations)
     assert _recorded(dsn) == []
+
+
+def test_only_the_claim_of_this_run_is_removed_not_a_record_another_runner_committed(
+    dsn: str, migrations: Path
+) -> None:
+    """After the file's ROLLBACK, a runner that took the lock over could claim, apply and record the file before this
+    one removes what it claimed: its record is the row of another transaction, and it stays. (The file writes that
+    row itself, hidden from the checks as the COMMIT is, to stand for the other runner at a known moment.)"""
+    other = (
+        "INSERT INTO runner_migrations (version, name, checksum, execution_ms) "
+        "VALUES (1, $q$1_x.sql$q$, $q$other$q$, 0)"
+    )
+    write(migrations, "1_x.sql", HIDDEN_END.format(end=f"ROLLBACK; {other}; COMMIT"))
+    failed = _migrate(make_conninfo(dsn, options="-c standard_conforming_strings=off"), migrations)
+    assert_clean_error(failed, 3, "1_x.sql ended runner's transaction", "it was not recorded")
+    assert query(dsn, "SELECT version, checksum FROM runner_migrations") == [(1, "other")]
