@@ -467,8 +467,7 @@ class Session:
         try:
             if migration.version is None:
                 return repeatable.recorded(self.conn, self.table, migration)
-            query = sql.SQL("SELECT 1 FROM {} WHERE version = %s AND checksum = %s").format(self.table.identifier)
-            return self.conn.execute(query, (migration.version, migration.checksum)).fetchone() is not None
+            return tracking.recorded(self.conn, self.table, migration.version, migration.checksum)
         except (psycopg.Error, KeyboardInterrupt):
             return None
 

@@ -339,6 +339,12 @@ def in_this_transaction(update: bytes) -> bytes:
            b"SELECT 1 / count(*) FROM timed" % update  # fmt: skip
 
 
+def recorded(conn: psycopg.Connection, table: TrackingTable, version: int, checksum: str) -> bool:
+    """Whether this very record is there: after an interrupt, whether the file's (or down file's) step committed."""
+    query = sql.SQL("SELECT 1 FROM {} WHERE version = %s AND checksum = %s").format(table.identifier)
+    return conn.execute(query, (version, checksum)).fetchone() is not None
+
+
 def forget_statement(table: TrackingTable, version: int) -> sql.Composed:
     return sql.SQL("DELETE FROM {} WHERE version = {}").format(table.identifier, sql.Literal(version))
 

@@ -143,9 +143,26 @@ def run(
     except KeyboardInterrupt as stop:
         rollback_if_open(conn)
         cause = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
-        raise Interrupted(f"{script.name} was interrupted ({cause}) and rolled back: {step.name} is still applied",
-                          terminated=isinstance(stop, Terminated)) from None  # fmt: skip
+        still = _still_recorded(conn, table, step)
+        if still is None:
+            text = (f"{script.name} was interrupted ({cause}); {step.name} is either rolled back or still applied. "
+                    "Run `runner status` to see which")  # fmt: skip
+        elif still:
+            text = f"{script.name} was interrupted ({cause}) and rolled back: {step.name} is still applied"
+        else:
+            text = f"interrupted ({cause}) just after {script.name} committed: {step.name} was rolled back"
+        raise Interrupted(text, terminated=isinstance(stop, Terminated)) from None
     return RolledBack(record.version, step.name, script.name, (time.perf_counter() - started) * 1000)
+
+
+def _still_recorded(conn: psycopg.Connection, table: tracking.TrackingTable, step: Step) -> bool | None:
+    """Whether the migration's record is there after an interrupt: one that came too late lets the step commit."""
+    record = step.entry.record
+    assert record is not None and record.version is not None
+    try:
+        return tracking.recorded(conn, table, record.version, record.checksum)
+    except (psycopg.Error, KeyboardInterrupt):
+        return None
 
 
 def _failure(

@@ -141,6 +141,27 @@ def test_ctrl_c_during_a_down_file_rolls_its_step_back(dsn: str, tmp_path: Path)
     assert query(dsn, "SELECT version FROM runner_migrations ORDER BY version") == [(1,), (2,), (3,)]
 
 
+def test_a_ctrl_c_that_comes_too_late_to_cancel_the_step_says_it_was_rolled_back(dsn: str, tmp_path: Path) -> None:
+    """The record's removal sleeps and swallows the cancel, so the step commits though Ctrl-C came first."""
+    folder = project(tmp_path)
+    api.migrate(dsn, folder)
+    query(dsn, """
+        CREATE FUNCTION slow_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM pg_sleep(30); RETURN OLD; EXCEPTION WHEN query_canceled THEN RETURN OLD; END $$;
+        CREATE TRIGGER slow_delete BEFORE DELETE ON runner_migrations FOR EACH ROW EXECUTE FUNCTION slow_delete();
+    """)  # fmt: skip
+    proc = started(folder, dsn, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        wait_for_backend(dsn, proc, "gone AS")  # the removal of 0003's record, in the trigger's sleep
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, (out, err)
+    assert "interrupted (Ctrl-C) just after down/0003_index.sql committed: 0003_index.sql was rolled back" in err
+    assert query(dsn, "SELECT version FROM runner_migrations ORDER BY version") == [(1,), (2,)]
+
+
 def test_two_runners_rolling_back_at_once_undo_each_step_once(dsn: str, tmp_path: Path) -> None:
     folder = project(tmp_path)
     write(folder / "down", "0003_index.sql", "SELECT pg_sleep(0.5);\nDROP INDEX IF EXISTS things_k;\n")
