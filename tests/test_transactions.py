@@ -232,7 +232,7 @@ def test_a_repeatable_or_big_file_that_ends_the_transaction_behind_the_checks_is
     dsn: str, migrations: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     off = make_conninfo(dsn, options="-c standard_conforming_strings=off")
-    write(migrations / "repeatable", "views.sql", HIDDEN_END.format(end="COMMIT"))
+    write(migrations / "repeatable", "views.sql", HIDDEN_END.format(end="COMMIT") + "SELECT 1;\n")
     assert_clean_error(_migrate(off, migrations), 3, "repeatable/views.sql ended runner's transaction")
     assert query(dsn, "SELECT count(*) FROM runner_migrations_repeatable") == [(0,)]
 
@@ -259,3 +259,38 @@ def test_only_the_claim_of_this_run_is_removed_not_a_record_another_runner_commi
     failed = _migrate(make_conninfo(dsn, options="-c standard_conforming_strings=off"), migrations)
     assert_clean_error(failed, 3, "1_x.sql ended runner's transaction", "it was not recorded")
     assert query(dsn, "SELECT version, checksum FROM runner_migrations") == [(1, "other")]
+
+
+def test_a_wrapper_the_checks_read_otherwise_still_applies_the_file_once_and_records_it(
+    dsn: str, migrations: Path
+) -> None:
+    """With the server's reading, the file is BEGIN, two INSERTs and COMMIT; with the checks', its COMMIT is in a
+    string, so no wrapper is taken out: its COMMIT commits the claim with all of the file, which is then applied."""
+    write(migrations, "1_table.sql", "CREATE TABLE c (v text);\n")
+    write(
+        migrations,
+        "2_wrapped.sql",
+        "BEGIN;\nINSERT INTO c VALUES ('it\\'s');\nINSERT INTO c VALUES ('two');\nCOMMIT;\n",
+    )
+    off = make_conninfo(dsn, options="-c standard_conforming_strings=off")
+    done = _migrate(off, migrations)
+    assert done.returncode == 0 and "Applied 2 migration(s)" in done.stdout, done.stderr
+    assert _recorded(dsn) == [1, 2]
+    assert query(dsn, "SELECT action, version, outcome FROM runner_migrations_history ORDER BY id") == [
+        ("apply", 1, "ok"), ("apply", 2, "ok")]  # fmt: skip
+    again = _migrate(off, migrations)
+    assert again.returncode == 0 and query(dsn, "SELECT v FROM c ORDER BY v") == [("it's",), ("two",)]
+
+
+def test_a_changed_repeatable_file_that_rolls_back_behind_the_checks_keeps_the_record_of_the_one_in_effect(
+    dsn: str, migrations: Path
+) -> None:
+    view = "CREATE OR REPLACE VIEW v AS SELECT {} AS x;\n"
+    write(migrations / "repeatable", "views.sql", view.format(1))
+    assert _migrate(dsn, migrations).returncode == 0
+    before = query(dsn, "SELECT name, checksum FROM runner_migrations_repeatable")
+    write(migrations / "repeatable", "views.sql", view.format(2) + HIDDEN_END.format(end="ROLLBACK") + "SELECT 1;\n")
+    failed = _migrate(make_conninfo(dsn, options="-c standard_conforming_strings=off"), migrations)
+    assert_clean_error(failed, 3, "repeatable/views.sql ended runner's transaction")
+    assert query(dsn, "SELECT x FROM v") == [(1,)]
+    assert query(dsn, "SELECT name, checksum FROM runner_migrations_repeatable") == before, "the view of 1 is in effect"
