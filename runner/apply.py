@@ -208,11 +208,15 @@ def lines_of(statements: Sequence[Statement], shown: int = 5) -> str:
     return ", ".join(str(s.line) for s in statements)
 
 
-def kept_statements(statements: Sequence[Statement]) -> str:
-    """What of a no-transaction file stays after it stopped: statements that ran cannot be undone."""
-    if not statements:
-        return "nothing ran"
-    return f"the statement(s) at line(s) {lines_of(statements)} had already run and were kept"
+def kept_statements(statements: Sequence[Statement], running: Statement | None = None) -> str:
+    """What of a no-transaction file stays after it stopped: statements that ran cannot be undone. An interrupt
+    cancels the ``running`` one, unless it came as that one finished: whether it did, the server does not say."""
+    text = f"the statement(s) at line(s) {lines_of(statements)} had already run and were kept" if statements else (
+        "nothing ran")  # fmt: skip
+    if running is not None:
+        text += (f"; the one at line {running.line} was running and was cancelled, unless it had just finished "
+                 "(then it was kept too)")  # fmt: skip
+    return text
 
 
 def _rows(script: Script) -> ModuleType:
@@ -452,7 +456,7 @@ class Session:
                     self.lock.check()
                 results = round_trip(self.conn, statement.text.encode())
             except KeyboardInterrupt as stop:
-                raise self._interrupted(script, stop, kept) from None
+                raise self._interrupted(script, stop, kept, statement) from None
             except LockLost as lost:
                 raise LockLost(f"{lost}; {script.name} (no transaction) stopped before its statement at line "
                                f"{statement.line}: {kept_statements(kept)}; the file was not recorded"
@@ -500,12 +504,16 @@ class Session:
         except (psycopg.Error, KeyboardInterrupt):
             return None
 
-    def _interrupted(self, script: Script, stop: KeyboardInterrupt, kept: list[Statement]) -> Interrupted:
+    def _interrupted(
+        self, script: Script, stop: KeyboardInterrupt, kept: list[Statement], running: Statement | None = None
+    ) -> Interrupted:
         terminated = isinstance(stop, Terminated)
         cause = "SIGTERM" if terminated else "Ctrl-C"
         recorded = None if script.no_transaction else self._recorded(script)
         if script.no_transaction:
-            text = f"{script.name} was interrupted ({cause}): {kept_statements(kept)}; the file was not recorded"
+            text = (
+                f"{script.name} was interrupted ({cause}): {kept_statements(kept, running)}; the file was not recorded"
+            )
             text += "".join(f". Also: {index.describe()}" for index in self._invalid_indexes())
         elif recorded:
             text = f"interrupted ({cause}) just after {script.name} committed: it was applied and recorded"

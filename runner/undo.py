@@ -257,6 +257,7 @@ def _run_each(
     record = step.entry.record
     assert record is not None and record.version is not None
     kept: list[Statement] = []
+    running: Statement | None = None
     still = f"{step.name} is still recorded as applied"
     started = time.perf_counter()
     try:
@@ -264,7 +265,9 @@ def _run_each(
         for statement in script.statements:
             if lock is not None:
                 lock.check()
+            running = statement
             failed = first_error(round_trip(conn, statement.text.encode()))
+            running = None
             if failed:
                 rollback_if_open(conn)
                 outcome = (f"It runs without a transaction: {kept_statements(kept)}; {{still}}. Fix the down file "
@@ -284,8 +287,9 @@ def _run_each(
     except KeyboardInterrupt as stop:
         rollback_if_open(conn)
         cause = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
-        raise Interrupted(f"{script.name} (no transaction) was interrupted ({cause}): {kept_statements(kept)}; {still}",
-                          terminated=isinstance(stop, Terminated)) from None  # fmt: skip
+        raise Interrupted(f"{script.name} (no transaction) was interrupted ({cause}): "
+                          f"{kept_statements(kept, running)}; {still}", terminated=isinstance(stop, Terminated)
+                          ) from None  # fmt: skip
     except LockLost as lost:
         raise LockLost(f"{lost}; {script.name} (no transaction) stopped: {kept_statements(kept)}; {still}") from None
     finally:
