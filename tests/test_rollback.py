@@ -141,6 +141,28 @@ def test_ctrl_c_during_a_down_file_rolls_its_step_back(dsn: str, tmp_path: Path)
     assert query(dsn, "SELECT version FROM runner_migrations ORDER BY version") == [(1,), (2,), (3,)]
 
 
+def test_ctrl_c_during_a_no_transaction_down_file_keeps_what_ran_and_the_record(dsn: str, tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    write(folder / "down", "0003_index.sql", "-- runner: no-transaction\nDROP INDEX CONCURRENTLY things_k;\n"
+                                             "SELECT pg_sleep(60);\n")  # fmt: skip
+    api.migrate(dsn, folder)
+    proc = started(folder, dsn, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        wait_for_backend(dsn, proc)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, (out, err)
+    assert (
+        "down/0003_index.sql (no transaction) was interrupted (Ctrl-C): the statement(s) at line(s) 2 had "
+        "already run and were kept; the one at line 3 was running and was cancelled"
+    ) in err, err
+    assert "0003_index.sql is still recorded as applied" in err
+    assert query(dsn, "SELECT count(*) FROM pg_indexes WHERE indexname = 'things_k'") == [(0,)]
+    assert query(dsn, "SELECT max(version) FROM runner_migrations") == [(3,)]
+
+
 def test_a_ctrl_c_that_comes_too_late_to_cancel_the_step_says_it_was_rolled_back(dsn: str, tmp_path: Path) -> None:
     """The record's removal sleeps and swallows the cancel, so the step commits though Ctrl-C came first."""
     folder = project(tmp_path)
