@@ -17,7 +17,7 @@ import threading
 
 def run() -> None:
     gc.disable()
-    from runner.cli import main
+    from runner.cli import main, settled
 
     gc.freeze()  # what loading made lives as long as the process: later collections skip it
     gc.enable()
@@ -26,6 +26,7 @@ def run() -> None:
     except SystemExit as done:
         if not isinstance(done.code, int):
             raise
+        settled()  # the exit code is decided: a late Ctrl-C must not turn it into a traceback
         _leave(done.code)
 
 

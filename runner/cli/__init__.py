@@ -56,7 +56,10 @@ def _run(context: typer.Context, shown: Printing | Output, work: Callable[[Run],
     out = shown if isinstance(shown, Output) else _output(context, shown)
     started = time.monotonic()
     try:
-        code, doc = work(Run(settings(context, out), out))
+        try:
+            code, doc = work(Run(settings(context, out), out))
+        finally:
+            settled()
     except RunnerError as error:
         lines = report.error_lines(error)
         out.error(lines[0])
@@ -129,6 +132,13 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+def settled() -> None:
+    """The outcome is decided: a Ctrl-C or SIGTERM from here on would only cut its report short (or print a
+    traceback on the way out), so both are ignored; main() puts back what it found."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _without_stray_envvar(usage: Any) -> str:
     """typer's message names an option's variable even when the bad value was typed; say it only when it was read."""
     text: str = usage.format_message()
@@ -156,7 +166,16 @@ def _command_name(command: typer.models.CommandInfo) -> str | None:
 
 def main() -> None:
     # SIGTERM stops a run the way Ctrl-C does: the running statement is cancelled and rolled back.
+    found = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, _terminate)
+    try:
+        _main()
+    finally:  # for a caller in this process (tests); the command itself exits ignoring both (__main__.run)
+        signal.signal(signal.SIGINT, found[0])
+        signal.signal(signal.SIGTERM, found[1])
+
+
+def _main() -> None:
     try:
         command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)  # the root's options are all flags
         code = _only(command)(prog_name="runner", standalone_mode=False)
