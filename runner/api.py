@@ -25,6 +25,7 @@ from runner.engine import (
     own_tables,
     record_kept,
     record_schema,
+    refuse_read_otherwise,
     rewrite,
     schema_before,
     schema_drift,
@@ -487,6 +488,7 @@ def rollback(
         tenant_path(run, settings)
         chosen = undo.steps(run.plan, to, force)
         scripts = [prepare(step.down, own_tables(run.target), values) for step in chosen]
+        refuse_read_otherwise(run.conn, scripts, "Nothing was rolled back")
         if confirm is not None and not dry_run:  # with no step too: a caller that previewed some learns they went
             confirm([s.name for s in chosen])
         if dry_run or not chosen:
@@ -529,6 +531,7 @@ def redo(
         down_script = prepare(step.down, own_tables(run.target), values)
         again = [prepare(step.entry.file, own_tables(run.target), values)]
         again += [prepare(e.file, own_tables(run.target), values) for e in run.plan.entries if e.repeatable and e.file]
+        refuse_read_otherwise(run.conn, [down_script, *again], "Nothing was rolled back")
         if confirm is not None:
             confirm([step.name])
         [undone] = undo_all(run, chosen, [down_script], settings, retries, emit)

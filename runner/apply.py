@@ -37,9 +37,6 @@ _Field = pq.DiagnosticField
 _SYNTAX_ERROR = "42601"
 LOCK_NOT_AVAILABLE = "55P03"  # the SQLSTATE of a lock_timeout
 _QUERY_CANCELED = "57014"
-_DIVISION_BY_ZERO = "22012"
-# The command tags of the statements that end a transaction (END's is COMMIT, ABORT's ROLLBACK).
-_ENDS_TRANSACTION = (b"COMMIT", b"ROLLBACK", b"PREPARE TRANSACTION", b"COMMIT PREPARED", b"ROLLBACK PREPARED")
 _CLAIM_POLL_S = 0.2
 _SETTLE_S = 5.0  # as long as psycopg gives a cancel of its own
 _CANCEL_AGAIN_S = 0.5
@@ -129,16 +126,6 @@ def _settle(conn: psycopg.Connection) -> None:
             continue
         except psycopg.Error:
             return
-
-
-def _committed_at_its_end(results: list[PGresult], tail: int) -> bool:
-    """The timing after the file failed its check, and the file's last statement was a COMMIT, its only end of a
-    transaction: the claim and all of the file committed together (Session._applied_by_its_own_commit)."""
-    body = results[1 : len(results) - 1 - tail]  # the claim, the file's statements, the reset, the timing
-    if not body or error_field(results[-1], _Field.SQLSTATE) != _DIVISION_BY_ZERO:
-        return False
-    ends = [r.command_status for r in body if r.command_status in _ENDS_TRANSACTION]
-    return ends == [b"COMMIT"] and body[-1].command_status == b"COMMIT"
 
 
 def _claim_xid(results: list[PGresult]) -> str | None:
@@ -344,8 +331,6 @@ class Session:
                 if _gave_up_waiting(result):
                     return None
                 raise self._failure(script, result, claim_failed=True)
-            if part is _WHOLE and _committed_at_its_end(results, self._tail_results) and self._recorded(script):
-                return self._applied_by_its_own_commit(script, len(results) - self._tail_results - 2, elapsed_ms)
             if self._forget_claim(script):  # the claim outlived the failure: the file committed it
                 raise self._ended_early(script, forgotten=True)
             if part is None:
@@ -384,21 +369,6 @@ class Session:
             self._rollback_if_open()
             raise
         return round_trip(self.conn, after + b";\nCOMMIT"), None, ran
-
-    def _applied_by_its_own_commit(self, script: Script, statements: int, elapsed_ms: float) -> Applied:
-        """The file ended with a COMMIT the checks read as part of a string, so they did not take it for a wrapper
-        (standard_conforming_strings off): it committed the claim with all of the file, as one transaction. Only
-        what followed, in a transaction of its own, was refused (the timing's check): the reset and the history row
-        are sent again."""
-        failed = first_error(round_trip(self.conn, self._tail.encode() + self._history(script)))
-        if failed:
-            self._rollback_if_open()
-            raise MigrationFailed(
-                f"{script.name} was applied and recorded (it ended with its own COMMIT), but resetting the session "
-                f"after it failed: {error_field(failed[1], _Field.MESSAGE_PRIMARY)}. Later files did not run",
-                details={"file": str(script.migration.path), "version": script.migration.version},
-            )
-        return Applied(script.migration.version, script.name, script.migration.checksum, statements, elapsed_ms)
 
     def _ended_early(self, script: Script, where: str = "", forgotten: bool = False) -> MigrationFailed:
         """A COMMIT or ROLLBACK runner's checks did not see ended the file's transaction: a COMMIT took the claim
@@ -567,8 +537,6 @@ class Session:
         if claim_failed:
             summary = (f"{script.name} did not run: writing its row into {self.table}, which comes first, failed: "
                        f"{message} (SQLSTATE {sqlstate})")  # fmt: skip
-        elif (after_file or where.after_file) and sqlstate == _DIVISION_BY_ZERO:  # runner's own divide only in
-            return self._ended_early(script)  # the timing, when the claim is gone or not of this transaction
         elif after_file or where.after_file:
             summary = f"{script.name} ran, but recording it in {self.table} failed: {message} (SQLSTATE {sqlstate})"
         else:

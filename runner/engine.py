@@ -24,7 +24,7 @@ from runner.errors import BadInput, ConnectionFailed, LockLost, MigrationFailed,
 from runner.files import Migration, discover
 from runner.lock import Held
 from runner.plan import Entry, Plan, State
-from runner.preflight import Script, prepare
+from runner.preflight import Script, prepare, read_otherwise
 from runner.results import Applying, Note, OnEvent, SchemaWarning
 from runner.target import Locked, database_errors, one_state
 from runner.undo import RolledBack
@@ -142,11 +142,29 @@ def checks(
     _refuse_drift(plan, strict, allow_out_of_order)
     own = own_tables(target)
     scripts = [prepare(entry.file, own, values) for entry in _up_to(plan, to) if entry.file is not None]
+    refuse_read_otherwise(conn, scripts, "Nothing was applied")
     if checksums and scripts:
         # The costliest part of a record (pglast is imported, then parses without the GIL): on another
         # thread, while the server compares the schema and runs the first files.
         threading.Thread(target=_code_checksums, args=([s.migration for s in scripts],), daemon=True).start()
     return scripts, schema_before(conn, target) if scripts else SchemaBefore([])
+
+
+def refuse_read_otherwise(conn: psycopg.Connection, scripts: list[Script], nothing: str) -> None:
+    """A file whose strings the server reads otherwise than runner's checks (preflight.read_otherwise) is refused
+    before anything runs: what the checks passed is not what would run."""
+    if conn.info.parameter_status("standard_conforming_strings") != "off":
+        return
+    for script in scripts:
+        line = read_otherwise(script)
+        if line is not None:
+            raise BadInput(
+                f"{script.migration.path}, line {line}: a backslash before a quote in a string, and this session has "
+                "standard_conforming_strings off, which makes the backslash escape the quote. runner checks a file "
+                "as PostgreSQL reads it with the setting on (its default), so it cannot tell where this file's "
+                "statements end. Write the string as E'...' or double the quote (''), or turn the setting on for "
+                f"runner's role (ALTER ROLE ... SET standard_conforming_strings = on). {nothing}"
+            )
 
 
 def record_kept(run: Locked, stopped: BaseException, before: SchemaBefore) -> list[Applied]:

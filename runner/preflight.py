@@ -219,6 +219,41 @@ def _suspect(sql: bytes, words: frozenset[bytes] = _WORDS) -> bool:
     )
 
 
+_ESCAPED_QUOTE = re.compile(cutting.ESCAPED_QUOTE.pattern.encode())
+
+
+def read_otherwise(script: Script) -> int | None:
+    """The line of the first string whose end moves with standard_conforming_strings, or None.
+
+    Every check here reads strings as PostgreSQL does by default (the setting on). With it off, a backslash before
+    a quote in a plain string escapes the quote, the string goes on, and the server's statements are not the ones
+    checked: a COMMIT inside a string by one reading is a statement by the other. A small file is scanned into
+    tokens (a backslash in a comment, a dollar quote or an E'' string reads alike either way); a big one is only
+    searched, a window at a time.
+    """
+    body = script.body
+    if isinstance(body, FileView):
+        tail = b""  # the end of the window before: a run of backslashes across two windows
+        for start, data in windows(body):
+            found = _ESCAPED_QUOTE.search(tail + data)
+            if found:
+                return body.count(b"\n", 0, start - len(tail) + found.start()) + 1
+            tail = data[-64:]
+        return None
+    text = body.decode("utf-8")
+    first = cutting.ESCAPED_QUOTE.search(text) if "\\" in text else None
+    if first is None:
+        return None
+    from pglast import parser
+
+    try:
+        tokens = parser.scan(text)
+    except parser.ParseError:  # a string that never ends by the default reading: read otherwise, surely
+        return _line(text, first.start())
+    plain = (t for t in tokens if t.name == "SCONST" and text[t.start] == "'")
+    return next((_line(text, t.start) for t in plain if cutting.ESCAPED_QUOTE.search(text, t.start, t.end + 1)), None)
+
+
 def _line(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 

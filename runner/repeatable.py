@@ -127,10 +127,11 @@ def claim_statement(conn: psycopg.Connection, target: TrackingTable, migration: 
 def timing_statement(
     conn: psycopg.Connection, target: TrackingTable, migration: Migration, elapsed_ms: float | None = None
 ) -> bytes:
-    update = sql.SQL("UPDATE {} SET execution_ms = {}::integer WHERE name = {}").format(
-        table_of(target).identifier, tracking.duration_ms(elapsed_ms), sql.Literal(migration.name)
+    return (
+        sql.SQL("UPDATE {} SET execution_ms = {}::integer WHERE name = {}")
+        .format(table_of(target).identifier, tracking.duration_ms(elapsed_ms), sql.Literal(migration.name))
+        .as_bytes(conn)
     )
-    return tracking.in_this_transaction(update.as_bytes(conn))
 
 
 def forget_statement(target: TrackingTable, name: str) -> sql.Composed:

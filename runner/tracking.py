@@ -322,21 +322,12 @@ def claim_statement(conn: psycopg.Connection, table: TrackingTable, migration: M
 def timing_statement(
     conn: psycopg.Connection, table: TrackingTable, migration: Migration, elapsed_ms: float | None = None
 ) -> bytes:
-    """The time the file took, into the row its claim wrote; it fails (division by zero) unless that row was
-    written in this very transaction, which a COMMIT or ROLLBACK in the file ended (apply.Session._ended_early)."""
-    update = b"UPDATE %b SET execution_ms = %b::integer WHERE version = %b" % (
+    """The time the file took, into the row its claim wrote."""
+    return b"UPDATE %b SET execution_ms = %b::integer WHERE version = %b" % (
         table.identifier.as_bytes(conn),
         duration_ms(elapsed_ms).as_bytes(conn),
         literals(conn, migration.version),
     )
-    return in_this_transaction(update)
-
-
-def in_this_transaction(update: bytes) -> bytes:
-    """The UPDATE of a row written in the current transaction, or a division by zero: its xmin is the transaction's
-    id (txid_current() adds the epoch above 32 bits)."""
-    return b"WITH timed AS (%b AND xmin::text::bigint = txid_current() %% 4294967296 RETURNING 1) " \
-           b"SELECT 1 / count(*) FROM timed" % update  # fmt: skip
 
 
 def recorded(conn: psycopg.Connection, table: TrackingTable, version: int, checksum: str) -> bool:

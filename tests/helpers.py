@@ -111,8 +111,9 @@ def on_terminals(*args: str | Path, cwd: Path, env: dict[str, str], split: bool 
             else:
                 open_ends.discard(end)
             if answer is not None and b"[y/N]" in seen[end]:
-                if isinstance(answer, signal.Signals):
-                    process.send_signal(answer)
+                if isinstance(answer, signal.Signals):  # as a person would: a moment after the question shows,
+                    time.sleep(0.5)  # when the command waits for the answer (a signal just before the read is
+                    process.send_signal(answer)  # caught, but the read itself then waits on, in any program)
                 else:
                     os.write(out_main, answer.encode() + b"\n")
                 answer = None

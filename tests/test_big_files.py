@@ -129,8 +129,12 @@ def test_with_standard_conforming_strings_off_nothing_after_a_backslash_before_a
     script = prepare(read_migration(write(migrations, "0001_big.sql", text), 1))
     off = list(script.parts(standard_strings=False))  # before the string, cut as any file
     assert len(off) > 3 and off[-1].where.start <= text.encode().index(escaped.encode())
-    runner.migrate(make_conninfo(dsn, options="-c standard_conforming_strings=off"), migrations)
-    assert ("it's; here",) in query(dsn, "SELECT note FROM t")
+    # A session with the setting off is refused such a file before anything runs (see test_transactions.py); the
+    # cuts still keep the file whole past such a string, for a file that turns the setting off itself.
+    line = text[: text.index(escaped)].count("\n") + 1
+    with pytest.raises(runner.BadInput, match=f"0001_big.sql, line {line}: a backslash before a quote"):
+        runner.migrate(make_conninfo(dsn, options="-c standard_conforming_strings=off"), migrations)
+    assert query(dsn, "SELECT to_regclass('t')") == [(None,)]
 
 
 def test_the_words_that_need_parsing_are_found_across_chunks(tmp_path: Path) -> None:
@@ -271,6 +275,32 @@ def test_a_big_file_edited_while_it_is_sent_is_rolled_back(
         runner.migrate(dsn, migrations, on_event=meanwhile)
     assert query(dsn, "SELECT to_regclass('t')") == [(None,)]
     assert query(dsn, "SELECT count(*) FROM runner_migrations") == [(0,)]
+
+
+def test_a_big_file_that_ends_the_transaction_while_it_is_sent_removes_only_its_own_claim(
+    dsn: str, migrations: Path, small_parts: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Edited while it is sent, the file rolls back runner's transaction (and the claim with it), then writes a
+    record of its own and commits it, as a runner that took the lock over would have, at a moment the test knows
+    (and makes its table again, for the statements after it).
+    The report says what happened, and only a row runner's own transaction wrote would be removed: not that one."""
+    monkeypatch.setattr(files, "HELD_LIMIT", 500)  # read a window at a time, as a file over 1 MB is
+    padding = "-- " + "x" * 200 + "\n"
+    text = _tricky_file(30) + padding + _tricky_file(30).split("\n", 1)[1]
+    path = write(migrations, "0001_big.sql", text)
+    other = ("ROLLBACK; INSERT INTO runner_migrations (version, name, checksum, execution_ms) "
+             "VALUES (1, 'x', 'other', 0); COMMIT; CREATE TABLE t (id serial PRIMARY KEY, note text);")  # fmt: skip
+    edited = text.replace(padding, other + " --" + "x" * (len(padding) - len(other) - 4) + "\n")
+    assert len(edited) == len(text)
+
+    def meanwhile(event: object) -> None:
+        if isinstance(event, results.Applying):  # checked, and about to be sent
+            path.write_text(edited)
+
+    with pytest.raises(MigrationFailed, match=r"0001_big.sql ended runner's transaction before its byte \d+ .* and it "
+                                              "was not recorded"):  # fmt: skip
+        runner.migrate(dsn, migrations, on_event=meanwhile)
+    assert query(dsn, "SELECT version, checksum FROM runner_migrations") == [(1, "other")]
 
 
 def test_a_file_walked_in_two_halves_is_cut_and_refused_as_if_walked_in_one(tmp_path: Path, small_parts: None) -> None:

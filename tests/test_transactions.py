@@ -11,7 +11,6 @@ from psycopg.conninfo import make_conninfo
 
 import runner
 from runner import preflight
-from runner.errors import MigrationFailed
 
 
 def _migrate(dsn: str, folder: Path, *args: str):  # type: ignore[no-untyped-def]
@@ -205,92 +204,59 @@ def test_a_concurrent_index_left_invalid_by_an_earlier_run_is_not_reported_done(
 
 
 # Read with standard_conforming_strings on (runner's checks), one string, then `; SELECT 2;`; read with it off (the
-# server, below), the string ends after `x, `: the COMMIT or ROLLBACK is a statement, and `--` starts a comment.
-HIDDEN_END = "SELECT 'A\\' AS x, ' ; {end}; -- ';\n"
+# server), the string ends after `x, `: the COMMIT is a statement, and `--` starts a comment.
+HIDDEN_COMMIT = "SELECT 'A\\' AS x, ' ; COMMIT; -- ';\n"
+READ_OTHERWISE = {
+    "hidden-commit": "CREATE TABLE before_it (id int);\n" + HIDDEN_COMMIT + "SELECT 1 / 0;\n",
+    "wrapper": "BEGIN;\nINSERT INTO c VALUES ('it\\'s');\nINSERT INTO c VALUES ('two');\nCOMMIT;\n",
+    "savepoint": "BEGIN;\nINSERT INTO c VALUES ('it\\'s');\nSAVEPOINT a;\nROLLBACK TO a;\nCOMMIT;\n",
+    "escaped-backslash-then-quote": "INSERT INTO c VALUES ('a\\\\\\'b');\n",
+}
 
 
-@pytest.mark.parametrize("then", ["SELECT 1 / 0;\n", "SELECT 1;\n"], ids=["then-fails", "then-succeeds"])
-@pytest.mark.parametrize("end", ["COMMIT", "ROLLBACK"])
-def test_a_file_that_ends_the_transaction_behind_the_checks_is_not_recorded(
-    dsn: str, migrations: Path, end: str, then: str
+@pytest.mark.parametrize("body", READ_OTHERWISE.values(), ids=READ_OTHERWISE.keys())
+def test_a_file_the_server_reads_otherwise_than_the_checks_is_refused_before_anything_runs(
+    dsn: str, migrations: Path, body: str
 ) -> None:
-    """Had the claim committed with the first part of the file, the file would show as applied, though only that
-    part of it ran as one transaction (and, if a later statement failed, only that part ran at all)."""
-    write(migrations, "1_hidden.sql", "CREATE TABLE IF NOT EXISTS before_it (id int);\n" + HIDDEN_END.format(end=end)
-          + then)  # fmt: skip
-    failed = _migrate(make_conninfo(dsn, options="-c standard_conforming_strings=off"), migrations)
-    assert_clean_error(failed, 3, "1_hidden.sql ended runner's transaction (a COMMIT or ROLLBACK runner's checks "
-                                  "did not see", "may have been kept, and it was not recorded")  # fmt: skip
-    assert _recorded(dsn) == []
-    kept = query(dsn, "SELECT to_regclass('before_it') IS NOT NULL")
-    assert kept == [(end == "COMMIT",)], "what ran before a COMMIT is kept; the report says it may be"
-    again = _migrate(dsn, migrations)  # where strings are read as the checks read them, it runs as one transaction
-    assert again.returncode == (3 if "1 / 0" in then else 0), again.stderr
+    """With standard_conforming_strings off, a backslash before a quote escapes it, and the server's statements are
+    not the ones runner checked: a COMMIT could end the file's transaction with its record in the middle."""
+    write(migrations, "1_table.sql", "CREATE TABLE c (v text);\n")
+    write(migrations, "2_escapes.sql", "-- a comment\n" + body)
+    off = make_conninfo(dsn, options="-c standard_conforming_strings=off")
+    for command in ("migrate", "plan"):
+        failed = runner_cli(command, "--dsn", off, "--dir", migrations)
+        line = 2 + body.split("\\", 1)[0].count("\n")
+        assert_clean_error(
+            failed,
+            2,
+            f"2_escapes.sql, line {line}: a backslash before a quote in a string, and this "
+            "session has standard_conforming_strings off",
+            "E'...'",
+            "Nothing was applied",
+        )
+    assert _recorded(dsn) == [] and query(dsn, "SELECT to_regclass('c')") == [(None,)]
 
 
-def test_a_repeatable_or_big_file_that_ends_the_transaction_behind_the_checks_is_not_recorded(
+def test_with_standard_conforming_strings_off_a_file_that_reads_alike_runs(dsn: str, migrations: Path) -> None:
+    """A backslash in an E'' string, a dollar quote or a comment, or two before a quote, reads alike either way."""
+    write(migrations, "1_alike.sql", "CREATE TABLE c (v text);\nINSERT INTO c VALUES (E'it\\'s'), ($$a\\'b$$), "
+                                     "('c\\\\');\n-- don\\'t\n")  # fmt: skip
+    write(migrations / "repeatable", "view.sql", "CREATE OR REPLACE VIEW v AS SELECT 'it''s' AS x;\n")
+    done = _migrate(make_conninfo(dsn, options="-c standard_conforming_strings=off"), migrations)
+    assert done.returncode == 0, done.stderr
+    assert query(dsn, "SELECT v FROM c ORDER BY v") == [("a\\'b",), ("c\\",), ("it's",)]
+
+
+def test_a_repeatable_or_big_file_the_server_reads_otherwise_is_refused_too(
     dsn: str, migrations: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     off = make_conninfo(dsn, options="-c standard_conforming_strings=off")
-    write(migrations / "repeatable", "views.sql", HIDDEN_END.format(end="COMMIT") + "SELECT 1;\n")
-    assert_clean_error(_migrate(off, migrations), 3, "repeatable/views.sql ended runner's transaction")
-    assert query(dsn, "SELECT count(*) FROM runner_migrations_repeatable") == [(0,)]
-
+    write(migrations / "repeatable", "views.sql", HIDDEN_COMMIT)
+    assert_clean_error(_migrate(off, migrations), 2, "views.sql, line 1: a backslash before a quote")
     (migrations / "repeatable" / "views.sql").unlink()
     monkeypatch.setattr(preflight, "ONE_MESSAGE_LIMIT", 500)  # files over 500 bytes are sent in parts
-    body = "".join(f"CREATE TABLE t{i} (id int);\n" for i in range(40)) + HIDDEN_END.format(end="COMMIT")
+    body = "".join(f"CREATE TABLE t{i} (id int);\n" for i in range(40)) + HIDDEN_COMMIT
     write(migrations, "1_big.sql", body + "SELECT 1 / 0;\n")
-    with pytest.raises(MigrationFailed, match="1_big.sql ended runner's transaction .* it was not recorded"):
+    with pytest.raises(runner.BadInput, match="1_big.sql, line 41: a backslash before a quote"):
         runner.migrate(off, migrations)
     assert _recorded(dsn) == []
-
-
-def test_only_the_claim_of_this_run_is_removed_not_a_record_another_runner_committed(
-    dsn: str, migrations: Path
-) -> None:
-    """After the file's ROLLBACK, a runner that took the lock over could claim, apply and record the file before this
-    one removes what it claimed: its record is the row of another transaction, and it stays. (The file writes that
-    row itself, hidden from the checks as the COMMIT is, to stand for the other runner at a known moment.)"""
-    other = (
-        "INSERT INTO runner_migrations (version, name, checksum, execution_ms) "
-        "VALUES (1, $q$1_x.sql$q$, $q$other$q$, 0)"
-    )
-    write(migrations, "1_x.sql", HIDDEN_END.format(end=f"ROLLBACK; {other}; COMMIT"))
-    failed = _migrate(make_conninfo(dsn, options="-c standard_conforming_strings=off"), migrations)
-    assert_clean_error(failed, 3, "1_x.sql ended runner's transaction", "it was not recorded")
-    assert query(dsn, "SELECT version, checksum FROM runner_migrations") == [(1, "other")]
-
-
-def test_a_wrapper_the_checks_read_otherwise_still_applies_the_file_once_and_records_it(
-    dsn: str, migrations: Path
-) -> None:
-    """With the server's reading, the file is BEGIN, two INSERTs and COMMIT; with the checks', its COMMIT is in a
-    string, so no wrapper is taken out: its COMMIT commits the claim with all of the file, which is then applied."""
-    write(migrations, "1_table.sql", "CREATE TABLE c (v text);\n")
-    write(
-        migrations,
-        "2_wrapped.sql",
-        "BEGIN;\nINSERT INTO c VALUES ('it\\'s');\nINSERT INTO c VALUES ('two');\nCOMMIT;\n",
-    )
-    off = make_conninfo(dsn, options="-c standard_conforming_strings=off")
-    done = _migrate(off, migrations)
-    assert done.returncode == 0 and "Applied 2 migration(s)" in done.stdout, done.stderr
-    assert _recorded(dsn) == [1, 2]
-    assert query(dsn, "SELECT action, version, outcome FROM runner_migrations_history ORDER BY id") == [
-        ("apply", 1, "ok"), ("apply", 2, "ok")]  # fmt: skip
-    again = _migrate(off, migrations)
-    assert again.returncode == 0 and query(dsn, "SELECT v FROM c ORDER BY v") == [("it's",), ("two",)]
-
-
-def test_a_changed_repeatable_file_that_rolls_back_behind_the_checks_keeps_the_record_of_the_one_in_effect(
-    dsn: str, migrations: Path
-) -> None:
-    view = "CREATE OR REPLACE VIEW v AS SELECT {} AS x;\n"
-    write(migrations / "repeatable", "views.sql", view.format(1))
-    assert _migrate(dsn, migrations).returncode == 0
-    before = query(dsn, "SELECT name, checksum FROM runner_migrations_repeatable")
-    write(migrations / "repeatable", "views.sql", view.format(2) + HIDDEN_END.format(end="ROLLBACK") + "SELECT 1;\n")
-    failed = _migrate(make_conninfo(dsn, options="-c standard_conforming_strings=off"), migrations)
-    assert_clean_error(failed, 3, "repeatable/views.sql ended runner's transaction")
-    assert query(dsn, "SELECT x FROM v") == [(1,)]
-    assert query(dsn, "SELECT name, checksum FROM runner_migrations_repeatable") == before, "the view of 1 is in effect"
