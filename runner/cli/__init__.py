@@ -74,8 +74,8 @@ def _run(context: typer.Context, shown: Printing | Output, work: Callable[[Run],
         if isinstance(stop, Interrupted):
             text = str(stop)
         else:
-            text = f"interrupted ({'SIGTERM' if terminated else 'Ctrl-C'}) while no migration was running; " \
-                   "files applied before this point are recorded"  # fmt: skip
+            text = f"interrupted ({'SIGTERM' if terminated else 'Ctrl-C'}) while no file was running; " \
+                   "what was applied or rolled back before this point is recorded"  # fmt: skip
         out.error(text)
         if out.as_json:
             code = 143 if terminated else 130
