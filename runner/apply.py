@@ -30,7 +30,7 @@ from runner.files import FileView
 from runner.indexes import InvalidIndex, invalid_among, invalid_indexes
 from runner.locate import SEPARATOR, Location, locate, unterminated
 from runner.lock import Held, file_key, file_lock
-from runner.preflight import Part, Script, Statement
+from runner.preflight import Part, Script, Statement, escaped_quote
 
 _Status = pq.ExecStatus
 _Field = pq.DiagnosticField
@@ -195,6 +195,26 @@ def lines_of(statements: Sequence[Statement], shown: int = 5) -> str:
     return ", ".join(str(s.line) for s in statements)
 
 
+def strings_standard(conn: psycopg.Connection) -> bool:
+    """Whether the session has standard_conforming_strings on, as the server reported it after the last message."""
+    return conn.info.parameter_status("standard_conforming_strings") != "off"
+
+
+def read_otherwise_now(conn: psycopg.Connection, checked_on: bool, data: bytes) -> bool:
+    """The file turned standard_conforming_strings off (it was on, ``checked_on``, when it started) and ``data`` has a
+    backslash before a quote: the server would not read it as the checks did. A file held in memory travels whole,
+    read as the session was when it was checked; this is for a big file's parts and a no-transaction file's
+    statements. (With it off from the start, engine.refuse_read_otherwise has refused such a file.)"""
+    return checked_on and not strings_standard(conn) and escaped_quote(data)
+
+
+def turned_off(name: str, where: str) -> str:
+    return (
+        f"{name} turned standard_conforming_strings off, and {where} has a backslash before a quote, which the "
+        "server would then read otherwise than runner's checks did (write such strings as E'...' or '')"
+    )
+
+
 def kept_statements(statements: Sequence[Statement], running: Statement | None = None) -> str:
     """What of a no-transaction file stays after it stopped: statements that ran cannot be undone. An interrupt
     cancels the ``running`` one, unless it came as that one finished: whether it did, the server does not say."""
@@ -355,10 +375,17 @@ class Session:
         self._claimed = _claim_xid(results)
         ran = 0
         # Where strings end depends on this setting when a string has a backslash before a quote.
-        standard_strings = self.conn.info.parameter_status("standard_conforming_strings") != "off"
+        standard_strings = strings_standard(self.conn)
         try:
             with closing(_ahead(script.parts(standard_strings))) as parts:
                 for part in parts:
+                    if read_otherwise_now(self.conn, standard_strings, part.data):
+                        line = script.body.count(b"\n", 0, part.where.start) + 1
+                        raise MigrationFailed(
+                            turned_off(script.name, f"its part from line {line}") + ". It was rolled back: nothing of "
+                            "it was kept, and later files did not run",
+                            details={"file": str(script.migration.path), "version": script.migration.version},
+                        )  # fmt: skip
                     results = round_trip(self.conn, part.data)
                     if first_error(results) is not None:
                         return results, part.where, ran
@@ -420,7 +447,15 @@ class Session:
     def _run_each(self, script: Script) -> Applied:
         kept: list[Statement] = []
         started = time.perf_counter()
+        checked_on = strings_standard(self.conn)
         for statement in script.statements:
+            if read_otherwise_now(self.conn, checked_on, statement.text.encode()):
+                raise MigrationFailed(
+                    turned_off(script.name, f"its statement at line {statement.line}") + ". It runs without a "
+                    f"transaction: {kept_statements(kept)}; the file was not recorded",
+                    details={"file": str(script.migration.path), "version": script.migration.version,
+                             "statements_kept": [s.line for s in kept]},
+                )  # fmt: skip
             try:
                 if self.lock is not None:
                     self.lock.check()

@@ -222,6 +222,11 @@ def _suspect(sql: bytes, words: frozenset[bytes] = _WORDS) -> bool:
 _ESCAPED_QUOTE = re.compile(cutting.ESCAPED_QUOTE.pattern.encode())
 
 
+def escaped_quote(data: bytes) -> bool:
+    """A backslash before a quote: with standard_conforming_strings off, the quote is escaped (see read_otherwise)."""
+    return b"\\'" in data and _ESCAPED_QUOTE.search(data) is not None
+
+
 def read_otherwise(script: Script) -> int | None:
     """The line of the first string whose end moves with standard_conforming_strings, or None.
 
@@ -233,12 +238,13 @@ def read_otherwise(script: Script) -> int | None:
     """
     body = script.body
     if isinstance(body, FileView):
-        tail = b""  # the end of the window before: a run of backslashes across two windows
+        tail = b""  # the run of backslashes the window before ended in, however long: its count decides
         for start, data in windows(body):
             found = _ESCAPED_QUOTE.search(tail + data)
             if found:
                 return body.count(b"\n", 0, start - len(tail) + found.start()) + 1
-            tail = data[-64:]
+            run = len(data) - len(data.rstrip(b"\\"))
+            tail = tail + data if run == len(data) else data[len(data) - run :]
         return None
     text = body.decode("utf-8")
     first = cutting.ESCAPED_QUOTE.search(text) if "\\" in text else None

@@ -27,9 +27,12 @@ from runner.apply import (
     in_file,
     kept_statements,
     lines_of,
+    read_otherwise_now,
     rollback_if_open,
     round_trip,
     settings_sql,
+    strings_standard,
+    turned_off,
 )
 from runner.errors import BadInput, Interrupted, LockLost, MigrationFailed, Refused, Terminated
 from runner.files import Migration
@@ -121,11 +124,15 @@ def run(
     record = step.entry.record
     assert record is not None and record.version is not None
     # Where strings end depends on this setting when a string has a backslash before a quote (a big file's cuts).
-    standard_strings = conn.info.parameter_status("standard_conforming_strings") != "off"
+    standard_strings = strings_standard(conn)
     started = time.perf_counter()
     try:
         conn.execute(b"BEGIN;\n" + settings_sql({**settings, **script.settings}, "LOCAL ").encode())
         for part in script.parts(standard_strings):  # the whole file, or a big one's parts (preflight.Script.parts)
+            if read_otherwise_now(conn, standard_strings, part.data):
+                line = script.body.count(b"\n", 0, part.where.start) + 1
+                raise MigrationFailed(turned_off(script.name, f"its part from line {line}") + ". It was rolled back: "
+                                      f"nothing of it was kept, and {step.name} is still applied")  # fmt: skip
             ended = SEPARATOR.encode() if script.cuts is None else b""
             failed = first_error(round_trip(conn, part.data + ended))  # COPY ... TO STDOUT drained
             if conn.info.transaction_status == pq.TransactionStatus.IDLE:  # failed or not, its COMMIT came first
@@ -262,7 +269,12 @@ def _run_each(
     started = time.perf_counter()
     try:
         conn.execute(settings_sql({**settings, **script.settings}).encode())
+        checked_on = strings_standard(conn)
         for statement in script.statements:
+            if read_otherwise_now(conn, checked_on, statement.text.encode()):
+                raise MigrationFailed(turned_off(script.name, f"its statement at line {statement.line}") + ". It runs "
+                                      f"without a transaction: {kept_statements(kept)}; {still}",
+                                      details={"statements_kept": [k.line for k in kept]})  # fmt: skip
             if lock is not None:
                 lock.check()
             running = statement

@@ -403,3 +403,16 @@ def test_a_2_gb_file_of_nul_bytes_is_refused_without_being_read_whole(dsn: str, 
     assert_clean_error(refused, 2, "0002_zeros.sql: contains a NUL byte at line 1; remove it")
     assert peak < 200, f"peak RSS {peak:.0f} MB"
     assert query(dsn, "SELECT to_regclass('first_table')") == [(None,)]
+
+
+def test_a_backslash_run_across_two_windows_is_counted_whole(tmp_path: Path) -> None:
+    """65 backslashes (an odd run: the quote after them is escaped) end a window of the file; a quote begins the
+    next one."""
+    head = "SELECT 1;\n" * ((files.WINDOW - 100) // 10)
+    head += "-- " + "x" * (files.WINDOW - len(head) - 65 - len("SELECT '") - 4) + "\n"
+    text = head + "SELECT '" + "\\" * 65 + "' AS x, ' ; COMMIT; -- ';\n"
+    assert text.index("' AS x") == files.WINDOW
+    script = prepare(read_migration(write(tmp_path, "0001_big.sql", text), 1))
+    assert isinstance(script.body, files.FileView) and preflight.read_otherwise(script) == text.count("\n")
+    even = text.replace("\\" * 65, "\\" * 64)
+    assert preflight.read_otherwise(prepare(read_migration(write(tmp_path, "0002_big.sql", even), 2))) is None

@@ -260,3 +260,28 @@ def test_a_repeatable_or_big_file_the_server_reads_otherwise_is_refused_too(
     with pytest.raises(runner.BadInput, match="1_big.sql, line 41: a backslash before a quote"):
         runner.migrate(off, migrations)
     assert _recorded(dsn) == []
+
+
+def test_a_file_that_turns_the_setting_off_itself_is_stopped_before_what_would_be_read_otherwise(
+    dsn: str, migrations: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file held in memory travels in one message, read as the session was when it was checked. A big file's
+    later parts, and a no-transaction file's later statements, are read after its SET: the server reports the
+    setting after each message, and runner stops before one that would be read otherwise."""
+    hidden = "SELECT 'A\\' AS x, ' ; DELETE FROM runner_migrations; -- ';\n"
+    write(migrations, "1_first.sql", "CREATE TABLE first (id int);\n")
+    write(migrations, "2_no_tx.sql", "-- runner: no-transaction\nSET standard_conforming_strings = off;\n" + hidden)
+    failed = _migrate(dsn, migrations)
+    assert_clean_error(failed, 3, "2_no_tx.sql turned standard_conforming_strings off, and its statement at line 3 "
+                                  "has a backslash before a quote", "line(s) 2 had already run")  # fmt: skip
+    assert _recorded(dsn) == [1]
+
+    (migrations / "2_no_tx.sql").unlink()
+    monkeypatch.setattr(preflight, "ONE_MESSAGE_LIMIT", 500)  # files over 500 bytes are sent in parts
+    body = "".join(f"CREATE TABLE t{i} (id int);\n" for i in range(40))
+    write(migrations, "2_big.sql", "SET standard_conforming_strings = off;\n" + body + hidden)
+    with pytest.raises(runner.MigrationFailed, match=r"2_big.sql turned standard_conforming_strings off, and its part "
+                                                     r"from line \d+ has a backslash before a quote.* nothing of it "
+                                                     "was kept"):  # fmt: skip
+        runner.migrate(dsn, migrations)
+    assert _recorded(dsn) == [1] and query(dsn, "SELECT to_regclass('t0')") == [(None,)]
