@@ -36,11 +36,18 @@ from runner.engine import (
     undo_all,
 )
 from runner.errors import BadInput, MigrationFailed, RunnerError
+from runner.errors import ConnectionFailed as ConnectionFailed
+from runner.errors import LockLost as LockLost
+from runner.errors import Refused as Refused
 from runner.files import NAME_RULE
+from runner.files import Migration as Migration
+from runner.indexes import InvalidIndex as InvalidIndex
 from runner.indexes import invalid_indexes
 from runner.lock import DEFAULT_WAIT_S, migration_lock
+from runner.plan import Entry as Entry
 from runner.plan import Plan, State
 from runner.preflight import Script, prepare
+from runner.results import Applying as Applying
 from runner.results import (
     DriftWarning,
     DryRun,
@@ -57,6 +64,7 @@ from runner.results import (
     Step,
     VerifyResult,
 )
+from runner.results import Event as Event
 from runner.target import (
     Table,
     connections,
@@ -69,8 +77,11 @@ from runner.target import (
     read_plan,
     reading,
 )
+from runner.undo import RolledBack as RolledBack
 from runner.variables import check as check_variables
 
+# The ``X as X`` imports above are re-exported: applications took them from runner.api before results.py and
+# target.py held them (an on_event's isinstance checks, RollbackResult.rolled_back's type, the errors to catch).
 DEFAULT_DIR = "sql"
 # The tracking table: its name, ``[schema.]name``, or a tenant's tables (``TrackingTable.of_tenant``).
 SCHEMA = "(schema)"  # the name of `runner accept --schema` in the history

@@ -94,3 +94,14 @@ def test_importing_runner_or_its_pytest_plugin_costs_no_driver_import() -> None:
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout == "[]\n"
     code = "import sys, runner; runner.migrate; print('psycopg' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout == "True\n"
+
+
+def test_the_names_applications_took_from_runner_api_are_still_there() -> None:
+    """api.py was split (results.py, target.py, engine.py); what an application imported from it still imports."""
+    from runner import api, errors, results, undo
+
+    assert (api.Applying, api.Event, api.Note, api.MigrateResult) == (
+        results.Applying, results.Event, results.Note, results.MigrateResult)  # fmt: skip
+    assert (api.RolledBack, api.Refused, api.LockLost, api.ConnectionFailed) == (
+        undo.RolledBack, errors.Refused, errors.LockLost, errors.ConnectionFailed)  # fmt: skip
+    assert all(hasattr(api, name) for name in ("Entry", "InvalidIndex", "Migration", "Table", "DEFAULT_DIR"))
