@@ -174,7 +174,9 @@ def test_a_ctrl_c_that_comes_too_late_to_cancel_the_step_says_it_was_rolled_back
     """)  # fmt: skip
     proc = started(folder, dsn, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        wait_for_backend(dsn, proc, "gone AS")  # the removal of 0003's record, in the trigger's sleep
+        wait_for_backend(dsn, proc, "gone AS")  # the removal of 0003's record
+        sleeping = "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep'"
+        eventually(lambda: query(dsn, sleeping), "the removal to reach the trigger's sleep")
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     finally:
