@@ -18,7 +18,7 @@ from psycopg import sql
 
 from runner import db, directives, down, history, repeatable, schema, squash, tracking, undo
 from runner import schema_file as dumps
-from runner.apply import LOCK_NOT_AVAILABLE, Applied, Session, Skipped
+from runner.apply import LOCK_NOT_AVAILABLE, Applied, Session, Skipped, strings_standard
 from runner.db import Database
 from runner.errors import BadInput, ConnectionFailed, LockLost, MigrationFailed, Refused, RunnerError
 from runner.files import Migration, discover
@@ -153,7 +153,7 @@ def checks(
 def refuse_read_otherwise(conn: psycopg.Connection, scripts: list[Script], nothing: str) -> None:
     """A file whose strings the server reads otherwise than runner's checks (preflight.read_otherwise) is refused
     before anything runs: what the checks passed is not what would run."""
-    if conn.info.parameter_status("standard_conforming_strings") != "off":
+    if strings_standard(conn):
         return
     for script in scripts:
         line = read_otherwise(script)
