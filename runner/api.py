@@ -539,9 +539,10 @@ def redo(
             return RedoResult(None)
         [step] = chosen
         assert step.entry.file is not None  # undo.steps refuses a migration whose file is gone
-        down_script = prepare(step.down, own_tables(run.target), values)
-        again = [prepare(step.entry.file, own_tables(run.target), values)]
-        again += [prepare(e.file, own_tables(run.target), values) for e in run.plan.entries if e.repeatable and e.file]
+        own = own_tables(run.target)
+        down_script = prepare(step.down, own, values)
+        again = [prepare(step.entry.file, own, values)]
+        again += [prepare(e.file, own, values) for e in run.plan.entries if e.repeatable and e.file]
         refuse_read_otherwise(run.conn, [down_script, *again], "Nothing was rolled back")
         if confirm is not None:
             confirm([step.name])
