@@ -374,12 +374,11 @@ class Session:
             return results, _CLAIM, 0
         self._claimed = _claim_xid(results)
         ran = 0
-        # Where strings end depends on this setting when a string has a backslash before a quote.
-        standard_strings = strings_standard(self.conn)
+        checked_on = strings_standard(self.conn)
         try:
-            with closing(_ahead(script.parts(standard_strings))) as parts:
+            with closing(_ahead(script.parts())) as parts:
                 for part in parts:
-                    if read_otherwise_now(self.conn, standard_strings, part.data):
+                    if read_otherwise_now(self.conn, checked_on, part.data):
                         line = script.body.count(b"\n", 0, part.where.start) + 1
                         raise MigrationFailed(
                             turned_off(script.name, f"its part from line {line}") + ". It was rolled back: nothing of "

@@ -114,13 +114,14 @@ class Script:
     def name(self) -> str:
         return self.migration.name
 
-    def parts(self, standard_strings: bool = True) -> Iterator[Part]:
+    def parts(self) -> Iterator[Part]:
         """The parts of the body, each sent as a message of its own: all of it, unless it is cut.
 
         Found one at a time, so that the next one can be looked for while the server runs one.
-        ``standard_strings`` says standard_conforming_strings is on, so that a backslash before
-        a quote cannot move the end of a string. A big file is read again here, so what is sent
-        is checksummed again: a file edited since runner read it is refused (MigrationFailed)
+        Cuts read strings with standard_conforming_strings on: a session with it off is refused a
+        file they could misread (engine.refuse_read_otherwise), and one that turns it off itself is
+        not cut after its first backslash before a quote. A big file is read again here, so what is
+        sent is checksummed again: a file edited since runner read it is refused (MigrationFailed)
         after its last part, before anything commits.
         """
         body, cuts = self.body, self.cuts
@@ -128,7 +129,7 @@ class Script:
             yield Part(slice(0, len(body)), body[0 : len(body)])
             return
         try:
-            yield from self._cut(body, cuts, standard_strings)
+            yield from self._cut(body, cuts)
         except FileChanged as changed:
             raise MigrationFailed(
                 f"{changed.path} changed while runner was sending it ({changed.how}). It was rolled back: nothing "
@@ -136,11 +137,11 @@ class Script:
                 details={"file": self.migration.path, "version": self.migration.version},
             ) from None
 
-    def _cut(self, body: bytes | FileView, cuts: Cuts, standard_strings: bool) -> Iterator[Part]:
+    def _cut(self, body: bytes | FileView, cuts: Cuts) -> Iterator[Part]:
         start, stop = cuts.span
         ends = iter(cuts.at) if cuts.at is not None else cutting.cuts(body, start, stop, ONE_MESSAGE_LIMIT)
         last = cuts.escapes_from
-        if last is not None and (cuts.sets_escapes or not standard_strings):
+        if last is not None and cuts.sets_escapes:
             ends = itertools.takewhile(lambda end: end <= last, ends)
         digest = None if isinstance(body, bytes) else hashlib.new(CHECKSUM_ALGORITHM, body[0:start])
         for end in itertools.chain(ends, [stop]):

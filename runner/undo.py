@@ -123,13 +123,12 @@ def run(
         return _run_each(conn, table, step, script, settings, lock)
     record = step.entry.record
     assert record is not None and record.version is not None
-    # Where strings end depends on this setting when a string has a backslash before a quote (a big file's cuts).
-    standard_strings = strings_standard(conn)
+    checked_on = strings_standard(conn)
     started = time.perf_counter()
     try:
         conn.execute(b"BEGIN;\n" + settings_sql({**settings, **script.settings}, "LOCAL ").encode())
-        for part in script.parts(standard_strings):  # the whole file, or a big one's parts (preflight.Script.parts)
-            if read_otherwise_now(conn, standard_strings, part.data):
+        for part in script.parts():  # the whole file, or a big one's parts (preflight.Script.parts)
+            if read_otherwise_now(conn, checked_on, part.data):
                 line = script.body.count(b"\n", 0, part.where.start) + 1
                 raise MigrationFailed(turned_off(script.name, f"its part from line {line}") + ". It was rolled back: "
                                       f"nothing of it was kept, and {step.name} is still applied")  # fmt: skip

@@ -124,13 +124,16 @@ def test_a_file_with_begin_atomic_or_backslashes_is_cut_and_runs_as_it_would_who
 def test_with_standard_conforming_strings_off_nothing_after_a_backslash_before_a_quote_is_cut(
     dsn: str, migrations: Path, small_parts: None
 ) -> None:
-    escaped = "INSERT INTO t (note) VALUES ('it\\'s; here');"  # one string when backslashes escape quotes
+    # Two strings when the setting is on (so the file is cut on after them, unless told not to), one when it is off.
+    escaped = "SELECT 'it\\' AS a, ' ; here' AS b;"
     text = _tricky_file(20) + escaped + "\n" + _tricky_file(20).split("\n", 1)[1]
-    script = prepare(read_migration(write(migrations, "0001_big.sql", text), 1))
-    off = list(script.parts(standard_strings=False))  # before the string, cut as any file
-    assert len(off) > 3 and off[-1].where.start <= text.encode().index(escaped.encode())
-    # A session with the setting off is refused such a file before anything runs (see test_transactions.py); the
-    # cuts still keep the file whole past such a string, for a file that turns the setting off itself.
+    turns_off = "SET standard_conforming_strings = off;\n" + text  # the file turns the setting off itself
+    script = prepare(read_migration(write(migrations, "0001_big.sql", turns_off), 1))
+    off = list(script.parts())  # before the string, cut as any file
+    assert len(off) > 3 and off[-1].where.start <= turns_off.encode().index(escaped.encode())
+    # A session with the setting off is refused such a file before anything runs (see test_transactions.py), so
+    # the cuts keep the file whole past such a string only for a file that turns the setting off itself.
+    write(migrations, "0001_big.sql", text)
     line = text[: text.index(escaped)].count("\n") + 1
     with pytest.raises(runner.BadInput, match=f"0001_big.sql, line {line}: a backslash before a quote"):
         runner.migrate(make_conninfo(dsn, options="-c standard_conforming_strings=off"), migrations)
