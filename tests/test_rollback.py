@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,21 @@ def started(folder: Path, dsn: str, *args: str, **popen: Any) -> subprocess.Pope
     argv = [sys.executable, "-m", "runner", "rollback", "--yes", *args, "--dsn", dsn, "--dir", str(folder)]
     return subprocess.Popen(argv, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             **popen)  # fmt: skip
+
+
+SLEEPING = "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep'"
+
+
+def ctrl_c_when(folder: Path, dsn: str, ready: Callable[[subprocess.Popen[str]], object]) -> tuple[int, str, str]:
+    """`runner rollback --yes`, sent a real SIGINT once ``ready`` returns: its exit code, stdout and stderr."""
+    proc = started(folder, dsn, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        ready(proc)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    return proc.returncode, out, err
 
 
 def project(tmp_path: Path) -> Path:
@@ -127,15 +143,9 @@ def test_ctrl_c_during_a_down_file_rolls_its_step_back(dsn: str, tmp_path: Path)
     folder = project(tmp_path)
     write(folder / "down", "0003_index.sql", "DROP INDEX things_k;\nSELECT pg_sleep(60);\n")
     api.migrate(dsn, folder)
-    proc = started(folder, dsn, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
-        sleeping = "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep'"
-        eventually(lambda: query(dsn, sleeping), "the down file to reach its pause")
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, (out, err)
+    code, out, err = ctrl_c_when(folder, dsn, lambda _: eventually(lambda: query(dsn, SLEEPING),
+                                                                   "the down file to reach its pause"))  # fmt: skip
+    assert code == 130, (out, err)
     assert "was interrupted (Ctrl-C) and rolled back: 0003_index.sql is still applied" in err
     assert query(dsn, "SELECT count(*) FROM pg_indexes WHERE indexname = 'things_k'") == [(1,)]
     assert query(dsn, "SELECT version FROM runner_migrations ORDER BY version") == [(1,), (2,), (3,)]
@@ -146,14 +156,8 @@ def test_ctrl_c_during_a_no_transaction_down_file_keeps_what_ran_and_the_record(
     write(folder / "down", "0003_index.sql", "-- runner: no-transaction\nDROP INDEX CONCURRENTLY things_k;\n"
                                              "SELECT pg_sleep(60);\n")  # fmt: skip
     api.migrate(dsn, folder)
-    proc = started(folder, dsn, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
-        wait_for_backend(dsn, proc)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, (out, err)
+    code, out, err = ctrl_c_when(folder, dsn, lambda proc: wait_for_backend(dsn, proc))
+    assert code == 130, (out, err)
     assert (
         "down/0003_index.sql (no transaction) was interrupted (Ctrl-C): the statement(s) at line(s) 2 had "
         "already run and were kept; the one at line 3 was running and was cancelled"
@@ -172,16 +176,13 @@ def test_a_ctrl_c_that_comes_too_late_to_cancel_the_step_says_it_was_rolled_back
         BEGIN PERFORM pg_sleep(30); RETURN OLD; EXCEPTION WHEN query_canceled THEN RETURN OLD; END $$;
         CREATE TRIGGER slow_delete BEFORE DELETE ON runner_migrations FOR EACH ROW EXECUTE FUNCTION slow_delete();
     """)  # fmt: skip
-    proc = started(folder, dsn, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
+
+    def sleeping_in_the_trigger(proc: subprocess.Popen[str]) -> None:
         wait_for_backend(dsn, proc, "gone AS")  # the removal of 0003's record
-        sleeping = "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep'"
-        eventually(lambda: query(dsn, sleeping), "the removal to reach the trigger's sleep")
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, (out, err)
+        eventually(lambda: query(dsn, SLEEPING), "the removal to reach the trigger's sleep")
+
+    code, out, err = ctrl_c_when(folder, dsn, sleeping_in_the_trigger)
+    assert code == 130, (out, err)
     assert "interrupted (Ctrl-C) just after down/0003_index.sql committed: 0003_index.sql was rolled back" in err
     assert query(dsn, "SELECT version FROM runner_migrations ORDER BY version") == [(1,), (2,)]
 
