@@ -257,7 +257,6 @@ class Session:
         conn.prepare_threshold = None  # the reset deallocates prepared statements
         self._baseline = settings_sql(baseline)
         self._tail = RESET + self._baseline
-        self._claimed: str | None = None  # the transaction id the claim of the file being applied returned
         self._tail_results = self._tail.count(";")
         if self._baseline:
             self._send(self._baseline)
@@ -323,11 +322,9 @@ class Session:
         after = (SEPARATOR + self._tail).encode() + self._finish(script)
         started = time.perf_counter()
         part: slice | None
-        self._claimed = None
         try:
             if script.cuts is None:
                 results, part, ran = round_trip(self.conn, claim + script.body + after), _WHOLE, None  # type: ignore[operator]
-                self._claimed = _claim_xid(results)
             else:  # joined to its record, a big file would be copied whole once more
                 results, part, ran = self._in_parts(script, claim, after)
         except KeyboardInterrupt as stop:
@@ -351,8 +348,6 @@ class Session:
                 if _gave_up_waiting(result):
                     return None
                 raise self._failure(script, result, claim_failed=True)
-            if self._forget_claim(script):  # the claim outlived the failure: the file committed it
-                raise self._ended_early(script, forgotten=True)
             if part is None:
                 raise self._failure(script, result, after_file=True)
             raise self._failure(script, result, statement_index=index, part=part, shift=shift)
@@ -372,7 +367,7 @@ class Session:
         results = round_trip(self.conn, claim)
         if first_error(results) is not None:
             return results, _CLAIM, 0
-        self._claimed = _claim_xid(results)
+        claimed = _claim_xid(results)
         ran = 0
         checked_on = strings_standard(self.conn)
         try:
@@ -387,42 +382,46 @@ class Session:
                         )  # fmt: skip
                     results = round_trip(self.conn, part.data)
                     if first_error(results) is not None:
+                        if self._forget_claim(script, claimed):  # it outlived the failure: the part committed it
+                            where = f" before its byte {part.where.stop}"
+                            raise self._ended_early(script, claimed, where, forgotten=True)
                         return results, part.where, ran
                     if self.conn.info.transaction_status != pq.TransactionStatus.INTRANS:
-                        raise self._ended_early(script, f" before its byte {part.where.stop}")
+                        raise self._ended_early(script, claimed, f" before its byte {part.where.stop}")
                     ran += len(results)
         except MigrationFailed:  # the file changed while it was sent
             self._rollback_if_open()
             raise
         return round_trip(self.conn, after + b";\nCOMMIT"), None, ran
 
-    def _ended_early(self, script: Script, where: str = "", forgotten: bool = False) -> MigrationFailed:
-        """A COMMIT or ROLLBACK runner's checks did not see ended the file's transaction: a COMMIT took the claim
-        with it, which goes, since the file did not run as one transaction (``forgotten``: it went already)."""
+    def _ended_early(self, script: Script, claimed: str | None, where: str, forgotten: bool = False) -> MigrationFailed:
+        """A COMMIT or ROLLBACK runner's checks did not see (a big file edited while it was sent) ended the file's
+        transaction: a COMMIT took the claim with it, which goes, since the file did not run as one transaction
+        (``forgotten``: it went already). A file held in memory is sent as it was checked, and cannot."""
         if not forgotten:
-            forgotten = self._forget_claim(script) is not None
+            forgotten = self._forget_claim(script, claimed) is not None
         recorded = "it was not recorded" if forgotten else (
             f"its record may be left: check `runner status`, and `runner unmark {script.name}` if it is")  # fmt: skip
         return MigrationFailed(
             f"{script.name} ended runner's transaction{where} (a COMMIT or ROLLBACK runner's checks did not see: the "
-            "file changed while it was sent, or the server has standard_conforming_strings off): what ran of it "
-            f"before that may have been kept, and {recorded}. Check the database against the file",
+            f"file changed while it was sent): what ran of it before that may have been kept, and {recorded}. Check "
+            "the database against the file",
             details={"file": str(script.migration.path), "version": script.migration.version,
                      "statements_kept": ["unknown"]},
         )  # fmt: skip
 
-    def _forget_claim(self, script: Script) -> bool | None:
+    def _forget_claim(self, script: Script, claimed: str | None) -> bool | None:
         """Delete this run's claim of the file if it outlived its transaction: whether it did (None: unknown). Only
-        the row this run's transaction wrote: another runner that took the lock over may have applied the file
-        since, and its record stays."""
-        if self._claimed is None:
+        the row ``claimed``, the id of this run's transaction, wrote: another runner that took the lock over may
+        have applied the file since, and its record stays."""
+        if claimed is None:
             return False
         migration = script.migration
         forget = (repeatable.forget_statement(self.table, migration.name) if migration.version is None
                   else tracking.forget_statement(self.table, migration.version))  # fmt: skip
         try:
             self._rollback_if_open()
-            ours = sql.SQL(" AND xmin::text = {}").format(sql.Literal(self._claimed))
+            ours = sql.SQL(" AND xmin::text = {}").format(sql.Literal(claimed))
             return self.conn.execute(forget + ours).rowcount == 1
         except psycopg.Error:
             return None

@@ -306,6 +306,30 @@ def test_a_big_file_that_ends_the_transaction_while_it_is_sent_removes_only_its_
     assert query(dsn, "SELECT version, checksum FROM runner_migrations") == [(1, "other")]
 
 
+def test_a_big_file_that_commits_its_claim_while_it_is_sent_then_fails_is_not_recorded(
+    dsn: str, migrations: Path, small_parts: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Edited while it is sent, one part commits runner's transaction, claim included, then fails: the claim that
+    outlived the failure is removed, and the report says what may have been kept."""
+    monkeypatch.setattr(files, "HELD_LIMIT", 500)  # read a window at a time, as a file over 1 MB is
+    padding = "-- " + "x" * 60 + "\n"
+    head = "-- BEGIN: a word, so that the file is walked, and cut where its statements ended when it was checked\n"
+    text = head + _tricky_file(30) + padding + _tricky_file(30).split("\n", 1)[1]
+    path = write(migrations, "0001_big.sql", text)
+    commit_then_fail = "COMMIT; SELECT 1 / 0;"
+    edited = text.replace(padding, commit_then_fail + " --" + "x" * (len(padding) - len(commit_then_fail) - 4) + "\n")
+    assert len(edited) == len(text)
+
+    def meanwhile(event: object) -> None:
+        if isinstance(event, results.Applying):  # checked, and about to be sent
+            path.write_text(edited)
+
+    with pytest.raises(MigrationFailed, match=r"0001_big.sql ended runner's transaction before its byte \d+ .* and it "
+                                              "was not recorded"):  # fmt: skip
+        runner.migrate(dsn, migrations, on_event=meanwhile)
+    assert query(dsn, "SELECT count(*) FROM runner_migrations") == [(0,)]
+
+
 def test_a_file_walked_in_two_halves_is_cut_and_refused_as_if_walked_in_one(tmp_path: Path, small_parts: None) -> None:
     # The second half is walked on a thread from the first `;` ending a line after the middle: here
     # that is inside a string, so the first half's walk must go on past it.
