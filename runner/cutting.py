@@ -8,8 +8,9 @@ Two things make the scanner alone see other statement ends than the server:
   (counting BEGIN, CASE and END inside CREATE FUNCTION or PROCEDURE), so a file is cut where
   ``psql -f`` would send a statement;
 - with standard_conforming_strings off, a backslash before a quote in a plain string escapes
-  it, and the string goes on where the scanner saw it end: ESCAPED_QUOTE finds such places,
-  and the caller does not cut after one unless the setting is known to be on.
+  it, and the string goes on where the scanner saw it end: ESCAPED_QUOTE finds such places.
+  A session with the setting off is refused such a file (engine.refuse_read_otherwise), and a
+  file that may turn it off itself is not cut after the first one (preflight.Script.parts).
 """
 
 from __future__ import annotations

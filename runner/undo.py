@@ -206,12 +206,12 @@ def _failure(
 
 def _left_transaction(script: Script, step: Step, sent: int) -> MigrationFailed:
     """The file ended the step's transaction though the checks found no COMMIT or ROLLBACK in it: it changed while
-    it was sent, or the server reads its strings otherwise (standard_conforming_strings off). Runner cannot say
-    what of it was kept."""
+    it was sent (a server that reads its strings otherwise has been refused it: engine.refuse_read_otherwise).
+    Runner cannot say what of it was kept."""
     return MigrationFailed(f"{script.name} ended the step's transaction before its byte {sent} (a COMMIT or ROLLBACK "
-                           "runner's checks did not see: the file changed while it was sent, or the server has "
-                           "standard_conforming_strings off): what ran of it before that may have been kept, and "
-                           f"{step.name} is still applied. Check the database against the down file",
+                           "runner's checks did not see: the file changed while it was sent): what ran of it before "
+                           f"that may have been kept, and {step.name} is still applied. Check the database against "
+                           "the down file",
                            details={"file": str(script.migration.path), "statements_kept": ["unknown"]})  # fmt: skip
 
 
