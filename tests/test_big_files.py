@@ -262,6 +262,23 @@ def test_plan_counts_the_statements_of_a_big_file_and_names_the_line_where_it_wo
     assert step.failure.startswith(f'line {before.count(chr(10)) + 1}: syntax error at or near "1" (pglast ')
 
 
+def _migrate_edited_meanwhile(dsn: str, migrations: Path, path: Path, edited: str) -> None:
+    """migrate, with ``path`` rewritten as ``edited`` once it is checked and about to be sent."""
+
+    def meanwhile(event: object) -> None:
+        if isinstance(event, results.Applying):
+            path.write_text(edited)
+
+    runner.migrate(dsn, migrations, on_event=meanwhile)
+
+
+def _in_place_of(text: str, padding: str, sql: str) -> str:
+    """``text`` with ``sql`` (then a comment to the same length) in place of the comment line ``padding``."""
+    edited = text.replace(padding, sql + " --" + "x" * (len(padding) - len(sql) - 4) + "\n")
+    assert len(edited) == len(text)
+    return edited
+
+
 @pytest.mark.parametrize("edit", ["same-size", "shorter"])
 def test_a_big_file_edited_while_it_is_sent_is_rolled_back(
     dsn: str, migrations: Path, small_parts: None, monkeypatch: pytest.MonkeyPatch, edit: str
@@ -270,12 +287,8 @@ def test_a_big_file_edited_while_it_is_sent_is_rolled_back(
     path = write(migrations, "0001_big.sql", _tricky_file(60))
     edited = _tricky_file(60).replace("after comment", "edited!!!!!!!" if edit == "same-size" else "x")
 
-    def meanwhile(event: object) -> None:
-        if isinstance(event, results.Applying):  # checked, and about to be sent
-            path.write_text(edited)
-
     with pytest.raises(MigrationFailed, match="0001_big.sql changed while runner was sending it .* rolled back"):
-        runner.migrate(dsn, migrations, on_event=meanwhile)
+        _migrate_edited_meanwhile(dsn, migrations, path, edited)
     assert query(dsn, "SELECT to_regclass('t')") == [(None,)]
     assert query(dsn, "SELECT count(*) FROM runner_migrations") == [(0,)]
 
@@ -293,16 +306,11 @@ def test_a_big_file_that_ends_the_transaction_while_it_is_sent_removes_only_its_
     path = write(migrations, "0001_big.sql", text)
     other = ("ROLLBACK; INSERT INTO runner_migrations (version, name, checksum, execution_ms) "
              "VALUES (1, 'x', 'other', 0); COMMIT; CREATE TABLE t (id serial PRIMARY KEY, note text);")  # fmt: skip
-    edited = text.replace(padding, other + " --" + "x" * (len(padding) - len(other) - 4) + "\n")
-    assert len(edited) == len(text)
-
-    def meanwhile(event: object) -> None:
-        if isinstance(event, results.Applying):  # checked, and about to be sent
-            path.write_text(edited)
+    edited = _in_place_of(text, padding, other)
 
     with pytest.raises(MigrationFailed, match=r"0001_big.sql ended runner's transaction before its byte \d+ .* and it "
                                               "was not recorded"):  # fmt: skip
-        runner.migrate(dsn, migrations, on_event=meanwhile)
+        _migrate_edited_meanwhile(dsn, migrations, path, edited)
     assert query(dsn, "SELECT version, checksum FROM runner_migrations") == [(1, "other")]
 
 
@@ -317,16 +325,11 @@ def test_a_big_file_that_commits_its_claim_while_it_is_sent_then_fails_is_not_re
     text = head + _tricky_file(30) + padding + _tricky_file(30).split("\n", 1)[1]
     path = write(migrations, "0001_big.sql", text)
     commit_then_fail = "COMMIT; SELECT 1 / 0;"
-    edited = text.replace(padding, commit_then_fail + " --" + "x" * (len(padding) - len(commit_then_fail) - 4) + "\n")
-    assert len(edited) == len(text)
-
-    def meanwhile(event: object) -> None:
-        if isinstance(event, results.Applying):  # checked, and about to be sent
-            path.write_text(edited)
+    edited = _in_place_of(text, padding, commit_then_fail)
 
     with pytest.raises(MigrationFailed, match=r"0001_big.sql ended runner's transaction before its byte \d+ .* and it "
                                               "was not recorded"):  # fmt: skip
-        runner.migrate(dsn, migrations, on_event=meanwhile)
+        _migrate_edited_meanwhile(dsn, migrations, path, edited)
     assert query(dsn, "SELECT count(*) FROM runner_migrations") == [(0,)]
 
 
